@@ -74,6 +74,8 @@ def read_mesh(
         vertices, polygons, colors = reader(path)
     except MeshError:
         raise
+    except OSError as exc:
+        raise MeshError(path, f"cannot read: {exc.strerror or exc}") from None
     except (ValueError, IndexError, UnicodeDecodeError, OverflowError) as exc:
         raise MeshError(path, f"cannot parse {suffix[1:].upper()}: {exc}") from None
     faces = _polygons_to_triangles(path, polygons, triangulate)
@@ -102,13 +104,16 @@ def write_mesh(
     written with full float64 precision (PLY binary as double).
     """
     path = Path(path)
-    vertices = np.asarray(vertices, dtype=np.float64)
-    faces = np.asarray(faces, dtype=np.int64)
+    # Validate before casting so float face arrays or object vertices are reported, not truncated.
     check_mesh_arrays(vertices, faces, path=path, check_degenerate=False)
+    vertices = np.asarray(vertices, dtype=np.float64)
+    faces = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
     if colors is not None:
         colors = np.asarray(colors)
         if colors.shape != vertices.shape:
             raise MeshError(path, f"colors have shape {colors.shape}, expected {vertices.shape}")
+        if not np.issubdtype(colors.dtype, np.number) or not np.isfinite(colors).all():
+            raise MeshError(path, "colors must be finite numbers (uint8 0..255)")
         colors = np.clip(colors, 0, 255).astype(np.uint8)
     suffix = path.suffix.lower()
     writer = {".ply": _write_ply, ".obj": _write_obj, ".off": _write_off}.get(suffix)
@@ -250,7 +255,10 @@ def _read_off(path: Path):
     colors = None
     if has_color and all(len(r) >= 6 for r in vrows):
         c = np.asarray([[float(x) for x in r[3:6]] for r in vrows])
-        colors = np.clip(np.round(c * 255.0 if c.max() <= 1.0 else c), 0, 255).astype(np.uint8)
+        # OFF colours are integers 0..255 or floats 0..1; the notation tells which (an all-0/1
+        # integer colour must not be scaled by 255).
+        is_float = any(("." in x or "e" in x.lower()) for r in vrows for x in r[3:6])
+        colors = np.clip(np.round(c * 255.0 if is_float else c), 0, 255).astype(np.uint8)
     polygons = []
     for k, ln in enumerate(lines[line_i + nv : line_i + nv + nf]):
         tok = ln.split()
@@ -321,10 +329,18 @@ def _parse_ply_header(path: Path, fh) -> tuple[str, list[_PlyElement]]:
         elif tok[0] == "element":
             if len(tok) != 3:
                 raise MeshError(path, f"unparsable header: bad element line {line!r}")
-            elements.append(_PlyElement(tok[1], int(tok[2]), []))
+            try:
+                count = int(tok[2])
+            except ValueError:
+                raise MeshError(path, f"unparsable header: element count is not an integer in {line!r}") from None
+            if count < 0:
+                raise MeshError(path, f"unparsable header: negative element count in {line!r}")
+            elements.append(_PlyElement(tok[1], count, []))
         elif tok[0] == "property":
             if not elements:
                 raise MeshError(path, "unparsable header: property before any element")
+            if len(tok) < 3:
+                raise MeshError(path, f"unparsable header: bad property {line!r}")
             if tok[1] == "list":
                 if len(tok) != 5 or tok[2] not in _PLY_TYPES or tok[3] not in _PLY_TYPES:
                     raise MeshError(path, f"unparsable header: bad list property {line!r}")
@@ -397,8 +413,13 @@ def _read_ply(path: Path):
     vertices = np.stack([np.asarray(vx[c], dtype=np.float64) for c in "xyz"], axis=1)
     colors = None
     if all(c in vx for c in ("red", "green", "blue")):
-        colors = np.stack([np.asarray(vx[c]) for c in ("red", "green", "blue")], axis=1)
-        colors = np.clip(np.round(colors * 255 if colors.dtype.kind == "f" and colors.max() <= 1.0 else colors), 0, 255).astype(np.uint8)
+        colors = np.stack([np.asarray(vx[c], dtype=np.float64) for c in ("red", "green", "blue")], axis=1)
+        # Scale by the declared type, not the values: ASCII bodies are parsed as floats, and an
+        # all-0/1 uchar colour must stay 0/1. Float colour properties are in [0, 1] by convention.
+        vprops = {p[0]: p[1] for p in next(e for e in elements if e.name == "vertex").props if len(p) == 2}
+        if np.dtype(vprops["red"]).kind == "f":
+            colors = colors * 255.0
+        colors = np.clip(np.round(colors), 0, 255).astype(np.uint8)
     polygons: list | np.ndarray = []
     if "face" in data:
         fc = data["face"]

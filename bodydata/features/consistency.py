@@ -1,0 +1,307 @@
+"""As-consistent-as-possible rotation logs: axis signs and integer turns by a fast graph method.
+
+A rotation with principal axis ``a_i`` and angle ``theta_i`` in [0, pi] has the logs
+``a_i (theta_i + 2 pi m)``, m integer; ``-a_i (2 pi - theta_i)`` is the m = -1 member. ACAP (Gao et al.,
+TVCG 2019) picks one per vertex in two integer programs over the mesh edges:
+
+1. axis signs ``s_i`` in {+1, -1} (a flip replaces (a, theta) by (-a, 2 pi - theta)) minimising the number
+   of edges whose signed axes point into opposite half spaces, ``s_i s_j a_i . a_j < 0``
+   (:func:`axis_objective`; edges touching a zero rotation count for nothing);
+2. integer turns ``k_i`` minimising ``sum_edges (psi_i - psi_j)^2`` with ``psi_i = phi_i + 2 pi k_i`` and
+   ``phi_i`` the angle after step 1 (:func:`turn_objective`).
+
+The log is then ``r_i = s_i a_i psi_i``. The fast method here (no Python loop per vertex):
+
+* propagation along a spanning tree (a maximum spanning tree of |a_i . a_j| for signs, a minimum spanning
+  tree of the wrapped angle differences for turns), the path sums computed by pointer jumping;
+* local improvement: repeated rounds of independent single-vertex moves with a positive gain, then
+  moves of whole regions (connected components of the agreeing edges), until nothing improves.
+
+One global degree of freedom remains (adding 2 pi to every psi, or equivalently flipping every sign);
+``anchor`` fixes it (see :func:`consistent_rotations`). :mod:`bodydata.features.consistency_exact` solves
+both programs exactly (MIP) for comparison.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.csgraph import breadth_first_order, connected_components, minimum_spanning_tree
+
+__all__ = [
+    "ConsistentRotations",
+    "consistent_rotations",
+    "axis_objective",
+    "turn_objective",
+    "axis_edge_signs",
+    "improve_signs",
+    "improve_turns",
+    "logs_from",
+]
+
+TWO_PI = 2.0 * np.pi
+
+
+@dataclass
+class ConsistentRotations:
+    """Result for one mesh: ``r (n, 3)`` consistent logs, ``signs (n,) int8`` (+1/-1, relative to the
+    principal axis), ``turns (n,) int64`` (k_i), ``axis_cost`` (disagreeing edges) and ``turn_cost``."""
+
+    r: np.ndarray
+    signs: np.ndarray
+    turns: np.ndarray
+    axis_cost: float
+    turn_cost: float
+
+
+def axis_edge_signs(axis: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """(e,) float64 in {-1, 0, +1}: sign of a_i . a_j (0 where either axis is zero)."""
+    d = np.einsum("ei,ei->e", axis[edges[:, 0]], axis[edges[:, 1]])
+    return np.sign(d)
+
+
+def axis_objective(signs: np.ndarray, sigma: np.ndarray, edges: np.ndarray) -> int:
+    """Number of edges with ``s_i s_j sigma_ij < 0`` (sigma from :func:`axis_edge_signs`)."""
+    return int(np.count_nonzero(signs[edges[:, 0]] * signs[edges[:, 1]] * sigma < 0))
+
+
+def turn_objective(psi: np.ndarray, edges: np.ndarray) -> float:
+    """``sum_edges (psi_i - psi_j)^2`` for unwrapped angles ``psi (n,)``."""
+    d = psi[edges[:, 0]] - psi[edges[:, 1]]
+    return float(d @ d)
+
+
+def _path_sums(n: int, tree_edges: np.ndarray, tree_values: np.ndarray, root: int) -> np.ndarray:
+    """Sum of ``tree_values`` along the spanning-forest path from each component's root to every vertex.
+
+    tree_edges : (t, 2) int (a forest); tree_values : (t,) float, the value of the edge read from edge[0]
+    to edge[1] (read the other way it is negated). ``root`` is the root of its component; other components
+    are rooted at their lowest vertex. Computed by pointer jumping (log2(depth) vectorised rounds).
+    """
+    i, j = tree_edges[:, 0], tree_edges[:, 1]
+    g = sp.csr_matrix((np.ones(2 * len(i)), (np.r_[i, j], np.r_[j, i])), shape=(n, n))
+    ncomp, labels = connected_components(g, directed=False)
+    parent = np.full(n, -1, dtype=np.int64)
+    starts = [root] + [int(np.argmax(labels == c)) for c in range(ncomp) if c != labels[root]]
+    for rt in starts:  # one BFS per connected component
+        _, pred = breadth_first_order(g, rt, directed=False, return_predecessors=True)
+        ok = pred >= 0
+        parent[ok] = pred[ok]
+    # value of the edge parent(v) -> v
+    key_fwd = i * n + j
+    key_bwd = j * n + i
+    keys = np.r_[key_fwd, key_bwd]
+    vals = np.r_[tree_values, -tree_values]
+    order = np.argsort(keys)
+    keys, vals = keys[order], vals[order]
+    has = parent >= 0
+    v = np.flatnonzero(has)
+    step = np.zeros(n)
+    step[v] = vals[np.searchsorted(keys, parent[v] * n + v)]
+    # pointer jumping: total(v) = step(v) + total(parent(v))
+    total = step.copy()
+    jump = parent.copy()
+    while True:
+        m = jump >= 0
+        if not np.any(m):
+            break
+        total[m] += total[jump[m]]
+        nj = np.full(n, -1, dtype=np.int64)
+        nj[m] = jump[jump[m]]
+        jump = nj
+    return total
+
+
+def _independent_best(gain: np.ndarray, adj: sp.csr_matrix, rng: np.random.Generator) -> np.ndarray:
+    """Vertices with positive gain that beat every neighbour (gain, then a random priority): an independent set."""
+    pos = gain > 0
+    if not np.any(pos):
+        return pos
+    pri = np.where(pos, gain + rng.random(len(gain)) * 1e-9 * (1.0 + np.abs(gain)), -np.inf)
+    # max over neighbours via the CSR structure (rows with no neighbours give -inf)
+    vals = pri[adj.indices]
+    nb_max = np.full(len(gain), -np.inf)
+    nz = np.diff(adj.indptr) > 0
+    nb_max[nz] = np.maximum.reduceat(vals, adj.indptr[:-1][nz])
+    return pos & (pri > nb_max)
+
+
+def improve_signs(signs: np.ndarray, sigma: np.ndarray, edges: np.ndarray, n: int, max_rounds: int = 200,
+                  seed: int = 0) -> np.ndarray:
+    """Local improvement of axis signs (single flips, then region flips), never increasing the objective."""
+    rng = np.random.default_rng(seed)
+    s = signs.astype(np.float64).copy()
+    i, j = edges[:, 0], edges[:, 1]
+    active = sigma != 0
+    ia, ja, sg = i[active], j[active], sigma[active]
+    adj = sp.csr_matrix((np.ones(2 * len(ia)), (np.r_[ia, ja], np.r_[ja, ia])), shape=(n, n))
+    for _ in range(max_rounds):
+        changed = False
+        # single-vertex flips: gain = (#disagreeing - #agreeing) incident edges
+        for _ in range(max_rounds):
+            a = s[ia] * s[ja] * sg                          # +1 agree, -1 disagree
+            gain = -(np.bincount(ia, weights=a, minlength=n) + np.bincount(ja, weights=a, minlength=n))
+            flip = _independent_best(gain, adj, rng)
+            if not np.any(flip):
+                break
+            s[flip] *= -1.0
+            changed = True
+        # region flips: regions = components of agreeing edges; flipping one toggles its crossing edges
+        a = s[ia] * s[ja] * sg
+        agree = a > 0
+        ga = sp.csr_matrix((np.ones(int(agree.sum())), (ia[agree], ja[agree])), shape=(n, n))
+        nc, lab = connected_components(ga, directed=False)
+        if nc <= 1:
+            break
+        li, lj = lab[ia], lab[ja]
+        cross = li != lj
+        gain_c = -(np.bincount(li[cross], weights=a[cross], minlength=nc) + np.bincount(lj[cross], weights=a[cross], minlength=nc))
+        cadj = sp.csr_matrix((np.ones(2 * int(cross.sum())), (np.r_[li[cross], lj[cross]], np.r_[lj[cross], li[cross]])), shape=(nc, nc))
+        flip_c = _independent_best(gain_c, cadj, rng)
+        if not np.any(flip_c):
+            if not changed:
+                break
+            continue
+        s[flip_c[lab]] *= -1.0
+    return s.astype(np.int8)
+
+
+def improve_turns(phi: np.ndarray, turns: np.ndarray, edges: np.ndarray, n: int, max_rounds: int = 200,
+                  seed: int = 0) -> np.ndarray:
+    """Local improvement of integer turns (single-vertex moves to the best k, then region shifts by +-1)."""
+    rng = np.random.default_rng(seed)
+    k = turns.astype(np.int64).copy()
+    i, j = edges[:, 0], edges[:, 1]
+    adj = sp.csr_matrix((np.ones(2 * len(i)), (np.r_[i, j], np.r_[j, i])), shape=(n, n))
+    deg = np.asarray(adj.sum(axis=1)).ravel()
+    degs = np.maximum(deg, 1.0)
+    for _ in range(max_rounds):
+        changed = False
+        for _ in range(max_rounds):
+            psi = phi + TWO_PI * k
+            nb_sum = np.asarray(adj @ psi).ravel()
+            nb_sq = np.asarray(adj @ (psi * psi)).ravel()
+            best = k + np.rint((nb_sum / degs - psi) / TWO_PI).astype(np.int64)
+            new = phi + TWO_PI * best
+            # cost_i(x) = deg x^2 - 2 x nb_sum + nb_sq; gain = cost(old) - cost(new)
+            gain = (deg * psi * psi - 2 * psi * nb_sum) - (deg * new * new - 2 * new * nb_sum)
+            gain = np.where(best != k, gain, 0.0)
+            gain = np.where(gain > 1e-9 * (1.0 + nb_sq), gain, 0.0)
+            mv = _independent_best(gain, adj, rng)
+            if not np.any(mv):
+                break
+            k[mv] = best[mv]
+            changed = True
+        psi = phi + TWO_PI * k
+        d = psi[i] - psi[j]
+        smooth = np.abs(d) < np.pi
+        gs = sp.csr_matrix((np.ones(int(smooth.sum())), (i[smooth], j[smooth])), shape=(n, n))
+        nc, lab = connected_components(gs, directed=False)
+        if nc <= 1:
+            break
+        li, lj = lab[i], lab[j]
+        cross = li != lj
+        dc, lic, ljc = d[cross], li[cross], lj[cross]
+        # shifting region C by +2pi changes each crossing edge (C side first) d -> d + 2pi
+        sum_d = np.bincount(lic, weights=dc, minlength=nc) - np.bincount(ljc, weights=dc, minlength=nc)
+        cnt = np.bincount(lic, minlength=nc) + np.bincount(ljc, minlength=nc)
+        gain_up = -(4 * np.pi * sum_d + 4 * np.pi**2 * cnt)      # shift by +1 turn
+        gain_dn = -(-4 * np.pi * sum_d + 4 * np.pi**2 * cnt)     # shift by -1 turn
+        gain_c = np.maximum(gain_up, gain_dn)
+        dirc = np.where(gain_up >= gain_dn, 1, -1)
+        gain_c = np.where(gain_c > 1e-9, gain_c, 0.0)
+        cadj = sp.csr_matrix((np.ones(2 * int(cross.sum())), (np.r_[lic, ljc], np.r_[ljc, lic])), shape=(nc, nc))
+        mv_c = _independent_best(gain_c, cadj, rng)
+        if not np.any(mv_c):
+            if not changed:
+                break
+            continue
+        k += np.where(mv_c[lab], dirc[lab], 0)
+    return k
+
+
+def _spanning_tree(n: int, edges: np.ndarray, cost: np.ndarray) -> np.ndarray:
+    """Edge indices of a minimum spanning forest for ``cost (e,) > 0``."""
+    g = sp.csr_matrix((cost, (edges[:, 0], edges[:, 1])), shape=(n, n))
+    t = minimum_spanning_tree(g).tocoo()
+    lookup = sp.csr_matrix((np.arange(1, len(edges) + 1, dtype=np.float64), (edges[:, 0], edges[:, 1])), shape=(n, n))
+    return np.asarray(lookup[t.row, t.col]).ravel().astype(np.int64) - 1
+
+
+def propagate_signs(axis: np.ndarray, edges: np.ndarray, root: int = 0) -> np.ndarray:
+    """Initial axis signs by propagation along a maximum spanning tree of |a_i . a_j| (root keeps +1)."""
+    n = len(axis)
+    dots = np.einsum("ei,ei->e", axis[edges[:, 0]], axis[edges[:, 1]])
+    tree = _spanning_tree(n, edges, 2.0 - np.abs(dots))       # cost in [1, 2]: prefer confident edges
+    neg = (dots[tree] < 0).astype(np.float64)
+    # parity of the number of negative tree edges on the root path (read backwards an edge counts -1,
+    # which has the same parity)
+    total = _path_sums(n, edges[tree], neg, root)
+    parity = np.rint(np.abs(total)).astype(np.int64) % 2
+    return np.where(parity == 1, -1, 1).astype(np.int8)
+
+
+def propagate_turns(phi: np.ndarray, edges: np.ndarray, root: int = 0) -> np.ndarray:
+    """Initial integer turns by unwrapping along a minimum spanning tree of the wrapped differences."""
+    n = len(phi)
+    d = phi[edges[:, 1]] - phi[edges[:, 0]]
+    wrapped = d - TWO_PI * np.rint(d / TWO_PI)
+    tree = _spanning_tree(n, edges, 1.0 + np.abs(wrapped))
+    # crossing edge i -> j adds round((phi_i - phi_j) / 2pi) turns
+    step = np.rint(-d[tree] / TWO_PI)
+    total = _path_sums(n, edges[tree], step, root)
+    return np.rint(total).astype(np.int64)
+
+
+def logs_from(axis: np.ndarray, theta: np.ndarray, signs: np.ndarray, turns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(r (n, 3), psi (n,)) from principal axis/angle, signs and turns: r = s a (phi + 2 pi k)."""
+    phi = np.where(signs > 0, theta, TWO_PI - theta)
+    psi = phi + TWO_PI * turns
+    return (signs[:, None] * axis) * psi[:, None], psi
+
+
+def consistent_rotations(
+    axis: np.ndarray,
+    theta: np.ndarray,
+    edges: np.ndarray,
+    anchor: str | int = "min-norm",
+    improve: bool = True,
+    root: int = 0,
+) -> ConsistentRotations:
+    """Consistent rotation logs of one mesh by the fast graph method.
+
+    axis : (n, 3) float64 principal unit axes (0 where theta == 0); theta : (n,) float64 in [0, pi];
+    edges : (e, 2) int64 undirected mesh edges.
+    anchor : ``"min-norm"`` (default) shifts all angles by the 2 pi multiple that minimises sum |r_i|^2;
+    an int ``v`` makes vertex ``v`` keep its principal log (the ACAP C++ convention with v = 0).
+    """
+    axis = np.asarray(axis, np.float64)
+    theta = np.asarray(theta, np.float64)
+    edges = np.asarray(edges, np.int64)
+    n = len(theta)
+    sigma = axis_edge_signs(axis, edges)
+    signs = propagate_signs(axis, edges, root)
+    if improve:
+        signs = improve_signs(signs, sigma, edges, n)
+    phi = np.where(signs > 0, theta, TWO_PI - theta)
+    turns = propagate_turns(phi, edges, root)
+    if improve:
+        turns = improve_turns(phi, turns, edges, n)
+    signs, turns = apply_anchor(axis, theta, signs, turns, anchor)
+    r, psi = logs_from(axis, theta, signs, turns)
+    return ConsistentRotations(r, signs, turns, axis_objective(signs, sigma, edges), turn_objective(psi, edges))
+
+
+def apply_anchor(axis, theta, signs, turns, anchor) -> tuple[np.ndarray, np.ndarray]:
+    """Fix the global 2 pi shift (see :func:`consistent_rotations`); returns (signs, turns)."""
+    phi = np.where(signs > 0, theta, TWO_PI - theta)
+    psi = phi + TWO_PI * turns
+    if anchor == "min-norm":
+        c = int(np.rint(-psi.mean() / TWO_PI))
+    else:
+        v = int(anchor)
+        # the principal log of v is s_v a_v psi_v with psi_v = theta_v (s=+1) or -theta_v (s=-1)
+        target = theta[v] if signs[v] > 0 else -theta[v]
+        c = int(np.rint((target - psi[v]) / TWO_PI))
+    return signs, turns + c

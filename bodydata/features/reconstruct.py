@@ -1,0 +1,208 @@
+"""ACAP features -> mesh (paper Eq. 5-6): one prefactored sparse solve per template, batched, differentiable.
+
+Eq. 5 sums ``w_ij |(p_i - p_j) - T_i (q_i - q_j)|^2`` over every vertex i and its one ring, so each edge
+appears twice, once with T_i and once with T_j; its normal equations are the paper's Eq. 6,
+
+    sum_j w_ij (p_i - p_j) = sum_j w_ij (T_i + T_j) / 2 (q_i - q_j)          (L p = b),
+
+L the weighted graph Laplacian. The edge weights are those of the feature fit
+(:func:`bodydata.features.deformation.edge_weights`, default ``"acap"``). One vertex (``anchor``) is fixed,
+which makes the reduced L symmetric positive definite; it is factorised once (cholespy on CPU or CUDA
+tensors, scipy's SuperLU as the CPU fallback) and a batch of B meshes is solved as 3B right-hand sides.
+:class:`AcapReconstructor` is differentiable: the backward pass solves with the same factor.
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from bodydata.features.deformation import edge_weights
+
+__all__ = ["AcapReconstructor", "reconstruct"]
+
+
+class _Factor:
+    """Cholesky factor of an SPD sparse matrix, solving (m, k) float64 torch tensors on their device."""
+
+    def __init__(self, a: sp.csr_matrix, device, backend: str = "auto"):
+        import torch
+
+        self.device = torch.device(device)
+        self.backend = backend
+        if backend == "auto":
+            try:
+                import cholespy  # noqa: F401
+
+                self.backend = "cholespy"
+            except ImportError:  # pragma: no cover - cholespy is a dependency
+                self.backend = "scipy"
+        if self.backend == "scipy" and self.device.type != "cpu":
+            raise ValueError("the scipy backend solves on the CPU only; use backend='cholespy' for CUDA")
+        if self.backend == "cholespy":
+            from cholespy import CholeskySolverD, MatrixType
+
+            coo = a.tocoo()
+            ii = torch.as_tensor(coo.row.astype(np.int32), device=self.device)
+            jj = torch.as_tensor(coo.col.astype(np.int32), device=self.device)
+            xx = torch.as_tensor(coo.data.astype(np.float64), device=self.device)
+            self._solver = CholeskySolverD(a.shape[0], ii, jj, xx, MatrixType.COO)
+        elif self.backend == "scipy":
+            from scipy.sparse.linalg import splu
+
+            self._lu = splu(a.tocsc())
+        else:
+            raise ValueError(f"unknown backend {backend!r}")
+
+    def solve(self, b):
+        """b : (m, k) float64 tensor -> x (m, k) with A x = b."""
+        import torch
+
+        if self.backend == "scipy":
+            x = self._lu.solve(b.detach().cpu().numpy())
+            return torch.as_tensor(x, dtype=torch.float64, device=b.device)
+        b = b.detach().contiguous()
+        x = torch.empty_like(b)
+        step = 128 if b.is_cuda else b.shape[1]  # cholespy's CUDA limit on right-hand sides
+        for c0 in range(0, b.shape[1], max(step, 1)):
+            bc = b[:, c0:c0 + step].contiguous()
+            xc = torch.empty_like(bc)
+            self._solver.solve(bc, xc)
+            x[:, c0:c0 + step] = xc
+        return x
+
+
+def _make_solve_function():
+    import torch
+
+    class _SolveSPD(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, b, factor):
+            ctx.factor = factor
+            return factor.solve(b)
+
+        @staticmethod
+        def backward(ctx, grad):
+            # A is symmetric: d(A^-1 b)/db^T g = A^-1 g, with the same factor
+            return ctx.factor.solve(grad.contiguous()), None
+
+    return _SolveSPD
+
+
+_SOLVE = None
+
+
+def _solve_spd(b, factor):
+    global _SOLVE
+    if _SOLVE is None:
+        _SOLVE = _make_solve_function()
+    return _SOLVE.apply(b, factor)
+
+
+class AcapReconstructor:
+    """Per-template ACAP -> mesh solver (Eq. 6), prefactored at construction.
+
+    vertices : (n, 3) float64 template q; faces : (m, 3) int64.
+    weighting : the edge weights (must match the features' fit; default ``"acap"``).
+    anchor : the vertex whose position is given (default 0). device : torch device (default: CUDA when
+    available, else CPU). backend : ``"cholespy"``, ``"scipy"`` (CPU) or ``"auto"``.
+    """
+
+    def __init__(self, vertices: np.ndarray, faces: np.ndarray, weighting: str = "acap", anchor: int = 0,
+                 device=None, backend: str = "auto"):
+        import torch
+
+        if device is None:
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
+        q = np.asarray(vertices, np.float64)
+        f = np.asarray(faces, np.int64)
+        n = len(q)
+        self.n_vertices = n
+        self.anchor = int(anchor)
+        self.template = q
+        e, w = edge_weights(q, f, weighting)
+        i = np.concatenate([e[:, 0], e[:, 1]])
+        j = np.concatenate([e[:, 1], e[:, 0]])
+        ww = np.concatenate([w, w])
+        lap = sp.csr_matrix((-ww, (i, j)), shape=(n, n)) + sp.diags(np.bincount(i, weights=ww, minlength=n))
+        lap = lap.tocsr()
+        keep = np.setdiff1d(np.arange(n), [self.anchor])
+        self._keep = torch.as_tensor(keep, device=self.device)
+        self._l_anchor = torch.as_tensor(lap[keep][:, [self.anchor]].toarray()[:, 0], device=self.device)
+        self._factor = _Factor(lap[keep][:, keep].tocsr(), self.device, backend)
+        d = q[i] - q[j]                                         # (E2, 3): q_i - q_j
+        msum = np.zeros((n, 3))
+        np.add.at(msum, i, ww[:, None] * d)
+        self._msum = torch.as_tensor(msum, device=self.device)
+        # M_c[i, j] = w_ij (q_i - q_j)[c]: sum_j w_ij T_j (q_i - q_j) = sum_c M_c T[:, :, c]
+        self._mc = []
+        for c in range(3):
+            m = sp.csr_matrix((ww * d[:, c], (i, j)), shape=(n, n))
+            self._mc.append(torch.sparse_csr_tensor(
+                torch.as_tensor(m.indptr, dtype=torch.int64), torch.as_tensor(m.indices, dtype=torch.int64),
+                torch.as_tensor(m.data), size=(n, n), dtype=torch.float64).to(self.device))
+        self.backend = self._factor.backend
+
+    # ------------------------------------------------------------------ pieces
+    def gradients_from_features(self, f):
+        """f : (B, n, 9) float64 tensor [r, s11 s12 s13 s22 s23 s33] -> T (B, n, 3, 3) = exp(r) S."""
+        from bodydata.features.polar import rotation_exp_torch, vec6_to_sym_torch
+
+        return rotation_exp_torch(f[..., :3]) @ vec6_to_sym_torch(f[..., 3:9])
+
+    def rhs(self, t):
+        """T (B, n, 3, 3) tensor -> b (B, n, 3) with b_i = sum_j w_ij (T_i + T_j)/2 (q_i - q_j)."""
+        import torch
+
+        bsz, n = t.shape[0], self.n_vertices
+        own = torch.einsum("bnac,nc->bna", t, self._msum)
+        flat = t.permute(1, 0, 2, 3).reshape(n, bsz * 3, 3)        # (n, B*3a, c)
+        other = sum(torch.sparse.mm(self._mc[c], flat[:, :, c].contiguous()) for c in range(3))
+        other = other.reshape(n, bsz, 3).permute(1, 0, 2)
+        return 0.5 * (own + other)
+
+    def solve(self, b, anchor_position=None):
+        """b (B, n, 3) -> p (B, n, 3) solving L p = b with p[anchor] = anchor_position ((B, 3) or (3,); default:
+        the template's anchor vertex)."""
+        import torch
+
+        bsz, n = b.shape[0], self.n_vertices
+        if anchor_position is None:
+            pa = torch.as_tensor(self.template[self.anchor], device=b.device).expand(bsz, 3)
+        else:
+            pa = torch.as_tensor(anchor_position, dtype=torch.float64, device=b.device).reshape(-1, 3).expand(bsz, 3)
+        br = b[:, self._keep, :] - self._l_anchor[None, :, None] * pa[:, None, :]
+        rhs = br.permute(1, 0, 2).reshape(n - 1, bsz * 3)
+        x = _solve_spd(rhs, self._factor).reshape(n - 1, bsz, 3).permute(1, 0, 2)
+        out = torch.empty((bsz, n, 3), dtype=x.dtype, device=x.device)
+        out = out.index_copy(1, self._keep, x)
+        out = out.index_copy(1, torch.tensor([self.anchor], device=x.device), pa[:, None, :])
+        return out
+
+    def __call__(self, features, anchor_position=None):
+        """Meshes from ACAP features.
+
+        features : (B, n, 9), (B, 9n), (n, 9) or (9n,) float tensor or array (r then the 6 stretches per vertex).
+        anchor_position : where the anchor vertex goes, (B, 3) or (3,) (default: its template position).
+        Returns vertices (B, n, 3) (or (n, 3)) float64 -- a torch tensor on this reconstructor's device for a
+        tensor input (differentiable), a numpy array for a numpy input.
+        """
+        import torch
+
+        is_np = not torch.is_tensor(features)
+        f = torch.as_tensor(np.asarray(features) if is_np else features)
+        f = f.to(device=self.device, dtype=torch.float64)
+        n = self.n_vertices
+        single = f.dim() == 1 or (f.dim() == 2 and f.shape == (n, 9))
+        f = f.reshape(-1, n, 9)
+        p = self.solve(self.rhs(self.gradients_from_features(f)), anchor_position)
+        if single:
+            p = p[0]
+        return p.detach().cpu().numpy() if is_np else p
+
+
+def reconstruct(template_vertices: np.ndarray, faces: np.ndarray, features: np.ndarray, weighting: str = "acap",
+                anchor: int = 0, anchor_position=None) -> np.ndarray:
+    """One call: features (B, n, 9) or (B, 9n) float64 -> vertices (B, n, 3) float64 (numpy, CPU)."""
+    rec = AcapReconstructor(template_vertices, faces, weighting=weighting, anchor=anchor, device="cpu")
+    return rec(np.asarray(features, np.float64), anchor_position)
