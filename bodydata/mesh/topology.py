@@ -185,7 +185,12 @@ def check_manifold(
     vertex manifoldness ("vertex 5 is a non-manifold fan (...)") and, with ``require_watertight``,
     the absence of boundary edges ("mesh has 12 boundary edges (not watertight)").
     """
-    faces = _as_faces(faces)
+    try:
+        faces = _as_faces(faces)
+    except MeshError as exc:
+        raise MeshError(path, exc.reason) from None
+    if len(faces) and int(faces.max()) >= n_vertices:
+        raise MeshError(path, f"face index {int(faces.max())} out of range [0, {n_vertices})")
     e, c = edge_face_counts(faces)
     bad = np.flatnonzero(c > 2)
     if len(bad):

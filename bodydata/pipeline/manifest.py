@@ -153,6 +153,8 @@ class Manifest:
             m.load()
             m.run_id = run_id
             m._journal = open(m.journal_path, "a", encoding="utf-8")
+            if _ends_torn(m.journal_path):
+                m._journal.write("\n")  # close a crashed run's partial line so the next record starts clean
             try:
                 yield m
             finally:
@@ -247,6 +249,18 @@ class Manifest:
         for r in rows:
             out[r.status] += 1
         return out
+
+
+def _ends_torn(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            if fh.tell() == 0:
+                return False
+            fh.seek(-1, os.SEEK_END)
+            return fh.read(1) != b"\n"
+    except OSError:
+        return False
 
 
 def _read_csv(path: Path) -> list[Row]:

@@ -49,6 +49,7 @@ __all__ = [
     "Executor",
     "InlineExecutor",
     "DaskExecutor",
+    "LazyExecutor",
     "open_executor",
     "default_workers",
     "run_stage",
@@ -217,6 +218,35 @@ class DaskExecutor(Executor):
             fut.release()
             yield tag, result, exc
             submit_next()
+
+
+class LazyExecutor(Executor):
+    """Opens the real executor (:func:`open_executor` with these arguments) on first use, so a run with nothing to
+    do starts no cluster. Use as a context manager; ``on_open(description)`` is called when it starts."""
+
+    def __init__(self, *args, on_open: Callable[[str], None] | None = None, **kwargs):
+        self._args, self._kwargs, self._on_open = args, kwargs, on_open
+        self._stack = contextlib.ExitStack()
+        self._inner: Executor | None = None
+        self.description = "(not started)"
+
+    def _open(self) -> Executor:
+        if self._inner is None:
+            self._inner = self._stack.enter_context(open_executor(*self._args, **self._kwargs))
+            self.description = self._inner.description
+            self.kind, self.n_workers, self.threads = self._inner.kind, self._inner.n_workers, self._inner.threads
+            if self._on_open:
+                self._on_open(self.description)
+        return self._inner
+
+    def run(self, fn, jobs, retries):
+        return self._open().run(fn, jobs, retries)
+
+    def __enter__(self) -> "LazyExecutor":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stack.close()
 
 
 def default_workers(memory_per_worker: int = MEMORY_PER_WORKER) -> int:
@@ -413,6 +443,8 @@ def _execute(stage, todo, out_dir, executor, manifest, summary, retries, progres
              max_failures_listed, total) -> None:
     from tqdm.auto import tqdm
 
+    if isinstance(executor, LazyExecutor):
+        executor._open()  # the thread limit below depends on the kind of executor
     threads = getattr(executor, "threads", 1)
     jobs = ((it, (threads, stage, it, str(out_dir))) for it in todo)
     last_flush = time.monotonic()

@@ -28,7 +28,7 @@ from typing import Any, Callable, Mapping
 
 from bodydata.errors import BodydataError
 from bodydata.fsutil import atomic_write_text
-from bodydata.pipeline.orchestrate import StageSummary, open_executor, run_stage
+from bodydata.pipeline.orchestrate import LazyExecutor, StageSummary, run_stage
 from bodydata.pipeline.stage import Stage, StageContext
 
 __all__ = [
@@ -308,8 +308,9 @@ def run_pipeline(
         if not (root / s.name / "manifest.csv").exists():
             raise PipelineError(f"step {s.name} has not run yet in {root} (its output is an input of the steps you chose)")
 
-    with open_executor(scheduler, workers, threads=threads, host=host, dashboard=dashboard) as executor:
-        say(f"pipeline {pipeline.name}: {len(steps)} step(s) in {root} on {executor.description}")
+    say(f"pipeline {pipeline.name}: {len(steps)} step(s) in {root}")
+    with LazyExecutor(scheduler, workers, threads=threads, host=host, dashboard=dashboard,
+                      on_open=lambda d: say(f"started {d}")) as executor:
         for step, stage in stages:
             names = [p.name for p in pipeline.steps]
             before = {n: upstream[n] for n in names[: names.index(step.name)]}

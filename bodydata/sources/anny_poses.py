@@ -295,8 +295,8 @@ KEY_POSES: dict[str, dict[str, dict[str, float]]] = {
         shoulder={"flexion": 85.0, "abduction": -32.0}, elbow={"flexion": 5.0}
     ),
     "arms_crossed": _both(
-        shoulder={"flexion": 35.0, "abduction": -28.0, "medial_rotation": 30.0},
-        elbow={"flexion": 100.0, "pronation": 20.0},
+        shoulder={"flexion": 32.0, "abduction": -25.0, "medial_rotation": 68.0},
+        elbow={"flexion": 72.0},
     ),
     "crouching": _merge(
         _both(

@@ -206,3 +206,10 @@ def test_empty_faces():
     assert not T.is_watertight(np.zeros((0, 3), int))
     indptr, indices = T.one_ring(np.zeros((0, 3), int), 3)
     assert indptr.tolist() == [0, 0, 0, 0] and len(indices) == 0
+
+
+def test_check_manifold_bad_indices_name_the_path():
+    with pytest.raises(MeshError, match=r"^m\.ply: face index 9 out of range \[0, 3\)$"):
+        T.check_manifold(np.array([[0, 1, 9]]), 3, path="m.ply")
+    with pytest.raises(MeshError, match=r"^m\.ply: negative face index -1$"):
+        T.check_manifold(np.array([[0, 1, -1]]), 3, path="m.ply")

@@ -111,3 +111,35 @@ def make_env_stage(count: int = 4) -> Stage:
 
     return Stage(name="env", process=_env_process, items=functools.partial(_env_items, count=count),
                  options={"count": count})
+
+
+# -- test data -------------------------------------------------------------------------------------------------------
+def write_noisy_spheres(folder: Path, count: int, subdivisions: int = 2, seed: int = 0) -> list[Path]:
+    """``count`` icospheres (radius 1, vertices jittered by ~1%) as binary PLY files ``sphere_000.ply``..."""
+    import trimesh
+
+    from bodydata.mesh import write_mesh
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    base = trimesh.creation.icosphere(subdivisions=subdivisions)
+    rng = np.random.default_rng(seed)
+    paths = []
+    for k in range(count):
+        v = np.asarray(base.vertices, dtype=np.float64) * (1.0 + 0.01 * rng.standard_normal((len(base.vertices), 1)))
+        p = folder / f"sphere_{k:03d}.ply"
+        write_mesh(p, v, np.asarray(base.faces, dtype=np.int64))
+        paths.append(p)
+    return paths
+
+
+def loop_area(path: Path) -> float:
+    """Reference surface area: Heron's formula, one triangle at a time."""
+    mesh = read_mesh(path)
+    total = 0.0
+    for a, b, c in mesh.faces:
+        pa, pb, pc = mesh.vertices[a], mesh.vertices[b], mesh.vertices[c]
+        la, lb, lc = np.linalg.norm(pb - pc), np.linalg.norm(pa - pc), np.linalg.norm(pa - pb)
+        s = 0.5 * (la + lb + lc)
+        total += float(np.sqrt(max(s * (s - la) * (s - lb) * (s - lc), 0.0)))
+    return total

@@ -1,0 +1,73 @@
+"""Timings of bodydata mesh I/O and mesh operations on a body-sized mesh, with trimesh as the in-process baseline.
+
+Usage: python benchmarks/bench_mesh_io.py [--level 5] [--repeat 5]
+Prints the median wall time of each operation in milliseconds and, where trimesh does the same
+job, the ratio bodydata / trimesh (below 1 = bodydata faster).
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import trimesh
+
+from bodydata.mesh import (
+    cotangent_laplacian,
+    edges,
+    is_vertex_manifold,
+    one_ring,
+    read_mesh,
+    vertex_areas,
+    vertex_normals,
+    write_mesh,
+)
+
+
+def median_ms(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return 1e3 * statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--level", type=int, default=5, help="icosphere subdivision level (5: 10,242 vertices)")
+    ap.add_argument("--repeat", type=int, default=5)
+    args = ap.parse_args()
+    s = trimesh.creation.icosphere(subdivisions=args.level)
+    v, f = np.asarray(s.vertices, dtype=np.float64), np.asarray(s.faces, dtype=np.int64)
+    n = len(v)
+    print(f"mesh: {n} vertices, {len(f)} faces; median of {args.repeat} runs")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, binary in (("m.ply", True), ("a.ply", False), ("m.obj", True), ("m.off", True)):
+            p = Path(tmp) / name
+            w = median_ms(lambda: write_mesh(p, v, f, binary=binary), args.repeat)
+            r = median_ms(lambda: read_mesh(p), args.repeat)
+            base = median_ms(lambda: trimesh.load(p, process=False), args.repeat)
+            kind = "binary" if binary and name.endswith(".ply") else "ascii"
+            rows.append((f"write {name} ({kind})", w, None))
+            rows.append((f"read  {name} ({kind})", r, r / base))
+    rows.append(("edges", median_ms(lambda: edges(f), args.repeat), None))
+    rows.append(("one_ring", median_ms(lambda: one_ring(f, n), args.repeat), None))
+    rows.append(("is_vertex_manifold", median_ms(lambda: is_vertex_manifold(f, n), args.repeat), None))
+    rows.append(("cotangent_laplacian", median_ms(lambda: cotangent_laplacian(v, f), args.repeat), None))
+    vn = median_ms(lambda: vertex_normals(v, f), args.repeat)
+    # trimesh caches normals per object, so the baseline builds a fresh Trimesh each run.
+    vn_base = median_ms(lambda: trimesh.Trimesh(v, f, process=False).vertex_normals, args.repeat)
+    rows.append(("vertex_normals", vn, vn / vn_base))
+    rows.append(("vertex_areas", median_ms(lambda: vertex_areas(v, f), args.repeat), None))
+    for name, ms, ratio in rows:
+        extra = "" if ratio is None else f"   x{ratio:.2f} vs trimesh"
+        print(f"{name:34s} {ms:9.2f} ms{extra}")
+
+
+if __name__ == "__main__":
+    main()
