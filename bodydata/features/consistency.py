@@ -30,6 +30,8 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import breadth_first_order, connected_components, minimum_spanning_tree
 
 __all__ = [
+    "DualGraph",
+    "tjoin_signs",
     "ConsistentRotations",
     "consistent_rotations",
     "axis_objective",
@@ -222,11 +224,15 @@ def improve_turns(phi: np.ndarray, turns: np.ndarray, edges: np.ndarray, n: int,
 
 
 def _spanning_tree(n: int, edges: np.ndarray, cost: np.ndarray) -> np.ndarray:
-    """Edge indices of a minimum spanning forest for ``cost (e,) > 0``."""
+    """Edge indices (into ``edges``, i < j rows) of a minimum spanning forest for ``cost (e,) > 0``."""
+    if len(edges) == 0:
+        return np.zeros(0, np.int64)
     g = sp.csr_matrix((cost, (edges[:, 0], edges[:, 1])), shape=(n, n))
     t = minimum_spanning_tree(g).tocoo()
-    lookup = sp.csr_matrix((np.arange(1, len(edges) + 1, dtype=np.float64), (edges[:, 0], edges[:, 1])), shape=(n, n))
-    return np.asarray(lookup[t.row, t.col]).ravel().astype(np.int64) - 1
+    lo, hi = np.minimum(t.row, t.col), np.maximum(t.row, t.col)
+    key = edges[:, 0].astype(np.int64) * n + edges[:, 1]
+    order = np.argsort(key)
+    return order[np.searchsorted(key[order], lo.astype(np.int64) * n + hi)]
 
 
 def propagate_signs(axis: np.ndarray, edges: np.ndarray, root: int = 0) -> np.ndarray:
@@ -261,6 +267,116 @@ def logs_from(axis: np.ndarray, theta: np.ndarray, signs: np.ndarray, turns: np.
     return (signs[:, None] * axis) * psi[:, None], psi
 
 
+@dataclass
+class DualGraph:
+    """Faces-and-edges structure of a mesh for the planar sign solver.
+
+    ``edges (e, 2)`` as :func:`bodydata.mesh.topology.edges`; ``edge_faces (e, 2)`` the two faces of each edge
+    (a boundary edge's second face is a dual vertex standing for its boundary loop, numbered from m);
+    ``n_dual`` = m + number of boundary loops; ``genus`` of the surface (the planar solver needs 0 and one
+    connected component).
+    """
+
+    edges: np.ndarray
+    edge_faces: np.ndarray
+    n_dual: int
+    genus: int
+    connected: bool
+
+    @classmethod
+    def from_faces(cls, n_vertices: int, faces: np.ndarray) -> "DualGraph":
+        from bodydata.mesh.topology import edge_face_counts
+
+        f = np.asarray(faces, np.int64)
+        e, counts = edge_face_counts(f)
+        he = np.stack([f, np.roll(f, -1, axis=1)], axis=2).reshape(-1, 2)
+        key_he = np.sort(he, axis=1) @ np.array([n_vertices, 1])
+        key_e = e @ np.array([n_vertices, 1])
+        eid = np.searchsorted(key_e, key_he)
+        face_of = np.repeat(np.arange(len(f)), 3)
+        ef = np.full((len(e), 2), -1, dtype=np.int64)
+        order = np.argsort(eid, kind="stable")
+        first = np.r_[True, eid[order][1:] != eid[order][:-1]]
+        ef[eid[order][first], 0] = face_of[order][first]
+        ef[eid[order][~first], 1] = face_of[order][~first]
+        bnd = np.flatnonzero(counts == 1)
+        loops = 0
+        if len(bnd):
+            g = sp.csr_matrix((np.ones(len(bnd)), (e[bnd, 0], e[bnd, 1])), shape=(n_vertices, n_vertices))
+            _, lab = connected_components(g, directed=False)
+            loop_ids, loop_of = np.unique(lab[e[bnd, 0]], return_inverse=True)
+            loops = len(loop_ids)
+            ef[bnd, 1] = len(f) + loop_of
+        ok = bool(np.all(counts <= 2))
+        g = sp.csr_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), shape=(n_vertices, n_vertices))
+        ncomp = connected_components(g, directed=False)[0]
+        chi = n_vertices - len(e) + len(f) + loops
+        return cls(e, ef, len(f) + loops, (2 - chi) // 2 if ok else -1, ncomp == 1 and ok)
+
+    @property
+    def planar(self) -> bool:
+        """True when the planar (T-join) sign solver applies: one connected genus-0 manifold surface."""
+        return self.genus == 0 and self.connected
+
+
+def tjoin_signs(sigma: np.ndarray, dual: DualGraph, root: int, n: int, matching: str = "exact") -> np.ndarray:
+    """Axis signs with the fewest disagreeing edges on a genus-0 mesh, as a minimum T-join of the dual graph.
+
+    A set U of disagreeing edges is realisable by some signs iff every face cycle holds an odd number of U
+    edges exactly when it holds an odd number of negative edges (on a genus-0 surface the faces generate all
+    cycles); so U is a T-join of the dual graph, T = the frustrated faces, unit edge costs (zero for edges
+    touching a zero rotation). Shortest dual paths from every frustrated face, then a perfect matching of
+    them: ``"exact"`` (minimum weight, networkx blossom: optimal) or ``"greedy"`` (closest pairs first).
+    sigma : (e,) in {-1, 0, 1} for ``dual.edges``. Returns signs (n,) int8 (+1 at root).
+    """
+    from scipy.sparse.csgraph import dijkstra
+
+    ef = dual.edge_faces
+    nd = dual.n_dual
+    neg = (sigma < 0).astype(np.int64)
+    par = np.bincount(ef[:, 0], weights=neg, minlength=nd) + np.bincount(ef[:, 1], weights=neg, minlength=nd)
+    term = np.flatnonzero(np.rint(par).astype(np.int64) % 2 == 1)
+    u_set = np.zeros(len(sigma), bool)
+    if len(term):
+        # a tiny cost on free edges keeps them in the sparse graph; it cannot change the integer optimum
+        w = np.where(sigma == 0, 1e-9, 1.0)
+        g = sp.csr_matrix((np.r_[w, w], (np.r_[ef[:, 0], ef[:, 1]], np.r_[ef[:, 1], ef[:, 0]])), shape=(nd, nd))
+        dist, pred = dijkstra(g, directed=False, indices=term, return_predecessors=True)
+        sub = dist[:, term]
+        ti, tj = np.triu_indices(len(term), 1)
+        dd = sub[ti, tj]
+        if matching == "exact":
+            import networkx as nx
+
+            kg = nx.Graph()
+            kg.add_weighted_edges_from(zip(ti.tolist(), tj.tolist(), (-np.rint(dd * 1e6)).tolist()))
+            pairs = list(nx.max_weight_matching(kg, maxcardinality=True))
+        else:
+            pairs = []
+            used = np.zeros(len(term), bool)
+            for k in np.argsort(dd, kind="stable"):   # one step per candidate pair of frustrated faces
+                a, b = ti[k], tj[k]
+                if not used[a] and not used[b]:
+                    used[a] = used[b] = True
+                    pairs.append((a, b))
+        key = np.minimum(ef[:, 0], ef[:, 1]) * nd + np.maximum(ef[:, 0], ef[:, 1])
+        korder = np.argsort(key)
+        for a, b in pairs:  # walk each matched path back through the predecessor tree
+            path = []
+            v = term[b]
+            while v != term[a]:
+                pv = pred[a, v]
+                path.append(min(pv, v) * nd + max(pv, v))
+                v = pv
+            idx = korder[np.searchsorted(key[korder], np.array(path, dtype=np.int64))]
+            u_set[idx] ^= True
+    want = np.where(u_set, -1.0, 1.0) * sigma                       # s_i s_j wanted on constrained edges
+    con = np.flatnonzero(sigma != 0)
+    tree = con[_spanning_tree(n, dual.edges[con], np.ones(len(con)))]
+    total = _path_sums(n, dual.edges[tree], (want[tree] < 0).astype(np.float64), root)
+    return np.where(np.rint(np.abs(total)).astype(np.int64) % 2 == 1, -1, 1).astype(np.int8)
+
+
 def consistent_rotations(
     axis: np.ndarray,
     theta: np.ndarray,
@@ -268,6 +384,7 @@ def consistent_rotations(
     anchor: str | int = "min-norm",
     improve: bool = True,
     root: int = 0,
+    dual: DualGraph | None = None,
 ) -> ConsistentRotations:
     """Consistent rotation logs of one mesh by the fast graph method.
 
@@ -275,6 +392,8 @@ def consistent_rotations(
     edges : (e, 2) int64 undirected mesh edges.
     anchor : ``"min-norm"`` (default) shifts all angles by the 2 pi multiple that minimises sum |r_i|^2;
     an int ``v`` makes vertex ``v`` keep its principal log (the ACAP C++ convention with v = 0).
+    dual : the mesh's :class:`DualGraph`; on a genus-0 mesh the signs from a greedy T-join (plus local
+    improvement) are also tried and the better of the two kept.
     """
     axis = np.asarray(axis, np.float64)
     theta = np.asarray(theta, np.float64)
@@ -284,6 +403,10 @@ def consistent_rotations(
     signs = propagate_signs(axis, edges, root)
     if improve:
         signs = improve_signs(signs, sigma, edges, n)
+        if dual is not None and dual.planar and axis_objective(signs, sigma, edges) > 0:
+            alt = improve_signs(tjoin_signs(sigma, dual, root, n, "greedy"), sigma, edges, n)
+            if axis_objective(alt, sigma, edges) < axis_objective(signs, sigma, edges):
+                signs = alt
     phi = np.where(signs > 0, theta, TWO_PI - theta)
     turns = propagate_turns(phi, edges, root)
     if improve:

@@ -1,11 +1,14 @@
 """Exact (MIP) solvers of ACAP's two rotation-consistency programs, to measure the fast method's gap.
 
-Solver: HiGHS through ``scipy.optimize.milp`` (already a dependency; no licence, no extra package), each
-program with a time limit; the returned gap is the one HiGHS proves (0 = optimal).
-
-* Axis signs: binary ``x_i`` (flip relative to the fast solution), one variable ``y_e`` per edge equal to
-  its disagreement; ``sum y`` is exactly the number of disagreeing edges (:func:`consistency.axis_objective`).
-  x of the root is fixed (the global flip symmetry).
+* Axis signs on a genus-0 mesh (closed or with holes; body meshes are): exactly, in polynomial time, as a
+  planar frustration problem. A set U of disagreeing edges is realisable by some signs iff every face cycle
+  holds an odd number of U edges exactly when it holds an odd number of negative edges (on a genus-0
+  surface the faces generate all cycles). So U* is a minimum T-join of the dual graph (T = the frustrated
+  faces, unit edge costs, zero for edges touching a zero rotation): shortest dual paths from every
+  frustrated face, then a minimum-weight perfect matching on them (networkx blossom). Optimal, gap 0.
+* Axis signs otherwise: a MIP with HiGHS through ``scipy.optimize.milp`` (already a dependency; no licence,
+  no extra package) with a time limit; binary ``x_i`` (flip relative to the fast solution) and one variable
+  ``y_e`` per edge equal to its disagreement; the returned gap is the one HiGHS proves (0 = optimal).
 * Integer turns: integer changes ``dk_i`` relative to the fast solution, bounded |dk_i| <= 10 as in the
   ACAP code and |dk_i - dk_j| <= ``max_edge_change`` per edge; each edge cost ``(d_e + 2 pi (dk_i - dk_j))^2``
   is convex in the integer difference, so its piecewise-linear interpolation between integers (an epigraph
@@ -22,6 +25,8 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 
 from bodydata.features.consistency import (
     TWO_PI,
+    DualGraph,
+    tjoin_signs,
     apply_anchor,
     axis_edge_signs,
     axis_objective,
@@ -137,11 +142,15 @@ def solve_turns(psi0: np.ndarray, edges: np.ndarray, root: int = 0, time_limit: 
     return dk, gap, bound, res.message
 
 
-def exact_consistent_rotations(axis: np.ndarray, theta: np.ndarray, edges: np.ndarray, anchor: str | int = "min-norm",
-                               time_limit: float = 60.0, root: int = 0) -> ExactResult:
-    """Consistent logs with both programs solved by HiGHS (each bounded by ``time_limit`` seconds).
+def exact_consistent_rotations(axis: np.ndarray, theta: np.ndarray, edges: np.ndarray, faces: np.ndarray | None = None,
+                               anchor: str | int = "min-norm", time_limit: float = 60.0, root: int = 0,
+                               dual_graph: DualGraph | None = None) -> ExactResult:
+    """Consistent logs with both programs solved exactly.
 
-    Starts from the fast method's solution (the MIPs optimise changes to it), so the result is never worse.
+    axis (n, 3), theta (n,), edges (e, 2) as in :func:`consistency.consistent_rotations`; with ``faces (m, 3)`` of
+    a genus-0 mesh the axis program is solved by the planar T-join (optimal), otherwise by HiGHS within
+    ``time_limit`` seconds; the turn program by HiGHS. Starts from the fast method's solution, so the result is
+    never worse than it.
     """
     import time
 
@@ -149,9 +158,19 @@ def exact_consistent_rotations(axis: np.ndarray, theta: np.ndarray, edges: np.nd
     axis = np.asarray(axis, np.float64)
     theta = np.asarray(theta, np.float64)
     edges = np.asarray(edges, np.int64)
-    fast = consistent_rotations(axis, theta, edges, anchor=root)
+    n = len(theta)
+    dual = None
+    if faces is not None:
+        dual = dual_graph if dual_graph is not None else DualGraph.from_faces(n, faces)
+        if not (dual.planar and np.array_equal(dual.edges, edges)):
+            dual = None
+    fast = consistent_rotations(axis, theta, edges, anchor=root, dual=dual)
     sigma = axis_edge_signs(axis, edges)
-    signs, agap, abound, astat = solve_axis_signs(fast.signs, sigma, edges, root, time_limit)
+    if dual is not None:
+        signs = tjoin_signs(sigma, dual, root, n, "exact")
+        agap, abound, astat = 0.0, float(axis_objective(signs, sigma, edges)), "optimal (planar T-join)"
+    else:
+        signs, agap, abound, astat = solve_axis_signs(fast.signs, sigma, edges, root, time_limit)
     if axis_objective(signs, sigma, edges) > fast.axis_cost:    # a time-limited MIP can return worse
         signs = fast.signs
     phi = np.where(signs > 0, theta, TWO_PI - theta)
@@ -160,7 +179,7 @@ def exact_consistent_rotations(axis: np.ndarray, theta: np.ndarray, edges: np.nd
     else:
         from bodydata.features.consistency import improve_turns, propagate_turns
 
-        k0 = improve_turns(phi, propagate_turns(phi, edges, root), edges, len(theta))
+        k0 = improve_turns(phi, propagate_turns(phi, edges, root), edges, n)
     dk, tgap, tbound, tstat = solve_turns(phi + TWO_PI * k0, edges, root, time_limit)
     turns = k0 + dk
     if turn_objective(phi + TWO_PI * turns, edges) > turn_objective(phi + TWO_PI * k0, edges):

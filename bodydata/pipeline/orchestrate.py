@@ -185,7 +185,8 @@ class DaskExecutor(Executor):
 
         it = iter(jobs)
         tags: dict[str, Any] = {}
-        ac = as_completed()
+        # with_results: dask fetches results in the background as tasks finish (no round trip per future here)
+        ac = as_completed(with_results=True, raise_errors=False)
 
         def submit_next() -> bool:
             try:
@@ -200,21 +201,17 @@ class DaskExecutor(Executor):
         for _ in range(self.window):
             if not submit_next():
                 break
-        for fut in ac:
+        for fut, payload in ac:
             tag = tags.pop(fut.key)
             result, exc = None, None
             if fut.status == "finished":
-                try:
-                    result = fut.result()
-                except Exception as e:  # a result that cannot be unpickled here
-                    exc = e
+                result = payload
+            elif fut.status == "error" and isinstance(payload, tuple) and len(payload) == 3:
+                exc = payload[1]  # (type, exception, traceback)
+            elif isinstance(payload, BaseException):
+                exc = RuntimeError(f"task {fut.status}: {one_line(payload)}")
             else:
-                try:
-                    exc = fut.exception() or RuntimeError(f"task ended with status {fut.status}")
-                except BaseException as e:  # CancelledError for cancelled/lost futures
-                    if isinstance(e, KeyboardInterrupt):
-                        raise
-                    exc = RuntimeError(f"task {fut.status}: {one_line(e)}")
+                exc = RuntimeError(f"task ended with status {fut.status}")
             fut.release()
             yield tag, result, exc
             submit_next()
@@ -283,6 +280,7 @@ def open_executor(
     host: str = "127.0.0.1",
     dashboard: str | None = None,
     memory_limit: str | int | None = "auto",
+    connect_timeout: str = "30s",
 ) -> Iterator[Executor]:
     """An executor for :func:`run_stage`; closes the cluster (and its processes) on exit.
 
@@ -292,6 +290,8 @@ def open_executor(
     threads : compute threads per dask worker (BLAS/OpenMP/torch), default 1; inline runs are limited only when given.
     host : interface the local scheduler, nannies and workers listen on (loopback by default).
     dashboard : None (off) or an address for the local scheduler's dashboard (":8787" binds to ``host``).
+    memory_limit : per local worker (dask's "auto" = RAM / workers); a worker above it is restarted, its task retried.
+    connect_timeout : how long to try reaching an existing scheduler.
     """
     if scheduler is None:
         scheduler = os.environ.get(SCHEDULER_ENV, "")
@@ -335,12 +335,16 @@ def open_executor(
 
     try:
         if scheduler.endswith(".json"):
-            client = Client(scheduler_file=scheduler, timeout="30s")
+            client = Client(scheduler_file=scheduler, timeout=connect_timeout)
         else:
-            client = Client(scheduler, timeout="30s")
+            client = Client(scheduler, timeout=connect_timeout)
     except (OSError, TimeoutError) as exc:
         raise BodydataError(f"cannot reach the dask scheduler {scheduler}: {one_line(exc)}") from None
     try:
+        try:
+            client.wait_for_workers(1, timeout=connect_timeout)
+        except TimeoutError:
+            raise BodydataError(f"the dask scheduler {scheduler} has no workers (waited {connect_timeout})") from None
         client.register_plugin(_thread_plugin(threads))
         yield DaskExecutor(client, f"dask scheduler {scheduler}, {len(client.nthreads())} workers", threads=threads)
     finally:
@@ -416,13 +420,15 @@ def run_stage(
 
     with Manifest.open(out_dir, run_id=run_id) as manifest:
         todo, summary.skipped = _plan(stage, items, manifest)
-        if todo:
-            with contextlib.ExitStack() as stack:
-                if executor is None:
-                    executor = stack.enter_context(open_executor())
-                _execute(stage, todo, out_dir, executor, manifest, summary, retries, progress, flush_seconds,
-                         keys, max_failures_listed, len(items))
-        manifest.write_csv(order=keys)
+        try:
+            if todo:
+                with contextlib.ExitStack() as stack:
+                    if executor is None:
+                        executor = stack.enter_context(open_executor())
+                    _execute(stage, todo, out_dir, executor, manifest, summary, retries, progress, flush_seconds,
+                             keys, max_failures_listed, len(items))
+        finally:
+            manifest.write_csv(order=keys)  # also on Ctrl-C: the CSV then shows what the journal already holds
         summary.seconds = time.perf_counter() - t0
         counts = manifest.counts(keys)
         info = {

@@ -1,4 +1,4 @@
-"""Library of plausible human key poses for anny, written as anatomical joint angles, with perturbation inside joint limits.
+"""Library of plausible human key poses for anny as anatomical joint angles, perturbed inside joint limits.
 
 Conventions
 -----------

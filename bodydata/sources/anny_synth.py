@@ -1,4 +1,4 @@
-"""Synthetic anny bodies with ground truth: sampled phenotypes, perturbed key poses, plausibility checks, deterministic files.
+"""Synthetic anny bodies with ground truth: sampled phenotypes, perturbed key poses, checks, deterministic files.
 
 Output layout of ``bodydata synth anny --out DIR`` (``<id>`` = ``anny00000``, ``anny00001``, ...;
 ``<stem>`` = ``<pose_name>_<jjj>``, ``jjj`` the pose index 000, 001, ... within the identity)::
@@ -16,7 +16,13 @@ Output layout of ``bodydata synth anny --out DIR`` (``<id>`` = ``anny00000``, ``
                                        radians, in ``synth.json`` bone order), checks (intersecting faces,
                                        edge stretch, attempts)
     DIR/<topo>/meshes/<id>/<stem>.ply  the same bodies in another connectivity <topo> (e.g. ``anny``, the
-    DIR/<topo>/neutral/<id>.ply        13,718-vertex default topology), when requested
+    DIR/<topo>/neutral/<id>.ply        13,718-vertex default topology, or ``subdiv``), when requested
+    DIR/subdiv/map.npz                 for ``subdiv``: face_ids (n,) int64 + barycentrics (n, 3) float64 into
+                                       the main topology's faces (also stored: faces, source_faces), so
+                                       subdiv body = barycentrics-weighted corners of the main body, exactly.
+                                       ``subdiv`` = midpoint subdivision of the main topology with every
+                                       vertex moved at random inside an incident triangle (fixed seed, so
+                                       all runs share it): a different connectivity with a known map
     DIR/contact_sheet.png              front views of up to 24 bodies (when requested)
 
 Phenotype distribution (:class:`PhenotypeDistribution`, adults; anny phenotype values in [0, 1]):
@@ -38,10 +44,12 @@ more poses reproduces the earlier files byte for byte.
 
 Plausibility (a body failing a check is resampled, up to ``max_attempts``, then the unperturbed key
 pose is used; counts go to ``synth.json``): bone lengths (head of each bone to its parent's head) equal
-to the neutral's within 1e-6 m; every mesh edge within ``[1/max_edge_stretch, max_edge_stretch]`` of
-its neutral length (catches skinning collapse); at most ``max_intersect_fraction`` of the triangles
-intersect a non-adjacent triangle (anny's Warp self-intersection test, which ignores triangle pairs
-influenced by a common bone).
+to the neutral's within 1e-6 m; the 99.9th percentile over mesh edges of the length change factor
+``max(l/l0, l0/l)`` against the neutral at most ``max_edge_stretch`` (4; key poses reach 1.0-2.9,
+since creases squash a few edges a lot; an exploded limb stretches many edges many times); at most
+``max_intersect_fraction`` (2.5 %) of the triangles intersect another triangle (anny's Warp
+self-intersection test, which ignores triangle pairs influenced by a common bone; skin contact such as
+crossed arms gives ~1.7 %).
 """
 from __future__ import annotations
 
@@ -67,7 +75,11 @@ TOPOLOGIES: dict[str, str] = {
     "notoes_collapse10pc": "notoes_collapse10pc",
     "anny": "anny",
 }
+#: Derived connectivities: built from the main topology with a known barycentric map back to it.
+REMESHES = ("subdiv",)
 PHENOTYPE_KEYS = ("gender", "age", "muscle", "weight", "height", "proportions")
+#: Fixed seed of the ``subdiv`` connectivity, so every run (any --seed) shares it.
+SUBDIV_SEED = 20260
 LAYOUT_VERSION = 1
 
 
@@ -122,7 +134,7 @@ class SynthBody:
     extra: dict[str, np.ndarray] = field(default_factory=dict)
     attempts: int = 1
     intersecting_faces: int = -1
-    edge_stretch: float = 1.0
+    edge_stretch: float = 1.0  # 99.9th percentile over edges of max(l/l0, l0/l) vs the neutral
     fallback: bool = False
 
     @property
@@ -170,7 +182,8 @@ def _load_calibration() -> dict:
 
     out = {}
     for sex, fname in (("male", "boys.pth"), ("female", "girls.pth")):
-        sd = torch.load(get_anny_root_dir() / "data" / "shape_calibration" / fname, weights_only=True, map_location="cpu")
+        path = get_anny_root_dir() / "data" / "shape_calibration" / fname
+        sd = torch.load(path, weights_only=True, map_location="cpu")
         out[sex] = {
             "age_map": (
                 sd["morphological_age_mapping"]["morphological_age_anchors"].double().numpy(),
@@ -213,6 +226,119 @@ def _rotvecs(rot: np.ndarray) -> np.ndarray:
     return Rotation.from_matrix(rot.reshape(-1, 3, 3)).as_rotvec().reshape(shape + (3,))
 
 
+@dataclass
+class BarycentricRemesh:
+    """A connectivity whose vertices lie on the faces of a source topology (the map is exact).
+
+    face_ids : (n,) int64 source face of each vertex; barycentrics : (n, 3) float64 weights of that
+    face's corners (rows sum to 1); faces : (m, 3) int64 the new triangles; source : topology name.
+    A body in the source topology, ``V (n_src, 3)``, is ``(barycentrics[..., None] * V[src_faces[face_ids]]).sum(1)``
+    in this one.
+    """
+
+    face_ids: np.ndarray
+    barycentrics: np.ndarray
+    faces: np.ndarray
+    source: str
+    source_faces: np.ndarray
+
+    def apply(self, vertices: np.ndarray) -> np.ndarray:
+        """(..., n_src, 3) float64 source-topology vertices -> (..., n, 3) float64."""
+        corners = vertices[..., self.source_faces[self.face_ids], :]  # (..., n, 3, 3)
+        return np.einsum("nk,...nkd->...nd", self.barycentrics, corners)
+
+
+def jittered_subdivision(
+    faces: np.ndarray, n_vertices: int, rng: np.random.Generator, source: str,
+    corner_jitter: float = 0.15, edge_jitter: float = 0.15, reference_vertices: np.ndarray | None = None,
+) -> BarycentricRemesh:
+    """Midpoint subdivision of ``faces`` (every triangle into 4) with every vertex moved at random
+    inside one of its incident source triangles, so no vertex coincides with a source vertex and the
+    connectivity differs, while each vertex keeps an exact (face, barycentric) map to the source.
+
+    Original vertex ``i`` keeps its index; the midpoint of unique edge ``e`` (sorted, as
+    ``np.unique``) gets ``n_vertices + e``. Corner vertices move a barycentric distance up to
+    ``corner_jitter`` into an incident face, midpoints up to ``edge_jitter`` towards the opposite corner
+    and up to 0.1 along their edge. With ``reference_vertices`` ((n_vertices, 3) or (k, n_vertices, 3)
+    float64, bodies in the source topology), vertices of small triangles whose normal turns by more than 60 degrees
+    against the plain subdivision (tiny or strongly curved source triangles: fingers, ears) are put
+    back at their exact corner or midpoint, repeatedly until none does.
+    """
+    faces = np.asarray(faces, dtype=np.int64)
+    m = len(faces)
+    corner_edges = np.stack([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]], axis=1)  # (m, 3, 2)
+    edges, inverse = np.unique(np.sort(corner_edges.reshape(-1, 2), axis=1), axis=0, return_inverse=True)
+    inverse = inverse.reshape(m, 3)
+    mid = n_vertices + inverse  # (m, 3): midpoints of edges ab, bc, ca
+    a, b, c = faces[:, 0], faces[:, 1], faces[:, 2]
+    mab, mbc, mca = mid[:, 0], mid[:, 1], mid[:, 2]
+    new_faces = np.concatenate([
+        np.stack([a, mab, mca], 1), np.stack([mab, b, mbc], 1),
+        np.stack([mca, mbc, c], 1), np.stack([mab, mbc, mca], 1),
+    ])
+    # Corner vertices: a random incident face (corner slot k of face f).
+    flat = faces.reshape(-1)
+    order = np.argsort(flat, kind="stable")
+    counts = np.bincount(flat, minlength=n_vertices)
+    if np.any(counts == 0):
+        raise SynthError("subdiv: the source topology has vertices without faces")
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    pick = order[starts + np.floor(rng.random(n_vertices) * counts).astype(np.int64)]
+    v_face, v_slot = pick // 3, pick % 3
+    s = rng.random(n_vertices) * corner_jitter
+    w = 0.25 + 0.5 * rng.random(n_vertices)
+    v_bary = np.empty((n_vertices, 3))
+    v_bary[np.arange(n_vertices), v_slot] = 1.0 - s
+    v_bary[np.arange(n_vertices), (v_slot + 1) % 3] = s * w
+    v_bary[np.arange(n_vertices), (v_slot + 2) % 3] = s * (1.0 - w)
+    # Midpoints: a random adjacent face of each edge (edge slot k of face f joins corners k, k+1).
+    n_edges = len(edges)
+    e_flat = inverse.reshape(-1)
+    e_order = np.argsort(e_flat, kind="stable")
+    e_counts = np.bincount(e_flat, minlength=n_edges)
+    e_starts = np.concatenate([[0], np.cumsum(e_counts)[:-1]])
+    e_pick = e_order[e_starts + np.floor(rng.random(n_edges) * e_counts).astype(np.int64)]
+    e_face, e_slot = e_pick // 3, e_pick % 3
+    t = rng.random(n_edges) * edge_jitter
+    d = (rng.random(n_edges) - 0.5) * 0.2
+    e_bary = np.empty((n_edges, 3))
+    rows = np.arange(n_edges)
+    e_bary[rows, e_slot] = (0.5 + d) * (1.0 - t)
+    e_bary[rows, (e_slot + 1) % 3] = (0.5 - d) * (1.0 - t)
+    e_bary[rows, (e_slot + 2) % 3] = t
+    remesh = BarycentricRemesh(
+        face_ids=np.concatenate([v_face, e_face]).astype(np.int64),
+        barycentrics=np.concatenate([v_bary, e_bary]),
+        faces=new_faces,
+        source=source,
+        source_faces=faces,
+    )
+    if reference_vertices is not None:
+        exact = np.concatenate([
+            np.eye(3)[v_slot],
+            np.stack([(e_slot == 0) | (e_slot == 2), (e_slot == 0) | (e_slot == 1), (e_slot == 1) | (e_slot == 2)], 1)
+            * 0.5,
+        ])
+        plain = BarycentricRemesh(remesh.face_ids, exact, new_faces, source, faces)
+        refs = np.asarray(reference_vertices, dtype=np.float64).reshape(-1, n_vertices, 3)
+        targets = [_unit_normals(plain.apply(r), new_faces) for r in refs]
+        for _ in range(10):
+            bad = np.zeros(len(new_faces), dtype=bool)
+            for r, target in zip(refs, targets):
+                normals = _unit_normals(remesh.apply(r), new_faces)
+                bad |= np.einsum("ij,ij->i", normals, target) < 0.5
+            if not bad.any():
+                break
+            verts = np.unique(new_faces[bad])
+            remesh.barycentrics[verts] = exact[verts]
+    return remesh
+
+
+def _unit_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    n = np.cross(vertices[faces[:, 1]] - vertices[faces[:, 0]], vertices[faces[:, 2]] - vertices[faces[:, 0]])
+    return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-300)
+
+
 class AnnySynth:
     """Builds the anny model(s) once, then samples, poses (batched), checks and writes bodies.
 
@@ -230,14 +356,16 @@ class AnnySynth:
         pose_names: Sequence[str] | None = None,
         max_attempts: int = 10,
         max_intersect_fraction: float = 0.025,
-        max_edge_stretch: float = 2.5,
+        max_edge_stretch: float = 4.0,
         check_intersections: bool = True,
         batch_size: int = 16,
         device: str | None = None,
     ) -> None:
-        for t in (topology, *extra_topologies):
-            if t not in TOPOLOGIES:
-                raise SynthError(f"unknown topology {t!r}; choose from {', '.join(TOPOLOGIES)}")
+        if topology not in TOPOLOGIES:
+            raise SynthError(f"unknown topology {topology!r}; choose from {', '.join(TOPOLOGIES)}")
+        for t in extra_topologies:
+            if t not in TOPOLOGIES and t not in REMESHES:
+                raise SynthError(f"unknown topology {t!r}; choose from {', '.join((*TOPOLOGIES, *REMESHES))}")
         if topology in extra_topologies:
             raise SynthError(f"extra topology {topology!r} is the main topology")
         names = tuple(pose_names) if pose_names else anny_poses.POSE_NAMES
@@ -263,7 +391,7 @@ class AnnySynth:
         self.batch_size = int(batch_size)
         self.anny_version = getattr(anny, "__version__", "unknown")
         self.models = {}
-        for t in (topology, *self.extra_topologies):
+        for t in (topology, *[x for x in self.extra_topologies if x not in REMESHES]):
             model = anny.Anny(topology=TOPOLOGIES[t]).to(self.device)
             model.requires_grad_(False)
             self.models[t] = model
@@ -281,6 +409,13 @@ class AnnySynth:
         # Axes of the anatomical DOFs come from the average body's reference pose, so the pose
         # parameters of a key pose do not depend on the identity.
         self.rig = anny_poses.PoseRig.from_reference(self.bone_labels, ref["bone_poses"][0, :, :3, 3].cpu().numpy())
+        self.remeshes: dict[str, BarycentricRemesh] = {}
+        if "subdiv" in self.extra_topologies:
+            self.remeshes["subdiv"] = jittered_subdivision(
+                self.faces[topology], int(main.template_vertices.shape[0]), _rng(SUBDIV_SEED, 3), topology,
+                reference_vertices=self._extreme_bodies(),
+            )
+            self.faces["subdiv"] = self.remeshes["subdiv"].faces
         self.bone_parents = np.asarray(main.bone_parents, dtype=np.int64)
         self.edges = _edges(self.faces[topology])
         self.collision = None
@@ -294,6 +429,18 @@ class AnnySynth:
 
                 warnings.warn(f"self-intersection check disabled: {exc}")
         self.key_vectors = {n: anny_poses.key_pose_vector(n) for n in self.pose_names}
+
+    def _extreme_bodies(self) -> np.ndarray:
+        """(9, n, 3) float64: the average body and the 8 corners of (gender, weight, height) at the
+        reference pose, on which the ``subdiv`` map is checked for inverted triangles."""
+        torch = self.torch
+        model = self.models[self.topology]
+        corners = [[0.5] * 6] + [
+            [g, 0.8, 0.5, w, h, 0.5] for g in (0.0, 1.0) for w in (0.0, 1.0) for h in (0.0, 1.0)
+        ]
+        pheno = torch.tensor(corners, dtype=model.dtype, device=self.device)
+        with torch.no_grad():
+            return model(phenotype_kwargs=pheno)["vertices"].cpu().numpy().astype(np.float64)
 
     # ------------------------------------------------------------------ sampling
     def phenotype(self, seed: int, index: int) -> Phenotype:
@@ -342,7 +489,11 @@ class AnnySynth:
         ref = np.linalg.norm(neutral_vertices[e[:, 1]] - neutral_vertices[e[:, 0]], axis=-1)
         cur = np.linalg.norm(vertices[:, e[:, 1]] - vertices[:, e[:, 0]], axis=-1)
         ratio = cur / np.maximum(ref, 1e-12)
-        stretch = np.maximum(ratio.max(axis=1), 1.0 / np.maximum(ratio.min(axis=1), 1e-12))
+        # Skinning legitimately squashes the edges of flexion creases (elbow, groin: single edges
+        # shrink to ~5 %), so the check reads a high percentile, not the extreme: an exploded limb
+        # stretches hundreds of edges many times over.
+        factor = np.maximum(ratio, 1.0 / np.maximum(ratio, 1e-12))
+        stretch = np.percentile(factor, 99.9, axis=1)
         stretch_ok = stretch <= self.max_edge_stretch
         inter = np.full(b, -1, dtype=np.int64)
         inter_ok = np.ones(b, dtype=bool)
@@ -355,14 +506,19 @@ class AnnySynth:
         return bones_ok & stretch_ok & inter_ok, inter, stretch
 
     # ------------------------------------------------------------------ generation
-    def identity(self, seed: int, index: int, n_poses: int, on_body: Callable[[int], None] | None = None) -> SynthIdentity:
+    def identity(
+        self, seed: int, index: int, n_poses: int, on_body: Callable[[int], None] | None = None
+    ) -> SynthIdentity:
         """Generate identity ``index`` with poses ``0 .. n_poses-1`` (checked, resampled on failure)."""
         phen = self.phenotype(seed, index)
         neutral_out = self.forward(phen, None)
         neutral_v, neutral_h = neutral_out["vertices"][0], neutral_out["bone_heads"][0]
         neutral = {self.topology: neutral_v}
         for t in self.extra_topologies:
-            neutral[t] = self.forward(phen, None, t)["vertices"][0]
+            if t in self.remeshes:
+                neutral[t] = self.remeshes[t].apply(neutral_v)
+            else:
+                neutral[t] = self.forward(phen, None, t)["vertices"][0]
         name = identity_name(index)
         bodies: list[SynthBody] = []
         rejected = 0
@@ -383,14 +539,20 @@ class AnnySynth:
                 for k, j in enumerate(pending):
                     fallback = attempts[j] >= self.max_attempts
                     if ok[k] or fallback:
-                        done[j] = (angles[k], out["vertices"][k], int(inter[k]), float(stretch[k]), attempts[j] + 1, fallback)
+                        done[j] = (angles[k], out["vertices"][k], int(inter[k]), float(stretch[k]),
+                                   attempts[j] + 1, fallback)
                     else:
                         rejected += 1
                         attempts[j] += 1
                         retry.append(j)
                 pending = retry
             batch_angles = np.stack([done[j][0] for j in js])
-            extra_v = {t: self.forward(phen, batch_angles, t)["vertices"] for t in self.extra_topologies}
+            batch_v = np.stack([done[j][1] for j in js])
+            extra_v = {
+                t: self.remeshes[t].apply(batch_v) if t in self.remeshes
+                else self.forward(phen, batch_angles, t)["vertices"]
+                for t in self.extra_topologies
+            }
             rot = _rotvecs(self.rig.rotations(batch_angles))
             for k, j in enumerate(js):
                 a, v, inter_j, stretch_j, n_att, fb = done[j]
@@ -511,6 +673,8 @@ def run_synth(
         idents.append(ident)
     bar.close()
     atomic_write_text(out / "identities.csv", _identities_csv(idents))
+    for t, r in synth.remeshes.items():
+        _write_map(out / t / "map.npz", r)
     n_rejected = sum(x.rejected for x in idents)
     n_fallback = sum(b.fallback for x in idents for b in x.bodies)
     n_bodies = sum(len(x.bodies) for x in idents)
@@ -527,9 +691,14 @@ def run_synth(
             "check_intersections": synth.collision is not None,
         },
         "topologies": {
-            t: {"anny_topology": TOPOLOGIES[t], "vertices": int(synth.models[t].template_vertices.shape[0]),
-                "faces": int(len(synth.faces[t])), "folder": "." if t == synth.topology else t}
-            for t in synth.models
+            **{t: {"anny_topology": TOPOLOGIES[t], "vertices": int(synth.models[t].template_vertices.shape[0]),
+                   "faces": int(len(synth.faces[t])), "folder": "." if t == synth.topology else t}
+               for t in synth.models},
+            **{t: {"derived_from": r.source, "map": f"{t}/map.npz", "vertices": int(len(r.face_ids)),
+                   "faces": int(len(r.faces)), "folder": t,
+                   "construction": "midpoint subdivision, each vertex moved at random inside an incident source "
+                                   f"triangle (fixed seed {SUBDIV_SEED})"}
+               for t, r in synth.remeshes.items()},
         },
         "units": "m",
         "up_axis": "+z",
@@ -552,6 +721,16 @@ def run_synth(
             suptitle=f"bodydata synth anny: seed {seed}, {identities} identities x {poses} poses ({synth.topology})",
         )
     return SynthSummary(out, len(idents), n_bodies, n_rejected, n_fallback, time.perf_counter() - t0, sheet_path)
+
+
+def _write_map(path: Path, remesh: BarycentricRemesh) -> None:
+    """``map.npz``: face_ids (n,) int64, barycentrics (n, 3) float64, faces (m, 3) int64, source_faces, source."""
+    from bodydata.fsutil import atomic_path
+
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:  # a file object keeps numpy from appending ".npz" to the temp name
+            np.savez(fh, face_ids=remesh.face_ids, barycentrics=remesh.barycentrics, faces=remesh.faces,
+                     source_faces=remesh.source_faces, source=np.array(remesh.source))
 
 
 def _bodydata_version() -> str:

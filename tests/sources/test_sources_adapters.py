@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
@@ -78,7 +79,7 @@ def test_faust_parsing_and_failed_rows(tmp_path):
 
 
 @pytest.mark.parametrize("source,needle", [("faust", "tr_reg_XXX.ply"), ("scape", "meshNNN"), ("dfaust", "<sequence>"),
-                                           ("remeshed", "mesh files"), ("folder", "mesh files"), ("anny", "ground-truth")])
+                                           ("remeshed", "mesh files"), ("folder", "mesh files"), ("anny", "synth.json")])
 def test_wrong_folder_says_what_was_expected(tmp_path, source, needle):
     (tmp_path / "readme.txt").write_text("nothing here")
     with pytest.raises(SourceError) as err:
@@ -213,20 +214,59 @@ def test_folder_named_topology_gets_packaged_landmarks(tmp_path):
     assert row.landmarks_path == (str(packaged) if packaged.is_file() else "")
 
 
+def _fake_synth(root: Path, n: int = 1229) -> Path:
+    """A folder with the layout of `bodydata synth anny` (written here, without running anny)."""
+    (root).mkdir(parents=True, exist_ok=True)
+    meta = {"layout_version": 1, "units": "m", "up_axis": "+z",
+            "topologies": {"notoes_collapse10pc": {"anny_topology": "notoes_collapse10pc", "vertices": n, "faces": 3, "folder": "."}}}
+    (root / "synth.json").write_text(json.dumps(meta))
+    for ident, stems in (("anny00000", ["standing_a_000", "twisting_001"]), ("anny00003", ["walk_000"])):
+        _mesh(root / "neutral" / f"{ident}.ply", n)
+        for stem in stems:
+            _mesh(root / "meshes" / ident / f"{stem}.ply", n)
+            truth = {"identity": ident, "pose_index": int(stem.rsplit("_", 1)[1]), "pose_name": stem.rsplit("_", 1)[0]}
+            (root / "truth" / ident).mkdir(parents=True, exist_ok=True)
+            (root / "truth" / ident / f"{stem}.json").write_text(json.dumps(truth))
+    return root
+
+
 def test_anny_generated_folder(tmp_path):
-    meshes = tmp_path / "meshes"
-    _mesh(meshes / "subject0003_pose0012.ply", 1229)
-    _mesh(meshes / "subject0003_pose0013.ply", 1229)
-    _mesh(meshes / "odd.ply", 500)
-    (tmp_path / "gt").mkdir()
-    np.savez(tmp_path / "gt" / "subject0003_pose0012.npz", a=1)
-    np.savez(tmp_path / "gt" / "odd.npz", a=1)
-    rows = _by_id(scan_source("anny", tmp_path, None, progress=False).rows)
-    r = rows["anny/meshes/subject0003_pose0012"]
-    assert (r.subject, r.pose, r.topology, r.up_axis, r.gt_kind, r.status) == ("3", "12", "anny_notoes_collapse10pc", "+z", "anny", "ok")
-    assert rows["anny/meshes/subject0003_pose0013"].status == "failed"
-    assert "ground-truth" in rows["anny/meshes/subject0003_pose0013"].error
-    assert rows["anny/meshes/odd"].status == "failed" and "not an anny topology" in rows["anny/meshes/odd"].error
+    root = _fake_synth(tmp_path / "synth")
+    (root / "truth" / "anny00003" / "walk_000.json").unlink()
+    (root / "truth" / "anny00000" / "twisting_001.json").write_text(json.dumps({"identity": "anny00009", "pose_index": 1}))
+    _mesh(root / "meshes" / "anny00003" / "odd_002.ply", 500)
+    res = scan_source("anny", root, None, progress=False)
+    rows = _by_id(res.rows)
+    assert len(rows) == 6
+    r = rows["anny/meshes/anny00000/standing_a_000"]
+    assert (r.kind, r.subject, r.pose, r.topology, r.up_axis, r.units, r.gt_kind, r.status) == (
+        "generated", "0", "0", "anny_notoes_collapse10pc", "+z", "m", "anny", "ok")
+    assert r.gt_path == str(root.resolve() / "truth" / "anny00000" / "standing_a_000.json")
+    n = rows["anny/neutral/anny00003"]
+    assert (n.kind, n.subject, n.pose, n.gt_path, n.status) == ("neutral", "3", "", "", "ok")
+    assert rows["anny/meshes/anny00003/walk_000"].status == "failed"
+    assert "ground-truth file" in rows["anny/meshes/anny00003/walk_000"].error
+    assert "anny00009" in rows["anny/meshes/anny00000/twisting_001"].error
+    odd = rows["anny/meshes/anny00003/odd_002"]
+    assert odd.status == "failed" and "500 vertices" in odd.error and "1229" in odd.error
+
+    (root / "synth.json").write_text("{not json")
+    with pytest.raises(SourceError, match="synth.json"):
+        scan_source("anny", root, None, progress=False)
+
+
+def test_anny_adapter_reads_the_generator_output(tmp_path):
+    """Coordination check with `bodydata synth anny`: its real output scans with every row ok."""
+    anny_synth = pytest.importorskip("bodydata.sources.anny_synth")
+    out = tmp_path / "synth"
+    anny_synth.run_synth(out, identities=1, poses=1, topology="notoes_collapse10pc", sheet=False, progress=False)
+    res = scan_source("anny", out, None, progress=False)
+    kinds = sorted(r.kind for r in res.rows)
+    assert kinds == ["generated", "neutral"]
+    assert all(r.status == "ok" for r in res.rows), [r.error for r in res.rows]
+    gen = next(r for r in res.rows if r.kind == "generated")
+    assert gen.topology == "anny_notoes_collapse10pc" and gen.n_vertices == 1229 and gen.subject == "0"
+    assert Path(gen.gt_path).is_file()
 
 
 def test_read_manifest_resolves_relative_paths(tmp_path):

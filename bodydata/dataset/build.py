@@ -1,0 +1,385 @@
+"""Build the paired training set: features of every mesh, pairs, split, memory-mappable float32 arrays, scaling, card.
+
+Output folder (schema in ``docs/dataset.md``)::
+
+    DATASET/f.npy               (P, n, 9) float32   ACAP features of pair i's mesh (unscaled)
+    DATASET/g.npy               (P, 16, 9) float32  coarse features of pair i's mesh (unscaled)
+    DATASET/neutral_index.npy   (P,) int64          row of f.npy / g.npy holding pair i's f_s / g_s
+    DATASET/scaling.npz         per-dimension scaling to [-0.95, 0.95], fitted on the train split only
+    DATASET/pairs.csv           one row per pair: ids, role, split, source, subject, pose, paths, sha256
+    DATASET/failures.csv        rows left out and why
+    DATASET/card.json, card.md  counts per source / role / split (like the paper's Table 1), template,
+                                scaling, split, inputs, versions, file sizes
+    DATASET/cache/features-<digest>/   per-mesh features (<sha256>.npz) and the stage manifest
+
+Every neutral mesh is its own pair, so ``f_s`` is never stored twice: ``f_s[i] = f[neutral_index[i]]``.
+Arrays are written row by row into a memory map (a temporary name, renamed when complete), so RAM does
+not grow with the number of pairs.
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import platform
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from bodydata.dataset.mesh_features import (
+    extractor_options,
+    feature_stage,
+    load_cached,
+    template_digest,
+    write_items_file,
+)
+from bodydata.dataset.pairing import Failure, Pairing, drop_failed, pair_meshes, read_inputs
+from bodydata.dataset.split import make_split
+from bodydata.errors import BodydataError
+from bodydata.fsutil import atomic_path, atomic_write_text, sha256_file
+
+__all__ = ["DATASET_FORMAT", "DATASET_VERSION", "FILES", "BuildResult", "build_dataset", "assemble_arrays"]
+
+DATASET_FORMAT = "bodydata-pairs"
+DATASET_VERSION = 1
+FILES = {
+    "f": "f.npy",
+    "g": "g.npy",
+    "neutral_index": "neutral_index.npy",
+    "scaling": "scaling.npz",
+    "pairs": "pairs.csv",
+    "failures": "failures.csv",
+    "card_json": "card.json",
+    "card_md": "card.md",
+}
+PAIR_COLUMNS = ["index", "id", "role", "split", "source", "subject", "pose", "identity", "neutral_index",
+                "neutral_id", "path", "sha256", "neutral_path", "neutral_sha256", "manifest"]
+FAILURE_COLUMNS = ["id", "source", "subject", "path", "stage", "reason"]
+
+
+@dataclass
+class BuildResult:
+    """What a build produced: the folder, pair counts, the failures and the feature stage's summary."""
+
+    out: Path
+    n_pairs: int
+    counts: dict[str, Any]
+    failures: list[Failure]
+    features: Any = None  # bodydata.pipeline.orchestrate.StageSummary
+    seconds: float = 0.0
+    bytes_on_disk: dict[str, int] = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------------------------- features
+def _hash_inputs(pairing: Pairing, progress: bool) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    """(mesh id -> sha256, sha256 -> path, mesh id -> failure reason). A file whose bytes differ from the
+    manifest's sha256 fails: its manifest row no longer describes it."""
+    from tqdm.auto import tqdm
+
+    shas: dict[str, str] = {}
+    items: dict[str, str] = {}
+    failed: dict[str, str] = {}
+    for m in tqdm(pairing.meshes, desc="hash meshes", unit="mesh", disable=not progress, leave=False):
+        try:
+            sha = sha256_file(m.path)
+        except OSError as exc:
+            failed[m.id] = f"{m.path}: cannot read ({exc.strerror or exc})"
+            continue
+        if m.sha256 and m.sha256 != sha:
+            failed[m.id] = f"{m.path}: file changed since the manifest was written (sha256 {sha[:12]} vs {m.sha256[:12]})"
+            continue
+        shas[m.id] = sha
+        items.setdefault(sha, m.path)
+    return shas, items, failed
+
+
+def compute_features(items: dict[str, str], template_spec: str, digest: str, options: dict, cache_dir: Path,
+                     executor=None, scheduler: str | None = None, workers: int | None = None,
+                     progress: bool = True):
+    """Run the feature stage over ``items`` (sha256 -> mesh path) into ``cache_dir``; finished meshes are skipped.
+
+    executor : an open :class:`~bodydata.pipeline.orchestrate.Executor`, else one is opened lazily from
+    ``scheduler``/``workers`` (``workers=0``: in this process). Returns the StageSummary.
+    """
+    from bodydata.pipeline.orchestrate import LazyExecutor, run_stage
+    from bodydata.pipeline.stage import StageContext
+
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    items_file = write_items_file(cache_dir, items)
+    stage = feature_stage(template_spec, digest, options, items_file)
+    ctx = StageContext(out_dir=cache_dir)
+    with contextlib.ExitStack() as stack:
+        if executor is None:
+            executor = stack.enter_context(LazyExecutor(scheduler, workers))
+        return run_stage(stage, ctx, executor, progress=progress)
+
+
+def _feature_failures(cache_dir: Path, shas: dict[str, str]) -> dict[str, str]:
+    from bodydata.pipeline.manifest import read_rows
+
+    rows = {r.item: r for r in read_rows(cache_dir)}
+    failed = {}
+    for mid, sha in shas.items():
+        row = rows.get(sha)
+        if row is None:
+            failed[mid] = "features were not computed"
+        elif row.status != "done":
+            failed[mid] = row.reason or "feature computation failed"
+        elif not (cache_dir / f"{sha}.npz").is_file():
+            failed[mid] = "cached features file is missing"
+    return failed
+
+
+# ----------------------------------------------------------------------------------------------- arrays
+def assemble_arrays(out: Path, cache_dir: Path, keys: Sequence[str], train_rows: np.ndarray,
+                    n_vertices: int, n_parts: int = 16, progress: bool = True) -> dict[str, np.ndarray]:
+    """Stream cached per-mesh features into ``f.npy (P, n, 9)`` and ``g.npy (P, 16, 9)`` float32 memory maps.
+
+    keys : (P,) cache key (sha256) of each row. train_rows : (P,) bool, the rows the scaling is fitted on.
+    Returns the per-dimension min/max over ``train_rows``: ``f_min``, ``f_max`` (n, 9), ``g_min``, ``g_max`` (16, 9),
+    float64.
+    """
+    from numpy.lib.format import open_memmap
+    from tqdm.auto import tqdm
+
+    p = len(keys)
+    stats = {
+        "f_min": np.full((n_vertices, 9), np.inf), "f_max": np.full((n_vertices, 9), -np.inf),
+        "g_min": np.full((n_parts, 9), np.inf), "g_max": np.full((n_parts, 9), -np.inf),
+    }
+    with atomic_path(out / FILES["f"]) as tmp_f, atomic_path(out / FILES["g"]) as tmp_g:
+        fm = open_memmap(tmp_f, mode="w+", dtype=np.float32, shape=(p, n_vertices, 9))
+        gm = open_memmap(tmp_g, mode="w+", dtype=np.float32, shape=(p, n_parts, 9))
+        for i, key in enumerate(tqdm(keys, desc="assemble", unit="pair", disable=not progress, leave=False)):
+            f, g = load_cached(cache_dir, key)
+            if f.shape != (n_vertices, 9) or g.shape != (n_parts, 9):
+                raise BodydataError(f"{cache_dir / key}.npz: features have shapes {f.shape}, {g.shape}; "
+                                    f"expected ({n_vertices}, 9), ({n_parts}, 9)")
+            fm[i] = f
+            gm[i] = g
+            if train_rows[i]:
+                np.minimum(stats["f_min"], f, out=stats["f_min"])
+                np.maximum(stats["f_max"], f, out=stats["f_max"])
+                np.minimum(stats["g_min"], g, out=stats["g_min"])
+                np.maximum(stats["g_max"], g, out=stats["g_max"])
+        fm.flush()
+        gm.flush()
+        del fm, gm
+    return stats
+
+
+def _save_npy(path: Path, arr: np.ndarray) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.save(fh, arr)
+
+
+# ----------------------------------------------------------------------------------------------- tables
+def _csv_text(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(columns)
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def _pair_rows(pairing: Pairing, split: np.ndarray, shas: dict[str, str]) -> list[list[Any]]:
+    rows = []
+    for i, (m, j) in enumerate(zip(pairing.meshes, pairing.neutral_index)):
+        n = pairing.meshes[j]
+        rows.append([i, m.id, m.role, split[i], m.source, m.subject, m.pose, m.identity, j, n.id, m.path,
+                     shas[m.id], n.path, shas[n.id], m.manifest])
+    return rows
+
+
+def _counts(pairing: Pairing, split: np.ndarray) -> dict[str, Any]:
+    """Pairs per source, role and split (the paper's Table 1 counts meshes per source and role)."""
+    table: dict[str, dict[str, int]] = {}
+    for m, s in zip(pairing.meshes, split):
+        d = table.setdefault(m.source, Counter())
+        d[f"{m.role}_{s}"] += 1
+        d[m.role] += 1
+        d["total"] += 1
+    keys = ["neutral", "pose", "neutral_train", "neutral_test", "pose_train", "pose_test", "total"]
+    by_source = {src: {k: int(table[src].get(k, 0)) for k in keys} for src in sorted(table)}
+    totals = {k: sum(v[k] for v in by_source.values()) for k in keys}
+    identities = {s: len({m.identity for m, sp in zip(pairing.meshes, split) if sp == s}) for s in ("train", "test")}
+    return {"by_source": by_source, "total": totals, "identities": identities,
+            "identities_in_both": len({m.identity for m, sp in zip(pairing.meshes, split) if sp == "train"}
+                                      & {m.identity for m, sp in zip(pairing.meshes, split) if sp == "test"})}
+
+
+def _versions() -> dict[str, str]:
+    import importlib.metadata
+
+    import bodydata
+
+    out = {"bodydata": bodydata.__version__, "numpy": np.__version__, "python": platform.python_version()}
+    for pkg in ("anny",):
+        try:
+            out[pkg] = importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def _card_md(card: dict) -> str:
+    c = card["counts"]
+    lines = [f"# Dataset card: {card['name']}", "",
+             f"{c['total']['total']} pairs ({c['total']['neutral']} neutral, {c['total']['pose']} pose) from "
+             f"{len(card['inputs'])} manifest(s); template `{card['template']['name']}` "
+             f"({card['template']['n_vertices']} vertices, {card['template']['n_faces']} faces).", "",
+             "## Pairs per source (like the paper's Table 1)", "",
+             "| source | neutral | pose | neutral train | neutral test | pose train | pose test | total |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    keys = ["neutral", "pose", "neutral_train", "neutral_test", "pose_train", "pose_test", "total"]
+    for src, d in c["by_source"].items():
+        lines.append(f"| {src} | " + " | ".join(str(d[k]) for k in keys) + " |")
+    lines.append("| **all** | " + " | ".join(f"**{c['total'][k]}**" for k in keys) + " |")
+    sp = card["split"]
+    lines += ["", "## Split", "",
+              f"Method `{sp['method']}`, seed {sp['seed']}, requested test pairs: {sp['n_test_neutral']} neutral, "
+              f"{sp['n_test_pose']} pose. Identities: {c['identities']['train']} train, {c['identities']['test']} test, "
+              f"{c['identities_in_both']} in both.", "",
+              "## Features and scaling", "",
+              f"`f.npy` {card['files']['f']['shape']} and `g.npy` {card['files']['g']['shape']} float32, unscaled "
+              f"(layout per vertex: {', '.join(card['features']['layout'])}); f_s / g_s = rows `neutral_index`. "
+              f"Extractor: {json.dumps(card['features']['extractor'])}.",
+              f"Scaling to [{card['scaling']['range'][0]}, {card['scaling']['range'][1]}] per dimension, fitted on the "
+              f"{card['scaling']['fitted_on_meshes']} meshes of the train split (pair meshes and their neutrals); "
+              f"{card['scaling']['constant_dims_f']} constant dimensions of f and {card['scaling']['constant_dims_g']} "
+              "of g are mapped to 0.", "",
+              "## Failures", "",
+              f"{card['failures']['total']} input rows left out (" +
+              ", ".join(f"{k}: {v}" for k, v in card['failures']['by_stage'].items()) + "); see `failures.csv`.", "",
+              "## Inputs", ""]
+    for inp in card["inputs"]:
+        lines.append(f"- `{inp['path']}` ({inp['role']}, sha256 {inp['sha256'][:16]}...)")
+    lines += ["", "## Files", ""]
+    for name, info in card["files"].items():
+        lines.append(f"- `{info['file']}`: {info['bytes']:,} bytes" + (f", {info['shape']} {info['dtype']}" if "shape" in info else ""))
+    lines += ["", "## Versions", "", ", ".join(f"{k} {v}" for k, v in card["versions"].items()), ""]
+    return "\n".join(lines)
+
+
+def _file_info(path: Path) -> dict[str, Any]:
+    info: dict[str, Any] = {"file": path.name, "bytes": path.stat().st_size}
+    if path.suffix == ".npy":
+        arr = np.load(path, mmap_mode="r")
+        info.update(shape=list(arr.shape), dtype=str(arr.dtype))
+        del arr
+    return info
+
+
+def _dir_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+# ----------------------------------------------------------------------------------------------- build
+def build_dataset(
+    inputs: Sequence[str | os.PathLike],
+    template: str | os.PathLike,
+    out: str | os.PathLike,
+    neutral_inputs: Sequence[str | os.PathLike] = (),
+    split: str = "paper",
+    n_test_neutral: int = 160,
+    n_test_pose: int = 160,
+    seed: int = 0,
+    executor=None,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+) -> BuildResult:
+    """Build the dataset in ``out`` (layout in the module docstring) from manifest CSVs.
+
+    inputs / neutral_inputs : manifests; every row of a neutral input is a neutral mesh (see
+    :mod:`bodydata.dataset.pairing` for the other ways a row is marked neutral).
+    template : template name (``anny``, ``anny-lite``) or folder; every mesh must have its connectivity.
+    split : ``"paper"`` (random test pairs) or ``"subject"`` (disjoint identities); see :mod:`bodydata.dataset.split`.
+    executor / scheduler / workers : where the features are computed (see :func:`compute_features`).
+    Raises ``BodydataError`` when no pair is left or the split is impossible (``failures.csv`` is still written).
+    """
+    import bodydata.features.scaling  # noqa: F401  (fail before the long part if it is unavailable)
+    from bodydata.templates.template import load_template
+
+    t0 = time.perf_counter()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    records, failures = read_inputs(inputs, neutral_inputs)
+    pairing = pair_meshes(records)
+    tpl = load_template(template)
+    options = extractor_options()
+    digest = template_digest(tpl, options)
+    cache_dir = out / "cache" / f"features-{digest[:16]}"
+
+    shas, items, failed = _hash_inputs(pairing, progress)
+    summary = None
+    if items:
+        summary = compute_features(items, str(template), digest, options, cache_dir, executor, scheduler, workers,
+                                   progress)
+        failed.update(_feature_failures(cache_dir, {k: v for k, v in shas.items() if k not in failed}))
+    pairing = drop_failed(pairing, failed)
+    failures = failures + pairing.failures
+    atomic_write_text(out / FILES["failures"], _csv_text(FAILURE_COLUMNS, [
+        [fl.id, fl.source, fl.subject, fl.path, fl.stage, fl.reason] for fl in failures]))
+    if not len(pairing):
+        raise BodydataError(f"{out}: no pairs left ({len(failures)} input rows failed; see {out / FILES['failures']})")
+
+    ids = [m.id for m in pairing.meshes]
+    splits = make_split(split, ids, pairing.roles, pairing.identities, n_test_neutral, n_test_pose, seed)
+    nidx = np.asarray(pairing.neutral_index, dtype=np.int64)
+    train = splits == "train"
+    fit_rows = train.copy()
+    fit_rows[nidx[train]] = True  # f_s of a train pair is seen in training too
+    stats = assemble_arrays(out, cache_dir, [shas[i] for i in ids], fit_rows, tpl.n_vertices,
+                            progress=progress)
+    _save_npy(out / FILES["neutral_index"], nidx)
+    scaler_info = _save_scaling(out / FILES["scaling"], stats)
+    atomic_write_text(out / FILES["pairs"], _csv_text(PAIR_COLUMNS, _pair_rows(pairing, splits, shas)))
+
+    counts = _counts(pairing, splits)
+    input_info = [{"path": str(Path(p).resolve()), "role": role, "sha256": sha256_file(p)}
+                  for ps, role in ((inputs, "inputs"), (neutral_inputs, "neutral")) for p in ps]
+    card = {
+        "format": DATASET_FORMAT,
+        "version": DATASET_VERSION,
+        "name": out.name,
+        "counts": counts,
+        "template": {"name": tpl.name, "spec": str(template), "n_vertices": tpl.n_vertices, "n_faces": tpl.n_faces,
+                     "n_parts": len(tpl.part_names), "digest": digest},
+        "features": {"layout": list(_feature_layout()), "dtype": "float32", "extractor": options,
+                     "coarse": "16 parts of the template", "cache": str(cache_dir.relative_to(out))},
+        "scaling": {**scaler_info, "fitted_on_meshes": int(fit_rows.sum()), "fitted_on": "train split"},
+        "split": {"method": split, "seed": seed, "n_test_neutral": n_test_neutral, "n_test_pose": n_test_pose},
+        "several_neutrals": pairing.several_neutrals,
+        "failures": {"total": len(failures), "by_stage": dict(Counter(fl.stage for fl in failures))},
+        "inputs": input_info,
+        "versions": _versions(),
+    }
+    card["files"] = {k: _file_info(out / FILES[k]) for k in ("f", "g", "neutral_index", "scaling", "pairs", "failures")}
+    atomic_write_text(out / FILES["card_json"], json.dumps(card, indent=1, sort_keys=False) + "\n")
+    atomic_write_text(out / FILES["card_md"], _card_md(card))
+    sizes = {k: v["bytes"] for k, v in card["files"].items()}
+    sizes["cache"] = _dir_bytes(out / "cache")
+    return BuildResult(out, len(pairing), counts, failures, summary, time.perf_counter() - t0, sizes)
+
+
+def _feature_layout() -> tuple[str, ...]:
+    from bodydata.features.acap import FEATURE_LAYOUT
+
+    return FEATURE_LAYOUT
+
+
+def _save_scaling(path: Path, stats: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Fit the scaling from the train min/max and save it; returns the card's summary of it."""
+    from bodydata.dataset.scaling_io import fit_scaling, save_scaling
+
+    scaling = fit_scaling(stats)
+    save_scaling(path, scaling)
+    return scaling.summary()
