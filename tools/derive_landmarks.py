@@ -489,14 +489,14 @@ def read_csv(path: Path) -> dict[str, int]:
 
 
 def render(vertices: np.ndarray, faces: np.ndarray, landmarks: dict[str, int], out_png: Path, title: str,
-           up_axis="y", front_axis="z", labels: np.ndarray | None = None) -> Path:
+           up_axis="y", front_axis="z", labels: np.ndarray | None = None, dpi: int = 150) -> Path:
     from bodydata.templates.parts import PART_COLORS
     from bodydata.viz.parts_render import render_mesh_views
 
     names = list(landmarks)
     colors = None if labels is None else np.asarray(PART_COLORS)[labels]
     return render_mesh_views(vertices, faces, colors, out_png, points=vertices[[landmarks[n] for n in names]],
-                             labels=names, up_axis=up_axis, front_axis=front_axis, title=title, dpi=150)
+                             labels=names, up_axis=up_axis, front_axis=front_axis, title=title, dpi=dpi)
 
 
 def main(argv: list[str] | None = None) -> int:

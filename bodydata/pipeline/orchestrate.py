@@ -309,13 +309,18 @@ def open_executor(
 
         n = workers or default_workers()
         env = {var: str(threads) for var in THREAD_ENV_VARS}
+        dash = _loopback_address(dashboard, host)
+        # With the dashboard off the scheduler still serves /health and /metrics over HTTP (default port 8787):
+        # a random port on ``host`` avoids clashing with other clusters on the machine.
+        scheduler_kwargs = {} if dash else {"dashboard_address": f"{host}:0"}
         with dask.config.set({"distributed.nanny.pre-spawn-environ": {**env, "MALLOC_TRIM_THRESHOLD_": 65536}}):
             cluster = LocalCluster(
                 n_workers=n,
                 threads_per_worker=1,
                 processes=True,
                 host=host,
-                dashboard_address=_loopback_address(dashboard, host),
+                dashboard_address=dash,
+                scheduler_kwargs=scheduler_kwargs,
                 memory_limit=memory_limit,
                 silence_logs=logging.ERROR,
             )

@@ -189,7 +189,8 @@ def test_synchronous_names_and_env(monkeypatch):
 def test_scheduler_without_workers_is_an_error():
     from distributed import LocalCluster
 
-    with LocalCluster(n_workers=0, processes=False, dashboard_address=None, protocol="tcp://") as empty:
+    with LocalCluster(n_workers=0, processes=False, protocol="tcp://", host="127.0.0.1",
+                      dashboard_address=None, scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}) as empty:
         with pytest.raises(BodydataError, match="has no workers"):
             with open_executor(empty.scheduler_address, connect_timeout="1s"):
                 pass

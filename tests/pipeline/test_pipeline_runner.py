@@ -140,3 +140,12 @@ def test_cli_config_errors_exit_2(tmp_path):
     assert res.exit_code == 2 and "anny-demo" in res.output
     res = CliRunner().invoke(cli, ["run", "--list-stages"])
     assert res.exit_code == 0 and "mesh-stats" in res.output
+
+
+def test_nothing_to_do_starts_no_cluster(tmp_path):
+    pipe = load_pipeline(_two_step(tmp_path))
+    run_pipeline(pipe, tmp_path / "w", scheduler="synchronous", progress=False, echo=None)
+    lines: list[str] = []
+    s = run_pipeline(pipe, tmp_path / "w", scheduler="local", workers=2, progress=False, echo=lines.append)
+    assert [(x.done, x.skipped) for x in s] == [(0, 5), (0, 5)]
+    assert not any(line.startswith("started") for line in lines), lines
