@@ -6,13 +6,14 @@ set to ``--png-dir`` (outside the repository: the renders show real, licensed bo
 
 Usage::
 
-    python tools/derive_landmarks.py [--data ../shared/data] [--png-dir /tmp/bodydata_landmarks] [--check]
+    python tools/derive_landmarks.py [--data ../shared/data] [--png-dir /tmp/bodydata_landmarks] [--no-png] [--check]
 
 ``--check`` recomputes and compares with the shipped CSVs instead of writing them (exit 1 on a
 difference).
 
-Method (the same rules on both topologies, and the same as the anny rules of
-``bodydata/templates/anny.py`` so that one name means one anatomical point):
+Method (the same rules on both topologies, modelled on the anny rules of
+``bodydata/templates/anny.py`` so that one name means one anatomical point; where they differ it is
+said below):
 
 * Reference bodies. SMPL order: FAUST ``tr_reg_000`` (standing, arms ~20 degrees from the body,
   y-up, facing +z, left +x). SCAPE order: the SPRING male mean body (same vertex order as SCAPE,
@@ -33,8 +34,9 @@ Method (the same rules on both topologies, and the same as the anny rules of
   thigh|hips seam's centroid raised to the seam's highest point (the hips part holds the buttocks,
   so the seam's centroid lies 3-6 % of body height below the joint).
 * Rules. "ray from P along D, r" = among vertices within r of the line through P along D, the one
-  farthest along D (r grows by half where the mesh is coarser); a ray only sees the parts on both sides of its joint (neck: head_neck+chest,
-  shoulder: chest+upper_arm, hip: hips+thigh, ...), so an arm hanging beside the thigh is never a hip.
+  farthest along D (r grows by half where the mesh is coarser); a ray only sees the parts on both
+  sides of its joint (neck: head_neck+chest, shoulder: chest+upper_arm, hip: hips+thigh, ...), so an
+  arm hanging beside the thigh is never a hip.
 
   ====================  ===================================================================
   head_top              highest vertex of head_neck
@@ -42,22 +44,25 @@ Method (the same rules on both topologies, and the same as the anny rules of
   chin                  head_neck vertex within 1.5 cm of the mid-sagittal plane, below the nose tip,
                         farthest along (F - U)/sqrt(2)
   ear_L/R               head_neck vertex farthest along S, above the nose tip's height minus 2 cm
-  c7                    ray from the neck base along -F, r = 1.5 cm
+  c7                    ray from the neck base (moved onto the mid-plane) along -F, r = 1.5 cm
   jugular_notch         most posterior point of the front midline profile (|x - mid| < 1 cm, most anterior
                         vertex per 5 mm of height) within 15 cm below the chin: the dip between throat and
-                        sternum. (A ray from the neck base, as on anny, lands on the throat on SMPL and
-                        SPRING, whose neck part ends 4-5 cm above the shoulders.)
+                        sternum. (anny casts a ray from its sternoclavicular joints; SMPL/SPRING have
+                        no such joint, and a ray from their neck seam lands on the throat: their neck
+                        part ends 4-5 cm above the shoulders.)
   shoulder_L/R          ray from the shoulder joint along U, r = 2.5 cm
   elbow_L/R             ray from the elbow joint along -F, r = 1.5 cm
   wrist_L/R             ray from the wrist joint along -F, r = 1.5 cm
   middle_fingertip_L/R  hand vertex within 1.5 cm of the line wrist joint -> hand centroid, farthest along it
-  navel                 front midline vertex (|x - mid| < 1 cm, in front of the hip joints) of abdomen/hips, between 55 % and 66 % of
-                        body height, with the deepest dent behind the straight line joining the front
-                        profile 4 cm above and below (without the height window the rule wanders to the
-                        groin or the lower belly on the smooth SPRING mean body)
-  crotch                lowest vertex within 1 cm of the mid-sagittal plane (on the symmetrized SMPL/SPRING
-                        bodies: lowest vertex of the mesh's own midline, i.e. within 5 mm of its mirror
-                        partner, as FAUST's thighs come within 1 cm of the mid-plane below the crotch)
+  navel                 front midline vertex (|x - mid| < 1 cm, in front of the hip joints) of
+                        abdomen/hips, between 55 % and 66 % of body height, with the deepest dent
+                        behind the straight line joining the front profile 4 cm above and below
+                        (without the window the rule wanders to the groin). On SCAPE the rule runs on
+                        SCAPE mesh000 (a scan of the SCAPE subject, same vertex order): the SPRING mean
+                        is an average body without a navel dent.
+  crotch                lowest vertex of the mesh's own midline: vertices within 5 mm of their mirror
+                        partner on the symmetrized body (anny: within 1 cm of the mid-plane; FAUST's
+                        thighs come that close to the mid-plane below the crotch)
   hip_L/R               ray from the hip joint along S, r = 2 cm
   knee_L/R              ray from the knee joint along F, r = 2 cm
   ankle_L/R             ray from the ankle joint along S, r = 1.5 cm
@@ -280,6 +285,7 @@ def derive_landmarks(body: Body, partner: np.ndarray | None = None) -> dict[str,
         j[f"knee_{s}"] = boundary_centroid(body, f"thigh_{s}", (f"calf_{s}",))
         j[f"ankle_{s}"] = boundary_centroid(body, f"calf_{s}", (f"foot_{s}",))
     mid_x = float(np.mean([j[f"{k}_{s}"][0] for k in ("shoulder", "hip") for s in "LR"]))
+    j["neck"][0] = mid_x  # the neck base lies on the mid-plane even where a seam is lopsided
     head = part("head_neck")
     out: dict[str, int] = {}
     out["head_top"] = argmax_in(v[:, 1], head)
@@ -503,6 +509,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     ap.add_argument("--png-dir", type=Path, default=Path("/tmp/bodydata_landmarks"))
+    ap.add_argument("--no-png", action="store_true", help="do not render")
     ap.add_argument("--check", action="store_true", help="compare with the shipped CSVs instead of writing")
     args = ap.parse_args(argv)
     smpl = derive_smpl(args.data)
@@ -518,7 +525,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             write_csv(path, lm)
             print(f"wrote {path}")
-    if args.png_dir:
+    if not args.no_png:
         ref, _ = smpl_reference(args.data)
         print("wrote", render(ref.vertices, ref.faces, smpl, args.png_dir / "landmarks_smpl_6890.png",
                               "smpl_6890 landmarks on FAUST tr_reg_000", labels=ref.labels))

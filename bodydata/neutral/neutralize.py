@@ -42,14 +42,16 @@ class NeutralizeError(BodydataError, ValueError):
 class NeutralConfig:
     """Tunable settings (defaults tuned on anny ground truth, see benchmarks/bench_neutral.py).
 
-    rotation_weight : strength of the segment rotation targets (dimensionless, 1 = a vertex's whole
-        one-ring ARAP term).  taper : metres over which the rotation weight ramps up from a part
-        boundary.  twist : ``"part"`` or ``"none"`` (see segments).  iterations / tol : ARAP
-        stopping rule.  weights : ARAP edge weights, ``"cotangent"`` (clamped) or ``"uniform"``.
+    handle_weight : ARAP weight of the re-posed segment vertices (dimensionless, relative to the
+        edge weights).  taper : metres (on the template); vertices at least ``taper * handle_threshold``
+        from any other segment are handles, the joint bands between segments are free.
+        twist : ``"part"`` or ``"none"`` (see segments).  iterations / tol : ARAP stopping rule.
+        weights : ARAP edge weights, ``"cotangent"`` (clamped) or ``"uniform"``.
     """
 
-    rotation_weight: float = 10.0
+    handle_weight: float = 10.0
     taper: float = 0.04
+    handle_threshold: float = 0.5
     twist: str = "part"
     iterations: int = 100
     tol: float = 1e-5
@@ -94,8 +96,10 @@ class Neutralizer:
             raise NeutralizeError(f"target neutral has shape {tgt.shape}, expected finite ({template.n_vertices}, 3)")
         self.template = template
         self.target = tgt
-        self.solver = ArapSolver(template.vertices, template.faces, weights=self.config.weights)
         self.segments = SegmentModel.from_template(template, segments, taper=self.config.taper)
+        self.handles = self.segments.handle_ids(self.config.handle_threshold)
+        self.solver = ArapSolver(template.vertices, template.faces, handles=self.handles,
+                                 handle_weight=self.config.handle_weight, weights=self.config.weights)
 
     def residuals(self, poses: np.ndarray) -> np.ndarray:
         """(P,) float64 rigid RMS residual (metres) of poses (P, n, 3) to the target."""
@@ -108,8 +112,9 @@ class Neutralizer:
         """
         cfg = self.config
         aligned = align(pose, self.target).apply(pose)
-        rot, w, _ = self.segments.rotation_targets(aligned, self.target, cfg.rotation_weight, twist=cfg.twist)
-        result = self.solver.solve(aligned, initial=aligned, rotation_targets=rot, rotation_weights=w,
+        rot = self.segments.rotations(aligned, self.target, twist=cfg.twist)
+        reposed = self.segments.handle_targets(aligned, rot)
+        result = self.solver.solve(aligned, initial=reposed, handle_targets=reposed[self.handles],
                                    iterations=cfg.iterations, tol=cfg.tol)
         return aligned, result
 
@@ -137,3 +142,208 @@ class Neutralizer:
             segment_lengths_before=self.segments.lengths(aligned), segment_lengths_after=self.segments.lengths(sol.vertices),
             energy=sol.energy,
         )
+
+
+# ---------------------------------------------------------------------------------------- targets
+def load_target(spec: str | os.PathLike, template, spring_dir: str | os.PathLike | None = None) -> np.ndarray:
+    """The target neutral (n, 3) float64 for ``spec``.
+
+    ``"anny"``: the template's own vertices (the ``anny``/``anny-lite`` templates are anny's rest pose
+    of the mean phenotype, every phenotype parameter 0.5). ``"scape"``: the mean of the SPRING male and
+    female mean bodies (``male_mean_vertex.npy``, ``female_mean_vertex.npy`` in ``spring_dir``).
+    Anything else: a mesh file path. The vertex count must match the template.
+    """
+    from bodydata.mesh import read_mesh
+
+    n = template.n_vertices
+    key = str(spec)
+    if key == "anny":
+        if not str(template.name).startswith("anny"):
+            raise NeutralizeError(f"target 'anny' needs an anny template, got {template.name!r}")
+        return np.asarray(template.vertices, dtype=np.float64).copy()
+    if key == "scape":
+        if spring_dir is None:
+            raise NeutralizeError("target 'scape' needs the SPRING release_model folder (--spring-dir)")
+        folder = Path(spring_dir)
+        try:
+            arrs = [np.load(folder / f"{sex}_mean_vertex.npy") for sex in ("male", "female")]
+        except (OSError, ValueError) as exc:
+            raise NeutralizeError(f"{folder}: cannot read the SPRING mean bodies ({exc})") from None
+        target = 0.5 * (np.asarray(arrs[0], dtype=np.float64) + np.asarray(arrs[1], dtype=np.float64))
+        if target.shape != (n, 3):
+            raise NeutralizeError(f"{folder}: SPRING mean has shape {target.shape}, the template has {n} vertices")
+        return target
+    try:
+        return read_mesh(key, expected_vertices=n).vertices
+    except BodydataError as exc:
+        raise NeutralizeError(str(exc)) from None
+
+
+# ---------------------------------------------------------------------------------------- driver
+COLUMNS = (
+    "subject", "status", "reason", "chosen_pose", "chosen_path", "n_poses", "residual_before_mm",
+    "residual_after_mm", "iterations", "seconds", "seg_len_change_mean_mm", "seg_len_change_max_mm",
+    "seg_len_change_max_pct", "output", "png",
+)
+CSV_NAME = "neutral.csv"
+
+
+@dataclass
+class NeutralizeSummary:
+    """What :func:`run_neutralize` did: counts, the rows (dicts, :data:`COLUMNS`) and the CSV path."""
+
+    n_done: int
+    n_failed: int
+    n_skipped: int
+    rows: list[dict]
+    csv_path: Path
+
+
+def _safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "subject"
+
+
+def read_pose_manifest(path: str | os.PathLike) -> dict[str, list[tuple[str, Path]]]:
+    """Group a manifest CSV by subject: ``{subject: [(pose label, mesh path), ...]}``.
+
+    Needs columns ``subject`` and ``path``; ``pose`` (else ``id``, else the file stem) labels a pose.
+    Relative paths are resolved against the manifest's folder. Rows with a ``status`` other than
+    ``ok`` or an empty subject are left out. With several ``source`` values the subject key is
+    ``<source>_<subject>``.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise NeutralizeError(f"{path}: cannot read manifest ({exc.strerror or exc})") from None
+    rows = list(csv.DictReader(io.StringIO(text)))
+    if not rows:
+        raise NeutralizeError(f"{path}: manifest has no rows")
+    missing = [c for c in ("subject", "path") if c not in rows[0]]
+    if missing:
+        raise NeutralizeError(f"{path}: manifest lacks column(s) {', '.join(missing)}")
+    sources = {r.get("source", "") for r in rows}
+    groups: dict[str, list[tuple[str, Path]]] = {}
+    for r in rows:
+        if r.get("status", "ok") not in ("ok", "", None) or not (r.get("subject") or "").strip():
+            continue
+        subject = r["subject"].strip()
+        if len(sources) > 1:
+            subject = f"{r.get('source', '')}_{subject}"
+        mesh = Path(r["path"])
+        if not mesh.is_absolute():
+            mesh = path.parent / mesh
+        label = (r.get("pose") or "").strip() or (r.get("id") or "").strip() or mesh.stem
+        groups.setdefault(subject, []).append((label, mesh))
+    return groups
+
+
+def _read_done(csv_path: Path) -> dict[str, dict]:
+    if not csv_path.is_file():
+        return {}
+    with open(csv_path, newline="", encoding="utf-8") as fh:
+        return {r["subject"]: r for r in csv.DictReader(fh)}
+
+
+def _write_rows(csv_path: Path, rows: dict[str, dict]) -> None:
+    from bodydata.fsutil import atomic_write_text
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(COLUMNS), lineterminator="\n", extrasaction="ignore")
+    w.writeheader()
+    for key in sorted(rows):
+        w.writerow(rows[key])
+    atomic_write_text(csv_path, buf.getvalue())
+
+
+def neutralize_subject_files(
+    neutralizer: Neutralizer, subject: str, poses: Sequence[tuple[str, Path]], out_dir: Path, png: bool = True
+) -> dict:
+    """Neutralise one subject from its mesh files; returns its row (raises NeutralizeError on failure)."""
+    from bodydata.mesh import read_mesh, write_mesh
+
+    n = neutralizer.template.n_vertices
+    arrays, labels, paths, problems = [], [], [], []
+    for label, mesh in poses:
+        try:
+            arrays.append(read_mesh(mesh, expected_vertices=n).vertices)
+            labels.append(label)
+            paths.append(mesh)
+        except BodydataError as exc:
+            problems.append(str(exc))
+    if not arrays:
+        raise NeutralizeError(f"no usable pose ({len(poses)} listed): " + ("; ".join(problems[:2]) or "none"))
+    res = neutralizer.subject(np.stack(arrays))
+    name = _safe_name(subject)
+    out_mesh = out_dir / "neutral" / f"{name}.ply"
+    write_mesh(out_mesh, res.vertices, neutralizer.template.faces)
+    png_rel = ""
+    if png:
+        from bodydata.templates.template import axis_vector
+        from bodydata.viz.before_after import render_before_after
+
+        tpl = neutralizer.template
+        chosen = align(arrays[res.pose_index], neutralizer.target).apply(arrays[res.pose_index])
+        render_before_after(
+            out_dir / "png" / f"{name}.png", tpl.faces, [chosen, res.vertices, neutralizer.target],
+            ["chosen pose", "constructed neutral", "target"], up=axis_vector(tpl.up_axis), front=axis_vector(tpl.front_axis),
+            suptitle=f"{subject}: pose {labels[res.pose_index]}, residual to target {res.residual_before_mm:.1f} -> "
+                     f"{res.residual_after_mm:.1f} mm RMS",
+        )
+        png_rel = f"png/{name}.png"
+    change = (res.segment_lengths_after - res.segment_lengths_before) * 1000.0
+    pct = 100.0 * np.abs(change) / np.maximum(res.segment_lengths_before * 1000.0, 1e-9)
+    return {
+        "subject": subject, "status": "done", "reason": "", "chosen_pose": labels[res.pose_index],
+        "chosen_path": str(paths[res.pose_index]), "n_poses": len(arrays),
+        "residual_before_mm": f"{res.residual_before_mm:.3f}", "residual_after_mm": f"{res.residual_after_mm:.3f}",
+        "iterations": res.iterations, "seconds": f"{res.seconds:.3f}",
+        "seg_len_change_mean_mm": f"{np.abs(change).mean():.3f}", "seg_len_change_max_mm": f"{np.abs(change).max():.3f}",
+        "seg_len_change_max_pct": f"{pct.max():.3f}", "output": f"neutral/{name}.ply", "png": png_rel,
+    }
+
+
+def run_neutralize(
+    manifest: str | os.PathLike,
+    template,
+    target: np.ndarray,
+    out_dir: str | os.PathLike,
+    config: NeutralConfig | None = None,
+    png: bool = True,
+    progress: bool = True,
+    on_subject: Callable[[str, dict], None] | None = None,
+) -> NeutralizeSummary:
+    """Neutralise every subject of ``manifest`` into ``out_dir`` (layout in the module docstring).
+
+    Subjects already ``done`` in ``OUT/neutral.csv`` with their mesh present are skipped. Per-subject
+    problems become ``failed`` rows; the CSV is rewritten atomically after each subject.
+    """
+    from tqdm import tqdm
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    groups = read_pose_manifest(manifest)
+    neutralizer = Neutralizer(template, target, config)
+    csv_path = out / CSV_NAME
+    rows = _read_done(csv_path)
+    done = failed = skipped = 0
+    for subject in tqdm(sorted(groups), desc="neutralize", unit="subject", disable=not progress):
+        old = rows.get(subject)
+        if old and old.get("status") == "done" and (out / old.get("output", "")).is_file() and old.get("output"):
+            skipped += 1
+            continue
+        t0 = time.perf_counter()
+        try:
+            row = neutralize_subject_files(neutralizer, subject, groups[subject], out, png=png)
+            done += 1
+        except BodydataError as exc:
+            row = {"subject": subject, "status": "failed", "reason": f"{type(exc).__name__}: {exc}",
+                   "n_poses": len(groups[subject]), "seconds": f"{time.perf_counter() - t0:.3f}"}
+            failed += 1
+        rows[subject] = row
+        _write_rows(csv_path, rows)
+        if on_subject is not None:
+            on_subject(subject, row)
+    if not csv_path.exists():
+        _write_rows(csv_path, rows)
+    return NeutralizeSummary(done, failed, skipped, [rows[k] for k in sorted(rows)], csv_path)

@@ -313,7 +313,13 @@ def open_executor(
         # With the dashboard off the scheduler still serves /health and /metrics over HTTP (default port 8787):
         # a random port on ``host`` avoids clashing with other clusters on the machine.
         scheduler_kwargs = {} if dash else {"dashboard_address": f"{host}:0"}
-        with dask.config.set({"distributed.nanny.pre-spawn-environ": {**env, "MALLOC_TRIM_THRESHOLD_": 65536}}):
+        config = {
+            "distributed.nanny.pre-spawn-environ": {**env, "MALLOC_TRIM_THRESHOLD_": 65536},
+            # One task at a time per single-threaded worker: when a worker dies, dask counts the death against
+            # every task assigned to it, so a poison mesh must not take queued innocent ones down with it.
+            "distributed.scheduler.worker-saturation": 1.0,
+        }
+        with dask.config.set(config):
             cluster = LocalCluster(
                 n_workers=n,
                 threads_per_worker=1,

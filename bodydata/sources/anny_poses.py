@@ -292,7 +292,7 @@ KEY_POSES: dict[str, dict[str, dict[str, float]]] = {
         clavicle={"elevation": 15.0}, shoulder={"abduction": 118.0}, elbow={"flexion": 10.0}
     ),
     "arms_forward": _both(
-        shoulder={"flexion": 85.0, "abduction": -32.0}, elbow={"flexion": 5.0}
+        shoulder={"flexion": 85.0, "abduction": -32.0}, elbow={"flexion": -5.0}
     ),
     "arms_crossed": _both(
         shoulder={"flexion": 32.0, "abduction": -25.0, "medial_rotation": 68.0},

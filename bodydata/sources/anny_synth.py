@@ -36,7 +36,9 @@ Phenotype distribution (:class:`PhenotypeDistribution`, adults; anny phenotype v
   Betas are U-shaped, i.e. mostly extreme bodies, so they are not used.)
 
 Poses: key pose ``(offset_i + j) mod L`` of the library (:mod:`bodydata.sources.anny_poses`, ``L`` key
-poses, ``offset_i`` drawn per identity), perturbed by Gaussian noise inside joint limits.
+poses, ``offset_i`` drawn per identity), perturbed by Gaussian noise inside joint limits. anny places
+the root bone's head (the pelvis) at the origin; there is no global translation, and the only global
+rotation is the key pose's (and jitter's) ``pelvis`` DOFs.
 
 Determinism: identity ``i`` draws from ``SeedSequence([seed, 0, i])``, its pose offset from
 ``[seed, 2, i]``, pose ``j`` attempt ``t`` from ``[seed, 1, i, j, t]``, so a run with more identities or

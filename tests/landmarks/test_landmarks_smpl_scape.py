@@ -57,9 +57,9 @@ def rest_bodies(shared_data, tools):
     spring = np.load(shared_data / "spring" / "release_model" / "male_mean_vertex.npy")
     rot, t = tools.spring_to_faust_rotation(shared_data, spring)
     bodies = {
-        "smpl_6890 on the SMPL T-pose body": (_points(tpose, smpl), False),
-        "smpl_6890 on FAUST tr_reg_000": (_points(faust, smpl), True),
-        "scape_12500 on the SPRING male mean": (_points(spring @ rot.T + t, scape), True),
+        "smpl_6890 on the SMPL T-pose body": (_points(tpose, smpl), False, tpose),
+        "smpl_6890 on FAUST tr_reg_000": (_points(faust, smpl), True, faust),
+        "scape_12500 on the SPRING male mean": (_points(spring @ rot.T + t, scape), True, spring @ rot.T + t),
     }
     return bodies
 
@@ -89,24 +89,35 @@ def test_smpl_set_agrees_with_published_keypoint_ids(shared_data, tools):
         assert np.linalg.norm(v[tools.PUBLISHED_SMPL[name]] - v[lm[name]]) < 0.01, name
 
 
-def _mirror_errors(points: dict[str, np.ndarray]) -> tuple[float, dict[str, float], dict[str, float]]:
+def _mirror_errors(points: dict[str, np.ndarray], vertices: np.ndarray | None = None):
+    """(mid-plane x, per pair |mirror(L) - R|, per pair that distance minus the body's own asymmetry there,
+    per midline landmark |x - mid|). The asymmetry is the distance from mirror(L) to the nearest vertex."""
+    from scipy.spatial import cKDTree
+
     mid = float(np.mean([points[n][0] for n in MIDLINE]))
-    pair_err = {}
+    tree = cKDTree(vertices) if vertices is not None else None
+    pair_err, excess = {}, {}
     for p in PAIRS:
         left = points[f"{p}_L"].copy()
         left[0] = 2.0 * mid - left[0]
         pair_err[p] = float(np.linalg.norm(left - points[f"{p}_R"]))
+        excess[p] = pair_err[p] - (float(tree.query(left)[0]) if tree is not None else 0.0)
     off_mid = {n: abs(float(points[n][0]) - mid) for n in MIDLINE}
-    return mid, pair_err, off_mid
+    return mid, pair_err, excess, off_mid
 
 
 def test_left_right_pairs_mirror_each_other(rest_bodies):
-    for label, (points, _) in rest_bodies.items():
+    """_R is the mirror image of _L: within 15 mm beyond the body's own asymmetry at that point (the
+    SPRING mean stands with its feet 2 cm asymmetric) and within 40 mm in absolute terms."""
+    for label, (points, _, vertices) in rest_bodies.items():
         if "FAUST" in label:
             continue  # a posed scan: arms and feet are held asymmetrically
-        mid, pair_err, off_mid = _mirror_errors(points)
+        mid, pair_err, excess, off_mid = _mirror_errors(points, vertices)
+        print(f"\n{label}: mirror error (mm) " + " ".join(f"{p}={pair_err[p] * 1000:.0f}" for p in PAIRS))
+        worst = max(excess, key=excess.get)
+        assert excess[worst] < 0.015, f"{label}: {worst} pair is {excess[worst] * 1000:.0f} mm beyond the body's asymmetry"
         worst = max(pair_err, key=pair_err.get)
-        assert pair_err[worst] < 0.02, f"{label}: {worst} pair is {pair_err[worst] * 1000:.0f} mm from mirror images"
+        assert pair_err[worst] < 0.04, f"{label}: {worst} pair is {pair_err[worst] * 1000:.0f} mm from mirror images"
         far = max(off_mid, key=off_mid.get)
         assert off_mid[far] < 0.015, f"{label}: {far} is {off_mid[far] * 1000:.0f} mm off the mid-plane"
         for p in PAIRS:  # the subject's left is +x in the canonical frame
@@ -114,7 +125,7 @@ def test_left_right_pairs_mirror_each_other(rest_bodies):
 
 
 def test_mirror_check_catches_a_swap(rest_bodies):
-    points, _ = rest_bodies["scape_12500 on the SPRING male mean"]
+    points = rest_bodies["scape_12500 on the SPRING male mean"][0]
     swapped = dict(points)
     swapped["knee_L"], swapped["knee_R"] = points["knee_R"], points["knee_L"]
     mid = float(np.mean([points[n][0] for n in MIDLINE]))
@@ -122,7 +133,7 @@ def test_mirror_check_catches_a_swap(rest_bodies):
 
 
 def test_vertical_and_front_back_order(rest_bodies):
-    for label, (p, arms_down) in rest_bodies.items():
+    for label, (p, arms_down, _) in rest_bodies.items():
         y = {n: float(p[n][1]) for n in LANDMARK_NAMES}
         z = {n: float(p[n][2]) for n in LANDMARK_NAMES}
         chain = ["head_top", "nose_tip", "chin", "jugular_notch", "navel", "crotch"]
@@ -180,7 +191,7 @@ def test_same_anatomy_across_topologies(shared_data, tools, rest_bodies):
 def test_anny_rest_pairs_and_order():
     v = _anny_rest_canonical()
     p = _points(v, load_landmarks("anny_notoes"))
-    _, pair_err, off_mid = _mirror_errors(p)
+    _, pair_err, _, off_mid = _mirror_errors(p)
     assert max(pair_err.values()) < 0.02 and max(off_mid.values()) < 0.015
     y = {n: float(p[n][1]) for n in LANDMARK_NAMES}
     for s in "LR":

@@ -61,6 +61,8 @@ def _number_process(item: Item, ctx: ItemContext):
         if not marker.exists():
             marker.write_text(str(os.getpid()))
             os._exit(17)  # the worker process dies mid-task, once
+    if i in opts.get("poison_items", ()):
+        os._exit(19)  # kills every worker that tries it
     if marker_dir and i in opts.get("flaky_items", ()):
         marker = Path(marker_dir) / f"flaked-{item.key}"
         if not marker.exists():

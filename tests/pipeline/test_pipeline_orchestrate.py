@@ -151,6 +151,15 @@ def test_worker_killed_mid_task_the_run_completes(tmp_path, cluster):
     assert len(cluster.client.nthreads()) >= 1
 
 
+def test_dask_error_without_retry_and_poison_item_are_failed_rows(tmp_path, cluster):
+    stage = T.make_number_stage(count=6, flaky_items=[1], poison_items=[4], marker_dir=str(tmp_path))
+    s = _run(stage, tmp_path / "out", cluster, retries=0)
+    assert (s.done, s.failed) == (4, 2)
+    reasons = dict(s.failures)
+    assert reasons["n001"] == "OSError: transient failure (first attempt)"
+    assert reasons["n004"].startswith("KilledWorker: ")  # dask gave up after its allowed worker deaths
+
+
 def test_workers_limit_threads_and_listen_on_loopback_only(tmp_path, cluster):
     s = _run(T.make_env_stage(count=4), tmp_path / "out", cluster)
     assert s.done == 4

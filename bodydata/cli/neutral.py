@@ -1,0 +1,41 @@
+"""``bodydata neutralize``: build one neutral-pose body per subject of a converted manifest (ARAP with segment constraints)."""
+from __future__ import annotations
+
+import click
+
+
+@click.command("neutralize")
+@click.option("--manifest", type=click.Path(dir_okay=False, exists=True, path_type=str), required=True,
+              help="manifest CSV of converted meshes (columns subject, path; optional pose, status)")
+@click.option("--template", "template_name", required=True, help="template name (anny, anny-lite) or template folder")
+@click.option("--target", required=True,
+              help="target neutral: 'anny' (anny's mean-phenotype rest pose), 'scape' (mean of the SPRING means) or a mesh file")
+@click.option("--spring-dir", type=click.Path(file_okay=False, path_type=str), default=None,
+              help="for --target scape: SPRING release_model folder (male/female_mean_vertex.npy)")
+@click.option("--out", type=click.Path(file_okay=False, path_type=str), required=True, help="output folder")
+@click.option("--iterations", type=int, default=100, show_default=True, help="maximum ARAP iterations")
+@click.option("--tol", type=float, default=1e-5, show_default=True, help="ARAP relative energy decrease to stop at")
+@click.option("--handle-weight", type=float, default=10.0, show_default=True, help="weight of the re-posed segment handles")
+@click.option("--no-png", is_flag=True, help="skip the before/after PNG per subject")
+@click.option("--quiet", is_flag=True, help="no progress bar")
+def neutralize(manifest: str, template_name: str, target: str, spring_dir: str | None, out: str, iterations: int,
+               tol: float, handle_weight: float, no_png: bool, quiet: bool) -> None:
+    """Write OUT/neutral/<subject>.ply and OUT/neutral.csv (one row per subject; failures recorded, done subjects skipped)."""
+    from bodydata.errors import BodydataError
+    from bodydata.neutral.neutralize import NeutralConfig, load_target, run_neutralize
+    from bodydata.templates.template import load_template
+
+    try:
+        tpl = load_template(template_name)
+        tgt = load_target(target, tpl, spring_dir)
+        cfg = NeutralConfig(iterations=iterations, tol=tol, handle_weight=handle_weight)
+        summary = run_neutralize(manifest, tpl, tgt, out, cfg, png=not no_png, progress=not quiet)
+    except BodydataError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{summary.csv_path}: {summary.n_done} done, {summary.n_failed} failed, {summary.n_skipped} skipped (already done)")
+    for row in summary.rows:
+        if row.get("status") == "failed":
+            click.echo(f"  failed {row['subject']}: {row.get('reason', '')}")
+
+
+COMMANDS = [neutralize]
