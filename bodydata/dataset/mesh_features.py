@@ -1,14 +1,13 @@
-"""Per-mesh feature stage: ACAP ``f (n, 9)`` and coarse ``g (16, 9)`` of one mesh, cached by the mesh's sha256.
+"""Per-mesh features for the dataset: ACAP ``f (n, 9)`` and coarse ``g (16, 9)`` of one mesh, cached by its sha256.
 
-The stage (:func:`feature_stage`) runs through :func:`bodydata.pipeline.orchestrate.run_stage`: one item per
-distinct mesh file (key = the file's sha256), output ``<sha256>.npz`` holding ``f`` and ``g`` as float32,
-in a cache folder keyed by the template and the extractor options
-(``DATASET/cache/features-<digest>/``). The stage manifest there makes a re-run skip finished meshes.
-Each worker process builds the :class:`~bodydata.features.acap.AcapExtractor` once per template and keeps it.
+Cache layout: ``DATASET/cache/features-<digest>/<sha256>.npz`` (float32 ``f``, ``g``), the digest covering
+the template and the extractor options, so a finished mesh is never recomputed for the same template.
+Two ways to fill it: :func:`compute_inline` (this process, a progress bar) or :func:`stage_process`, the same
+work in the pipeline's per-item stage protocol, which the CLI runs on local or remote dask workers.
+Each process builds the :class:`~bodydata.features.acap.AcapExtractor` once per template and keeps it.
 """
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
@@ -17,21 +16,22 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from bodydata.errors import MeshError
+from bodydata.errors import BodydataError, MeshError
 
 __all__ = [
     "FEATURE_VERSION",
     "extractor_options",
     "template_digest",
-    "feature_stage",
-    "compute_mesh_features",
-    "write_items_file",
-    "load_cached",
+    "feature_options",
     "get_extractor",
+    "features_of_mesh",
+    "stage_process",
+    "compute_inline",
+    "cached_path",
+    "load_cached",
 ]
 
 FEATURE_VERSION = "1"
-ITEMS_FILE = "items.json"
 DEFAULT_EXTRACTOR = {"weighting": "acap", "normal_scale": 0.3, "consistency": "fast"}
 
 _EXTRACTORS: dict[str, Any] = {}  # per process: template digest -> AcapExtractor
@@ -73,14 +73,15 @@ def get_extractor(template_spec: str, digest: str, options: Mapping[str, Any]):
     return ex
 
 
-def compute_mesh_features(item, ctx) -> dict[str, Any]:
-    """Stage ``process``: read ``item.inputs[0]``, compute ``f (n, 9)`` and ``g (16, 9)``, write
-    ``<item.key>.npz`` (float32 ``f``, ``g``). Bad meshes raise ``MeshError`` (a failed row, not retried)."""
-    opts = ctx.options
-    ex = get_extractor(opts["template"], opts["template_digest"], opts["extractor"])
-    path = item.inputs[0]
+def features_of_mesh(path: str | os.PathLike, options: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, dict]:
+    """``f (n, 9)``, ``g (16, 9)`` float32 of the mesh file ``path`` and a few diagnostics.
+
+    options : :func:`feature_options` (template, its digest, extractor arguments). Raises ``MeshError`` for a
+    file that cannot be read, has another connectivity than the template, or gives non-finite features.
+    """
     from bodydata.mesh import read_mesh
 
+    ex = get_extractor(options["template"], options["template_digest"], options["extractor"])
     mesh = read_mesh(path, expected_vertices=ex.n_vertices)
     v = ex.check_mesh(mesh.vertices, mesh.faces, path)
     res = ex(v, coarse=True)
@@ -88,45 +89,59 @@ def compute_mesh_features(item, ctx) -> dict[str, Any]:
     g = res.g[0].astype(np.float32)
     if not (np.all(np.isfinite(f)) and np.all(np.isfinite(g))):
         raise MeshError(path, "ACAP features are not finite (degenerate triangles?)")
-    with ctx.output(f"{item.key}.npz") as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, f=f, g=g)
-    return {"axis_cost": float(res.axis_cost[0]), "turn_cost": float(res.turn_cost[0])}
+    return f, g, {"axis_cost": float(res.axis_cost[0]), "turn_cost": float(res.turn_cost[0])}
 
 
-def _items_from_file(path: str, ctx) -> Iterable:
-    from bodydata.pipeline.stage import Item
-
-    with open(path, encoding="utf-8") as fh:
-        entries = json.load(fh)
-    return [Item(key=e["key"], inputs=(e["path"],)) for e in entries]
+def feature_options(template_spec: str, digest: str, extractor: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON-serialisable options every feature computation of one build shares."""
+    return {"template": str(template_spec), "template_digest": digest, "extractor": dict(extractor)}
 
 
-def write_items_file(cache_dir: str | os.PathLike, items: Mapping[str, str]) -> Path:
-    """Write ``{sha256: mesh path}`` as the stage's item list (``items.json`` in the cache folder)."""
-    from bodydata.fsutil import atomic_write_text
-
-    path = Path(cache_dir) / ITEMS_FILE
-    entries = [{"key": k, "path": str(p)} for k, p in items.items()]
-    atomic_write_text(path, json.dumps(entries, indent=0) + "\n")
-    return path
+def cached_path(cache_dir: str | os.PathLike, key: str) -> Path:
+    return Path(cache_dir) / f"{key}.npz"
 
 
-def feature_stage(template_spec: str, digest: str, options: Mapping[str, Any], items_file: str | os.PathLike):
-    """The :class:`~bodydata.pipeline.stage.Stage` computing features of the meshes listed in ``items_file``."""
-    from bodydata.pipeline.stage import Stage
-
-    return Stage(
-        name="dataset-features",
-        process=compute_mesh_features,
-        items=functools.partial(_items_from_file, str(items_file)),
-        options={"template": str(template_spec), "template_digest": digest, "extractor": dict(options)},
-        version=FEATURE_VERSION,
-        description="ACAP f (n, 9) and coarse g (16, 9) of each mesh, float32",
-    )
+def write_cached(path: str | os.PathLike, f: np.ndarray, g: np.ndarray) -> None:
+    """Write ``f``, ``g`` to ``path`` (an npz; the caller makes it atomic)."""
+    with open(path, "wb") as fh:
+        np.savez(fh, f=f, g=g)
 
 
 def load_cached(cache_dir: str | os.PathLike, key: str) -> tuple[np.ndarray, np.ndarray]:
     """``f (n, 9)``, ``g (16, 9)`` float32 of a cached mesh."""
-    with np.load(Path(cache_dir) / f"{key}.npz") as z:
+    with np.load(cached_path(cache_dir, key)) as z:
         return z["f"], z["g"]
+
+
+def stage_process(item, ctx) -> dict[str, Any]:
+    """Per-item function in the pipeline's stage protocol (``bodydata.pipeline.stage.Stage.process``):
+    ``item.key`` = the mesh's sha256, ``item.inputs[0]`` = its path, ``ctx.options`` = :func:`feature_options`;
+    writes ``<key>.npz`` through ``ctx.output``. Bad meshes raise ``MeshError`` (a failed row, not retried)."""
+    f, g, info = features_of_mesh(item.inputs[0], ctx.options)
+    with ctx.output(f"{item.key}.npz") as tmp:
+        write_cached(tmp, f, g)
+    return info
+
+
+#: Errors of one mesh that must not stop a build: recorded as that mesh's failure.
+MESH_ERRORS = (BodydataError, ValueError, FloatingPointError, np.linalg.LinAlgError)
+
+
+def compute_inline(jobs: Iterable[tuple[str, str]], cache_dir: str | os.PathLike, options: Mapping[str, Any],
+                   progress: bool = True, total: int | None = None) -> dict[str, str]:
+    """Compute and cache the features of ``jobs`` (``(key, mesh path)`` pairs) in this process, with a progress
+    bar; returns ``{key: reason}`` of the meshes that failed. The default feature runner of a build."""
+    from tqdm.auto import tqdm
+
+    from bodydata.fsutil import atomic_path
+
+    failed: dict[str, str] = {}
+    for key, path in tqdm(jobs, total=total, desc="features", unit="mesh", disable=not progress):
+        try:
+            f, g, _ = features_of_mesh(path, options)
+        except MESH_ERRORS as exc:
+            failed[key] = " ".join(str(exc).split()) or type(exc).__name__
+            continue
+        with atomic_path(cached_path(cache_dir, key)) as tmp:
+            write_cached(tmp, f, g)
+    return failed

@@ -89,6 +89,7 @@ class AcapExtractor:
         self.consistency = consistency
         self.anchor = 0 if compat == "acap-cpp" else "min-norm"
         self.exact_time_limit = exact_time_limit
+        self._canon = _canonical_faces(self.faces)
         self.coarse = None
         if part_labels is not None:
             from bodydata.features.coarse import CoarseFit
@@ -105,10 +106,12 @@ class AcapExtractor:
                                   "ACAP features need the template's connectivity")
         if faces is not None:
             f = np.asarray(faces)
-            if f.shape != self.faces.shape or not np.array_equal(f, self.faces):
-                nd = "a different number of" if f.shape != self.faces.shape else "different"
-                raise MeshError(path, f"mesh has {nd} faces than the template ({f.shape[0]} vs {self.faces.shape[0]}): "
+            if f.shape != self.faces.shape:
+                raise MeshError(path, f"mesh has {f.shape[0]} faces, the template {self.faces.shape[0]}: "
                                       "ACAP features need the template's connectivity")
+            if not np.array_equal(f, self.faces) and not np.array_equal(_canonical_faces(f), self._canon):
+                raise MeshError(path, "mesh has different faces than the template (same counts, other triangles or "
+                                      "orientation): ACAP features need the template's connectivity")
         if not np.all(np.isfinite(v)):
             raise MeshError(path, "mesh has non-finite vertex coordinates")
         return v
@@ -158,6 +161,14 @@ class AcapExtractor:
         """Features of ``MeshData``-like objects (``.vertices``, ``.faces``, ``.path``), checking connectivity."""
         vs = [self.check_mesh(m.vertices, m.faces, getattr(m, "path", None)) for m in meshes]
         return self(np.stack(vs), coarse=coarse)
+
+
+def _canonical_faces(faces: np.ndarray) -> np.ndarray:
+    """Faces rotated to start at their smallest index (orientation kept), rows sorted: equal iff same triangles."""
+    f = np.asarray(faces, np.int64)
+    k = np.argmin(f, axis=1)
+    rolled = np.stack([f[np.arange(len(f)), (k + s) % 3] for s in range(3)], axis=1)
+    return rolled[np.lexsort(rolled.T[::-1])]
 
 
 def acap_features(template_vertices: np.ndarray, faces: np.ndarray, vertices: np.ndarray, **kwargs) -> np.ndarray:

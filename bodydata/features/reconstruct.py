@@ -136,11 +136,15 @@ class AcapReconstructor:
         self._msum = torch.as_tensor(msum, device=self.device)
         # M_c[i, j] = w_ij (q_i - q_j)[c]: sum_j w_ij T_j (q_i - q_j) = sum_c M_c T[:, :, c]
         self._mc = []
-        for c in range(3):
-            m = sp.csr_matrix((ww * d[:, c], (i, j)), shape=(n, n))
-            self._mc.append(torch.sparse_csr_tensor(
-                torch.as_tensor(m.indptr, dtype=torch.int64), torch.as_tensor(m.indices, dtype=torch.int64),
-                torch.as_tensor(m.data), size=(n, n), dtype=torch.float64).to(self.device))
+        import warnings
+
+        with warnings.catch_warnings():  # torch's "sparse CSR is beta" notice
+            warnings.simplefilter("ignore", UserWarning)
+            for c in range(3):
+                m = sp.csr_matrix((ww * d[:, c], (i, j)), shape=(n, n))
+                self._mc.append(torch.sparse_csr_tensor(
+                    torch.as_tensor(m.indptr, dtype=torch.int64), torch.as_tensor(m.indices, dtype=torch.int64),
+                    torch.as_tensor(m.data), size=(n, n), dtype=torch.float64, check_invariants=False).to(self.device))
         self.backend = self._factor.backend
 
     # ------------------------------------------------------------------ pieces

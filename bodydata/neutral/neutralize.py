@@ -2,9 +2,10 @@
 
 Per subject (:meth:`Neutralizer.subject`): every pose mesh of the subject is rigidly aligned to the
 target (Kabsch); the one with the smallest RMS residual is deformed with ARAP
-(:mod:`bodydata.neutral.arap`) whose soft rotation targets turn each landmark-pair segment to the
-target's orientation (:mod:`bodydata.neutral.segments`). The subject's own segment lengths and
-shape are kept because only the orientation of its local edge vectors is prescribed.
+(:mod:`bodydata.neutral.arap`, system prefactored once per template) whose soft positional handles
+are the subject's segments turned rigidly, about their joints, to the target's orientations
+(:mod:`bodydata.neutral.segments`). The subject's own segment lengths and shape are kept because
+inside a segment its edge vectors are only rotated; ARAP bends the joint bands in between.
 
 Driver (:func:`run_neutralize`): reads a manifest CSV (columns ``subject`` and ``path``, optional
 ``pose``/``id``/``status``; rows with ``status`` other than ``ok`` are skipped), writes
@@ -45,14 +46,20 @@ class NeutralConfig:
     handle_weight : ARAP weight of the re-posed segment vertices (dimensionless, relative to the
         edge weights).  taper : metres (on the template); vertices at least ``taper * handle_threshold``
         from any other segment are handles, the joint bands between segments are free.
-        twist : ``"part"`` or ``"none"`` (see segments).  iterations / tol : ARAP stopping rule.
+        orientation : how a segment's rotation is measured, ``"part"`` (Kabsch of its vertices),
+        ``"landmarks"`` (landmark-pair swing + surface twist) or ``"swing"`` (see segments).  iterations / tol : ARAP stopping rule.
         weights : ARAP edge weights, ``"cotangent"`` (clamped) or ``"uniform"``.
+        anny_joints : on anny templates, place joint centres from anny's rest bone heads (else
+        part-boundary centroids).  band : metres; joint centres combine the child segment's vertices
+        within ``band`` of its parent.
     """
 
     handle_weight: float = 10.0
     taper: float = 0.04
     handle_threshold: float = 0.5
-    twist: str = "part"
+    anny_joints: bool = True
+    band: float = 0.12
+    orientation: str = "part"
     iterations: int = 100
     tol: float = 1e-5
     weights: str = "cotangent"
@@ -96,7 +103,13 @@ class Neutralizer:
             raise NeutralizeError(f"target neutral has shape {tgt.shape}, expected finite ({template.n_vertices}, 3)")
         self.template = template
         self.target = tgt
-        self.segments = SegmentModel.from_template(template, segments, taper=self.config.taper)
+        joints = None
+        if self.config.anny_joints and segments is SEGMENTS:
+            from bodydata.neutral.segments import anny_joint_positions
+
+            joints = anny_joint_positions(template)
+        self.segments = SegmentModel.from_template(template, segments, taper=self.config.taper, joints=joints,
+                                                   band=self.config.band)
         self.handles = self.segments.handle_ids(self.config.handle_threshold)
         self.solver = ArapSolver(template.vertices, template.faces, handles=self.handles,
                                  handle_weight=self.config.handle_weight, weights=self.config.weights)
@@ -112,7 +125,7 @@ class Neutralizer:
         """
         cfg = self.config
         aligned = align(pose, self.target).apply(pose)
-        rot = self.segments.rotations(aligned, self.target, twist=cfg.twist)
+        rot = self.segments.rotations(aligned, self.target, mode=cfg.orientation)
         reposed = self.segments.handle_targets(aligned, rot)
         result = self.solver.solve(aligned, initial=reposed, handle_targets=reposed[self.handles],
                                    iterations=cfg.iterations, tol=cfg.tol)
@@ -208,7 +221,7 @@ def read_pose_manifest(path: str | os.PathLike) -> dict[str, list[tuple[str, Pat
 
     Needs columns ``subject`` and ``path``; ``pose`` (else ``id``, else the file stem) labels a pose.
     Relative paths are resolved against the manifest's folder. Rows with a ``status`` other than
-    ``ok`` or an empty subject are left out. With several ``source`` values the subject key is
+    ``ok``, an empty subject or ``kind=neutral`` (ground truth of generated sources) are left out. With several ``source`` values the subject key is
     ``<source>_<subject>``.
     """
     path = Path(path)
@@ -226,6 +239,8 @@ def read_pose_manifest(path: str | os.PathLike) -> dict[str, list[tuple[str, Pat
     groups: dict[str, list[tuple[str, Path]]] = {}
     for r in rows:
         if r.get("status", "ok") not in ("ok", "", None) or not (r.get("subject") or "").strip():
+            continue
+        if (r.get("kind") or "").strip() == "neutral":  # a ground-truth neutral is no candidate pose
             continue
         subject = r["subject"].strip()
         if len(sources) > 1:

@@ -1,32 +1,34 @@
-"""Landmark-pair body segments and how a segment's target orientation becomes a soft rotation target for ARAP.
+"""Body segments (landmark pair + template parts, a tree rooted at the pelvis) and their re-posing into soft ARAP handles.
 
-A segment is a landmark pair (proximal ``start``, distal ``end``) plus the body parts it carries
-(template part labels). Its orientation in a mesh is the unit direction ``end - start``.
+A segment is a landmark pair (proximal ``start``, distal ``end``), the template parts it carries
+and its parent segment. Its direction in a mesh is the unit vector ``end - start``.
 
-Formulation (rigidly turned segments as soft positional handles; tuned on anny ground truth): for
-each segment the rotation ``R_s`` that turns the subject's segment onto the target's is
+Formulation (rigidly turned segments as soft positional handles; every choice below was tuned on
+anny ground truth, anny-lite, 5 identities x 3 poses, seed 0, every pose deformed; MED = mean
+vertex distance to the true neutral after rigid alignment):
 
-* swing: the smallest rotation taking the subject's direction ``u_s`` to the target's ``d_s``
-  (the landmark pair fixes two of the three degrees of freedom), then
-* twist (``twist="part"``): the rotation about ``d_s`` that best aligns (least squares) the swung
-  subject part vertices to the target's part vertices, both centred; a landmark pair cannot see
-  rotation about its own axis (a pronated forearm, an inward-turned thigh), the part's surface can.
-  ``twist="none"`` keeps the subject's own twist.
-
-Segments form a tree rooted at the pelvis (``parent``). :meth:`SegmentModel.handle_targets` turns
-the subject's segments rigidly about their proximal joint, from the root outwards (forward
-kinematics); the joint centre between a segment and its parent is the centroid of the vertices on
-their shared part boundary (template-defined, so it works for any mesh in the template
-connectivity). The rotated positions of the vertices at least ``taper / 2`` from any other segment
-become soft ARAP handles; the joint bands between them stay free, so ARAP bends them as rigidly as
-possible. The subject's own edge vectors are only rotated inside a segment, so segment lengths and
-body shape are the subject's.
-
-Why not rotation targets alone (every vertex's ARAP rotation pulled to ``R_s``, no positions): on
-anny ground truth (collapse10pc, 5 identities x 3 poses, all poses deformed) it gave a mean MED of
-24.0 mm versus 22.3 mm here, because the skinning distortion of each joint band (stretched on
-one side, compressed on the other) is integrated along the limb and displaces the distal segments;
-pinning segment positions by forward kinematics stops that accumulation.
+1. Orientation. The rotation ``R_s`` turning the subject's segment to the target's is measured by
+   :meth:`SegmentModel.rotations` in one of three modes:
+   ``"part"`` (default) — the least-squares rotation (Kabsch) of the segment's vertices onto the
+   target's, both centred: MED 11.7 mm; ``"landmarks"`` — the paper's landmark-pair orientation:
+   the smallest rotation (swing) taking the subject's landmark direction to the target's, then the
+   least-squares twist about that axis from the segment's vertices (a landmark pair cannot see a
+   pronated forearm or an inward-turned thigh): 16.5 mm; ``"swing"`` — the landmark swing alone:
+   23.0 mm. Surface landmarks slide with the skin as joints bend and their directions differ between
+   body shapes, so the whole segment surface measures orientation more reliably; the landmark pairs
+   still define the segments and the reported segment lengths.
+2. Placement. :meth:`SegmentModel.handle_targets` turns each segment rigidly by ``R_s`` about its
+   proximal joint centre, root first (forward kinematics), so the subject's own edge vectors are
+   only rotated inside a segment: its segment lengths and shape are kept. Joint centres are affine
+   combinations of template vertices: on anny templates the weights reproduce anny's rest bone heads
+   from the child segment's vertices within ``band`` of the parent (exact under any rigid motion of
+   that band, which is how skinning moves it); otherwise the centroid of the shared part boundary
+   (anny joints: 11.7 mm; boundary centroids: 22.3 mm, the hip and shoulder centres then lie 2-3 cm
+   off, inside the hips/chest parts).
+3. The re-posed positions of the vertices at least ``taper * handle_threshold`` from any other
+   segment become soft ARAP handles; the joint bands between them stay free and ARAP bends them as
+   rigidly as possible. (Soft rotation targets alone, no positions, gave 24.0 mm with boundary
+   joints: the skinning distortion of each joint band is integrated along the limb.)
 """
 from __future__ import annotations
 
@@ -35,6 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bodydata.errors import BodydataError
+from bodydata.neutral.procrustes import kabsch_rotation
 
 
 class SegmentError(BodydataError, ValueError):
@@ -123,6 +126,42 @@ def twist_angle(rotation: np.ndarray, axis: np.ndarray) -> np.ndarray:
     return (angle + np.pi) % (2.0 * np.pi) - np.pi
 
 
+#: anny bone whose head is each segment's proximal joint (default rig).
+ANNY_JOINT_BONES: dict[str, str] = {
+    "spine": "spine04", "neck_head": "neck01",
+    **{k: v for s in "LR" for k, v in {
+        f"upper_arm_{s}": f"upperarm01.{s}", f"forearm_{s}": f"lowerarm01.{s}", f"hand_{s}": f"wrist.{s}",
+        f"thigh_{s}": f"upperleg01.{s}", f"shin_{s}": f"lowerleg01.{s}", f"foot_{s}": f"foot.{s}"}.items()},
+}
+
+
+def anny_joint_positions(template) -> dict[str, np.ndarray] | None:
+    """{segment name: (3,) joint centre} from anny's rest bone heads for the ``anny``/``anny-lite`` templates.
+
+    Returns None for other templates, or when the template's vertices are not anny's rest mesh
+    (e.g. a different anny version), so callers fall back to boundary centroids.
+    """
+    from bodydata.templates.anny import TOPOLOGIES, load_anny_rest
+
+    topology = TOPOLOGIES.get(str(template.name))
+    if topology is None:
+        return None
+    rest = load_anny_rest(topology)
+    if rest["vertices"].shape != template.vertices.shape or not np.allclose(rest["vertices"], template.vertices, atol=1e-6):
+        return None
+    heads = dict(zip(rest["bone_labels"], rest["bone_heads"]))
+    return {seg: np.asarray(heads[bone], dtype=np.float64) for seg, bone in ANNY_JOINT_BONES.items() if bone in heads}
+
+
+def _affine_weights(points: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Minimum-norm weights w (k,) with sum(w) = 1 and w @ points = target (points (k, 3))."""
+    c = points.mean(axis=0)
+    a = np.vstack([(points - c).T, np.ones(len(points))])  # (4, k)
+    rhs = np.append(target - c, 1.0)
+    w, *_ = np.linalg.lstsq(a, rhs, rcond=None)
+    return w
+
+
 @dataclass
 class SegmentModel:
     """Segments resolved on one template: landmark ids, per-vertex segment and taper weight.
@@ -131,7 +170,11 @@ class SegmentModel:
     of each vertex (-1: none).  vertex_taper : (n,) float64 in [0, 1] (0 on a part boundary, 1 at
     ``taper`` metres or more from any other part, measured on the template).
     order : segment indices root first (parents before children).  parents : (s,) parent index (-1 root).
-    joint_ids : per segment, the vertex ids on the boundary with its parent (empty for the root).
+    joint_ids, joint_weights : per segment, vertex ids and affine weights (summing to 1) whose
+    combination is the joint centre with its parent (empty for the root): without known joints the
+    vertices on the shared part boundary, equally weighted; with a template joint position, the
+    segment's vertices within ``band`` of its parent with the minimum-norm affine weights that
+    reproduce the joint on the template (exact under any rigid motion of that band).
     """
 
     segments: tuple[Segment, ...]
@@ -142,10 +185,16 @@ class SegmentModel:
     order: tuple[int, ...] = ()
     parents: tuple[int, ...] = ()
     joint_ids: tuple[np.ndarray, ...] = ()
+    joint_weights: tuple[np.ndarray, ...] = ()
 
     @classmethod
-    def from_template(cls, template, segments: tuple[Segment, ...] = SEGMENTS, taper: float = 0.04) -> "SegmentModel":
-        """Resolve ``segments`` on a :class:`~bodydata.templates.template.Template` (landmarks and part labels)."""
+    def from_template(cls, template, segments: tuple[Segment, ...] = SEGMENTS, taper: float = 0.04,
+                      joints: dict[str, np.ndarray] | None = None, band: float = 0.08) -> "SegmentModel":
+        """Resolve ``segments`` on a :class:`~bodydata.templates.template.Template` (landmarks and part labels).
+
+        joints : optional {segment name: (3,) template position of its proximal joint centre}
+        (e.g. :func:`anny_joint_positions`); segments without one use their boundary centroid.
+        """
         from scipy.spatial import cKDTree
 
         names = list(template.part_names)
@@ -201,16 +250,26 @@ class SegmentModel:
             raise SegmentError("segment parents contain a cycle")
         e = mesh_edges(template.faces)
         a, b = vseg[e[:, 0]], vseg[e[:, 1]]
-        joints = []
+        joint_ids, joint_w = [], []
         for k, p in enumerate(parents):
             if p < 0:
-                joints.append(np.zeros(0, dtype=np.int64))
+                joint_ids.append(np.zeros(0, dtype=np.int64))
+                joint_w.append(np.zeros(0))
                 continue
             cross = ((a == k) & (b == p)) | ((a == p) & (b == k))
             if not cross.any():
                 raise SegmentError(f"segment {segments[k].name!r} does not touch its parent {segments[p].name!r} on the template")
-            joints.append(np.unique(e[cross].ravel()))
-        return cls(tuple(segments), start, end, vseg, tap, tuple(order), tuple(parents), tuple(joints))
+            ids = np.unique(e[cross].ravel())
+            w = np.full(len(ids), 1.0 / len(ids))
+            joint = None if joints is None else joints.get(segments[k].name)
+            if joint is not None:
+                near = np.flatnonzero(vseg == k)
+                dist = cKDTree(verts[vseg == p]).query(verts[near])[0]
+                ids = near[dist <= band]
+                w = _affine_weights(verts[ids], np.asarray(joint, dtype=np.float64))
+            joint_ids.append(ids)
+            joint_w.append(w)
+        return cls(tuple(segments), start, end, vseg, tap, tuple(order), tuple(parents), tuple(joint_ids), tuple(joint_w))
 
     def handle_ids(self, threshold: float = 0.5) -> np.ndarray:
         """(k,) int64 vertices whose taper is at least ``threshold``: the soft handles (fixed per template)."""
@@ -221,7 +280,7 @@ class SegmentModel:
         v = np.asarray(vertices, dtype=np.float64)
         out = np.empty((len(self.segments), 3))
         for k, ids in enumerate(self.joint_ids):
-            out[k] = v[ids].mean(axis=0) if len(ids) else v[self.vertex_segment == k].mean(axis=0)
+            out[k] = self.joint_weights[k] @ v[ids] if len(ids) else v[self.vertex_segment == k].mean(axis=0)
         return out
 
     def handle_targets(self, subject: np.ndarray, rotations: np.ndarray) -> np.ndarray:
@@ -265,60 +324,51 @@ class SegmentModel:
             raise SegmentError(f"segment {self.segments[int(np.argmin(norm))].name!r} has zero length on this mesh")
         return vec / norm[:, None]
 
-    def rotations(self, subject: np.ndarray, target: np.ndarray, twist: str = "part") -> np.ndarray:
-        """(s, 3, 3) rotations turning each subject segment to the target's orientation (module docstring).
+    def _covariances(self, subject: np.ndarray, target: np.ndarray) -> np.ndarray:
+        """(s, 3, 3) centred covariances sum (t - t_mean)(x - x_mean)^T over each segment's vertices."""
+        k = len(self.segments)
+        sel = self.vertex_segment >= 0
+        seg = self.vertex_segment[sel]
+        counts = np.maximum(np.bincount(seg, minlength=k), 1).astype(np.float64)
+        x, t = subject[sel], target[sel]
+        mean_x = np.stack([np.bincount(seg, weights=x[:, c], minlength=k) for c in range(3)], axis=1) / counts[:, None]
+        mean_t = np.stack([np.bincount(seg, weights=t[:, c], minlength=k) for c in range(3)], axis=1) / counts[:, None]
+        outer = ((t - mean_t[seg])[:, :, None] * (x - mean_x[seg])[:, None, :]).reshape(-1, 9)
+        return np.stack([np.bincount(seg, weights=outer[:, c], minlength=k) for c in range(9)], axis=1).reshape(k, 3, 3)
+
+    def rotations(self, subject: np.ndarray, target: np.ndarray, mode: str = "part") -> np.ndarray:
+        """(s, 3, 3) rotations turning each subject segment to the target's orientation.
 
         subject, target : (n, 3) float64 meshes in the template connectivity, in a common frame
         (e.g. the subject rigidly aligned to the target).
+        mode : ``"part"``: the least-squares rotation (Kabsch) of the segment's vertices, centred
+        (all three degrees of freedom from the whole segment surface); ``"landmarks"``: swing of the
+        landmark pair's direction onto the target's, then the least-squares twist about it from the
+        segment's vertices (module docstring); ``"swing"``: the landmark swing only.
         """
-        if twist not in ("part", "none"):
-            raise SegmentError(f"twist must be 'part' or 'none', got {twist!r}")
-        u = self.directions(subject)
-        d = self.directions(target)
-        rot = swing_rotation(u, d)
-        if twist == "none":
-            return rot
+        if mode not in ("part", "landmarks", "swing"):
+            raise SegmentError(f"orientation mode must be 'part', 'landmarks' or 'swing', got {mode!r}")
         subj = np.asarray(subject, dtype=np.float64)
         tgt = np.asarray(target, dtype=np.float64)
+        if mode == "part":
+            return kabsch_rotation(self._covariances(subj, tgt))
+        u = self.directions(subj)
+        d = self.directions(tgt)
+        rot = swing_rotation(u, d)
+        if mode == "swing":
+            return rot
         k = len(self.segments)
-        counts = np.bincount(self.vertex_segment[self.vertex_segment >= 0], minlength=k).astype(np.float64)
         sel = self.vertex_segment >= 0
-        seg = self.vertex_segment[sel]
-        # Per-segment centred covariances target x (swung subject), accumulated without a loop.
-        swung = np.einsum("vab,vb->va", rot[seg], subj[sel])
-        t = tgt[sel]
-        mean_s = np.stack([np.bincount(seg, weights=swung[:, c], minlength=k) for c in range(3)], axis=1) / np.maximum(counts, 1)[:, None]
-        mean_t = np.stack([np.bincount(seg, weights=t[:, c], minlength=k) for c in range(3)], axis=1) / np.maximum(counts, 1)[:, None]
-        xs = swung - mean_s[seg]
-        xt = t - mean_t[seg]
-        outer = (xt[:, :, None] * xs[:, None, :]).reshape(-1, 9)
-        cov = np.stack([np.bincount(seg, weights=outer[:, c], minlength=k) for c in range(9)], axis=1).reshape(k, 3, 3)
-        # The twist T(theta) about d that best aligns the part maximises tr(T^T C), closed form below.
+        swung = subj.copy()
+        swung[sel] = np.einsum("vab,vb->va", rot[self.vertex_segment[sel]], subj[sel])
+        cov = self._covariances(swung, tgt)
+        # The twist T(theta) about d that best aligns the swung segment maximises tr(T^T C):
+        # T = cos I + sin K + (1 - cos) d d^T  ->  tr(T^T C) = a cos + b sin + const.
         kmat = np.zeros((k, 3, 3))
         kmat[:, 0, 1], kmat[:, 0, 2] = -d[:, 2], d[:, 1]
         kmat[:, 1, 0], kmat[:, 1, 2] = d[:, 2], -d[:, 0]
         kmat[:, 2, 0], kmat[:, 2, 1] = -d[:, 1], d[:, 0]
-        ddt = d[:, :, None] * d[:, None, :]
-        # T = cos I + sin K + (1 - cos) d d^T  ->  tr(T^T C) = a cos + b sin + const
-        tr_c = np.trace(cov, axis1=1, axis2=2)
-        tr_ddc = np.einsum("kij,kij->k", ddt, cov)
-        a = tr_c - tr_ddc
+        a = np.trace(cov, axis1=1, axis2=2) - np.einsum("ki,kij,kj->k", d, cov, d)
         b = np.einsum("kij,kij->k", kmat, cov)
         theta = np.arctan2(b, a)
-        theta[counts < 3] = 0.0
         return axis_angle_matrix(d, theta) @ rot
-
-    def rotation_targets(
-        self, subject: np.ndarray, target: np.ndarray, weight: float, twist: str = "part"
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per-vertex soft rotation targets for ARAP.
-
-        Returns (rotations (n, 3, 3), weights (n,) = ``weight * taper`` (0 outside segments),
-        segment rotations (s, 3, 3)).
-        """
-        seg_rot = self.rotations(subject, target, twist=twist)
-        n = len(self.vertex_segment)
-        out = np.broadcast_to(np.eye(3), (n, 3, 3)).copy()
-        sel = self.vertex_segment >= 0
-        out[sel] = seg_rot[self.vertex_segment[sel]]
-        return out, weight * self.vertex_taper, seg_rot

@@ -38,3 +38,14 @@ def anny_bodies(topology: str, n_identities: int, n_poses: int, seed: int = 0, f
             out.names.append(f"{ident.identity}/{b.stem}")
     out.vertices = {t: np.stack(v) for t, v in acc.items()}
     return out
+
+
+def transfer_landmarks(landmarks: dict[str, int], src_vertices: np.ndarray, dst_vertices: np.ndarray) -> dict[str, int]:
+    """Landmarks of one body's vertex order -> the nearest vertices of the same body in another vertex order.
+
+    src_vertices : (n, 3), dst_vertices : (m, 3) float64, the same surface in two connectivities."""
+    from scipy.spatial import cKDTree
+
+    names = list(landmarks)
+    _, idx = cKDTree(np.asarray(dst_vertices)).query(np.asarray(src_vertices)[[landmarks[k] for k in names]])
+    return {k: int(i) for k, i in zip(names, idx)}

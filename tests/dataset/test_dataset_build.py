@@ -49,9 +49,9 @@ def data(tmp_path_factory):
     write_manifest(root / "extra.csv", extra)
     inputs = [root / "anny.csv", root / "extra.csv"]
     subj = build_dataset(inputs, TEMPLATE, root / "subject", split="subject", n_test_neutral=1, n_test_pose=1,
-                         seed=0, workers=0, progress=False)
+                         seed=0, progress=False)
     paper = build_dataset(inputs, TEMPLATE, root / "paper", split="paper", n_test_neutral=1, n_test_pose=2,
-                          seed=1, workers=0, progress=False)
+                          seed=1, progress=False)
     return {"root": root, "synth": synth.out_dir, "rows": scanned.rows, "inputs": inputs, "subject": subj,
             "paper": paper, "bad": bad}
 
@@ -195,8 +195,8 @@ def test_rerun_reuses_cached_features(data, tmp_path):
     before = {p: p.stat().st_mtime_ns for p in (out / "cache").rglob("*.npz")}
     f_before = np.array(np.load(out / "f.npy"))
     again = build_dataset(data["inputs"], TEMPLATE, out, split="subject", n_test_neutral=1, n_test_pose=1, seed=0,
-                          workers=0, progress=False)
-    assert again.features.done == 0 and again.features.skipped == len(before)
+                          progress=False)
+    assert again.features.computed == 0 and again.features.cached == len(before)
     assert again.features.failed == 1  # a failed mesh is tried again (it may have been fixed), and fails again
     assert {p: p.stat().st_mtime_ns for p in (out / "cache").rglob("*.npz")} == before
     np.testing.assert_array_equal(np.load(out / "f.npy"), f_before)
@@ -225,6 +225,14 @@ def test_half_neutral_batches(data):
     assert torch.all(batch["f"].abs() <= 0.95 + 1e-5)
     with pytest.raises(Exception):
         HalfNeutralBatchSampler(ds, batch_size=3)
+    # DataLoader workers receive the dataset pickled: without its memory maps, which reopen on first use.
+    import pickle
+
+    ds[0]
+    blob = pickle.dumps(ds)
+    assert len(blob) < 50_000
+    again = pickle.loads(blob)
+    assert torch.equal(again[1]["f"], ds[1]["f"])
 
 
 def test_cli_build_dataset(data, tmp_path):
@@ -242,3 +250,21 @@ def test_cli_build_dataset(data, tmp_path):
     bad = CliRunner().invoke(cli, ["build-dataset", "--inputs", str(data["inputs"][0]), "--template", TEMPLATE,
                                    "--out", str(tmp_path / "x"), "--test-neutral", "50", "--workers", "0", "--quiet"])
     assert bad.exit_code != 0 and "50 neutral test pairs requested" in bad.output
+
+
+def test_orchestrated_runner_gives_the_same_dataset(data, tmp_path):
+    from bodydata.cli.dataset import orchestrated_runner
+    from bodydata.dataset.build import build_dataset
+    from bodydata.pipeline.orchestrate import InlineExecutor
+
+    out = tmp_path / "orch"
+    res = build_dataset(data["inputs"], TEMPLATE, out, split="subject", n_test_neutral=1, n_test_pose=1, seed=0,
+                        runner=orchestrated_runner(executor=InlineExecutor()), progress=False)
+    assert (res.features.computed, res.features.failed) == (N_IDENT * (N_POSES + 1), 1)
+    ref = data["subject"].out
+    for name in ("f.npy", "g.npy", "neutral_index.npy"):
+        np.testing.assert_array_equal(np.load(out / name), np.load(ref / name))
+    assert _rows(out / "pairs.csv") == _rows(ref / "pairs.csv")
+    fails = {r["id"]: r["reason"] for r in _rows(out / "failures.csv")}
+    assert "truncated" in fails["anny/broken"]
+    assert list((out / "cache").glob("features-*/manifest.csv"))  # the stage manifest sits beside the cache

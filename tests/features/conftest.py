@@ -9,12 +9,12 @@ from bodydata.features.polar import rotation_exp
 # A few far-apart poses (bone label -> axis-angle, radians) for anny's 'notoes_collapse10pc' topology.
 ANNY_POSES = [
     {"root": [0.0, 0.0, 0.0]},
-    {"upperarm01.L": [0, 0, 1.2], "lowerarm01.L": [0, 1.5, 0], "upperleg01.R": [0.9, 0, 0],
-     "lowerleg01.R": [-1.2, 0, 0], "spine02": [0, 0.4, 0.2], "neck01": [0.3, 0, 0.5]},
-    {"upperarm01.R": [0, 0, -1.4], "lowerarm01.R": [0, -2.0, 0], "upperleg01.L": [-0.7, 0.2, 0],
-     "lowerleg01.L": [-1.8, 0, 0], "spine03": [0.3, -0.5, 0], "root": [0, 0, 2.8]},
-    {"upperarm01.L": [1.0, 1.0, 0.3], "upperarm01.R": [-1, 1, 0.3], "lowerarm01.L": [0, 2.5, 0],
-     "lowerarm01.R": [0, -2.5, 0], "root": [0, 0, -2.9], "head": [0, 0.6, 0]},
+    {"upperarm01.L": [0, 0, 0.9], "lowerarm01.L": [0, 1.0, 0], "upperleg01.R": [0.7, 0, 0],
+     "lowerleg01.R": [-0.9, 0, 0], "spine02": [0, 0.3, 0.2], "neck01": [0.2, 0, 0.4]},
+    {"upperarm01.R": [0, 0, -0.9], "lowerarm01.R": [0, -1.0, 0], "upperleg01.L": [-0.5, 0.2, 0],
+     "lowerleg01.L": [-1.0, 0, 0], "spine03": [0.2, -0.3, 0], "root": [0, 0, 2.8]},
+    {"upperarm01.L": [0.6, 0.6, 0.2], "upperarm01.R": [-0.6, 0.6, 0.2], "lowerarm01.L": [0, 1.2, 0],
+     "lowerarm01.R": [0, -1.2, 0], "root": [0, 0, -2.9], "head": [0, 0.5, 0]},
 ]
 
 

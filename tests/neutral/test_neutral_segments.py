@@ -79,9 +79,9 @@ def test_twist_part_recovers_a_forearm_twist(anny_lite_template):
     sel = model.vertex_segment == k
     c = tpl.vertices[model.start_ids[k]]
     subject[sel] = (tpl.vertices[sel] - c) @ twist.T + c  # twist about the landmark axis
-    rots = model.rotations(subject, tpl.vertices, twist="part")
+    rots = model.rotations(subject, tpl.vertices, mode="landmarks")
     assert np.allclose(rots[k], twist.T, atol=1e-9)
-    none = model.rotations(subject, tpl.vertices, twist="none")
+    none = model.rotations(subject, tpl.vertices, mode="swing")
     assert np.allclose(none[k], np.eye(3), atol=1e-9)
 
 
