@@ -8,8 +8,8 @@ Generates ``identities x poses`` anny bodies (plus one neutral per identity) wit
 
 * throughput: the per-mesh features (ACAP ``f`` + coarse ``g``) of all meshes into a fresh cache, inline
   (this process, ``compute_inline``) and through the pipeline orchestrator on a local dask cluster of 1 and
-  2 worker processes (``orchestrated_runner``); cluster start-up is timed separately and not counted, each
-  worker's one-time template load is; the ratio to the inline run is printed;
+  2 worker processes (``orchestrated_runner``); cluster start-up and each process's one-time extractor
+  build (template load) are timed separately and not counted; the ratio to the inline run is printed;
 * size: a full ``build_dataset`` (paper split, 1 + 1 test pairs) reusing the inline cache; bytes of
   each file per 1,000 pairs, with and without the per-mesh feature cache.
 Timings are wall clock on a shared machine: expect noise.
@@ -36,7 +36,13 @@ def main() -> None:
 
     from bodydata.cli.dataset import orchestrated_runner
     from bodydata.dataset.build import build_dataset, run_features
-    from bodydata.dataset.mesh_features import compute_inline, extractor_options, feature_options, template_digest
+    from bodydata.dataset.mesh_features import (
+        compute_inline,
+        extractor_options,
+        feature_options,
+        get_extractor,
+        template_digest,
+    )
     from bodydata.dataset.pairing import pair_meshes, read_inputs
     from bodydata.fsutil import sha256_file
     from bodydata.pipeline.orchestrate import open_executor
@@ -71,6 +77,12 @@ def main() -> None:
             shutil.rmtree(cache, ignore_errors=True)
             t0 = time.perf_counter()
             with open_executor("inline" if w == 0 else "local", workers=w, threads=1) as ex:
+                # Build the extractor once in every process first (the one-time template load), so the rate
+                # below is the steady state; the warm-up is reported as part of the start-up.
+                if hasattr(ex, "client"):
+                    ex.client.run(get_extractor, template, digest, opts)
+                else:
+                    get_extractor(template, digest, opts)
                 startup = time.perf_counter() - t0
                 t1 = time.perf_counter()
                 fopts = feature_options(template, digest, opts)
@@ -91,7 +103,7 @@ def main() -> None:
             rates[label] = n / secs
             ratio = rates[label] / rates["inline"]
             print(f"features {label:>10s}: {n} meshes in {secs:6.2f} s = {rates[label]:6.2f} meshes/s "
-                  f"(x{ratio:.2f} vs inline; cluster start-up {startup:.1f} s not counted)")
+                  f"(x{ratio:.2f} vs inline; start-up incl. extractor warm-up {startup:.1f} s not counted)")
 
         out = work / "dataset"
         shutil.rmtree(out, ignore_errors=True)

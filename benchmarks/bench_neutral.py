@@ -13,6 +13,15 @@ Prints, for ``--identities`` x ``--poses`` bodies (``bodydata.sources.anny_synth
   (template, segments, factorisation) separately.
 
 Example: ``python benchmarks/bench_neutral.py --topology notoes --identities 20 --poses 4 --all-poses``
+
+``--faust DIR`` (e.g. ``../shared/data``) instead runs a consistency check on the FAUST training
+registrations present (tr_reg_000..079 here: 8 subjects x 10 poses, SMPL vertex order, no ground-truth neutral) without the
+[convert] stage: an in-memory SMPL-order template is built from the Meshcapade SMPL part
+segmentation (``smpl/smpl_vert_segmentation.json``, 24 parts merged into the 16), the shipped
+``landmarks_smpl_6890.csv`` and, as target, the registration with the smallest mean rigid residual
+to all others (a near-neutral pose); joint centres are part-boundary centroids (no anny bones).
+Every pose is deformed; reported: pairwise MED between the neutrals of one subject, and PNGs
+(``--png-dir``). Nothing derived from the data is written outside ``--png-dir``.
 """
 from __future__ import annotations
 
@@ -20,6 +29,76 @@ import argparse
 import time
 
 import numpy as np
+
+
+#: SMPL part (Meshcapade segmentation) -> bodydata part.
+SMPL_TO_PART = {
+    "head": "head_neck", "neck": "head_neck", "spine2": "chest", "spine1": "chest", "leftShoulder": "chest",
+    "rightShoulder": "chest", "spine": "abdomen", "hips": "hips",
+    **{f"{side}{k}": f"{v}_{s}" for side, s in (("left", "L"), ("right", "R")) for k, v in {
+        "Arm": "upper_arm", "ForeArm": "forearm", "Hand": "hand", "HandIndex1": "hand", "UpLeg": "thigh",
+        "Leg": "calf", "Foot": "foot", "ToeBase": "foot"}.items()},
+}
+
+
+def faust_consistency(data: str, png_dir: str | None) -> None:
+    import json
+    from pathlib import Path
+
+    from bodydata.mesh import read_mesh
+    from bodydata.neutral.neutralize import NeutralConfig, Neutralizer
+    from bodydata.neutral.procrustes import align, mean_euclidean_distance
+    from bodydata.templates.landmarks import load_landmarks
+    from bodydata.templates.parts import PART_INDEX, PART_NAMES
+    from bodydata.templates.template import Template
+
+    root = Path(data)
+    meshes = [read_mesh(root / "faust" / "registrations" / f"tr_reg_{i:03d}.ply", expected_vertices=6890) for i in range(80)]
+    verts = np.stack([m.vertices for m in meshes])
+    faces = meshes[0].faces
+    seg = json.loads((root / "smpl" / "smpl_vert_segmentation.json").read_text())
+    labels = np.full(6890, -1, dtype=np.int64)
+    for name, ids in seg.items():  # boundary vertices listed twice keep their first part
+        ids = np.asarray(ids, dtype=np.int64)
+        free = ids[labels[ids] < 0]
+        labels[free] = PART_INDEX[SMPL_TO_PART[name]]
+    assert (labels >= 0).all()
+    t0 = time.perf_counter()
+    res = np.stack([align(verts, v).rms for v in verts])  # (80, 80) rigid residuals
+    k_target = int(np.argmin(res.mean(axis=1)))
+    tpl = Template("smpl-faust", verts[k_target], faces, labels, list(PART_NAMES), load_landmarks("smpl_6890"),
+                   up_axis="y", front_axis="z")
+    nz = Neutralizer(tpl, verts[k_target], NeutralConfig())
+    print(f"FAUST: target tr_reg_{k_target:03d} (smallest mean rigid residual), {len(nz.handles)} handles, "
+          f"setup {time.perf_counter() - t0:.1f} s")
+    consist, secs, meds_target, chosen = [], [], [], []
+    for subj in range(len(verts) // 10):
+        ids = list(range(10 * subj, 10 * subj + 10))
+        outs = []
+        for i in ids:
+            t = time.perf_counter()
+            _, sol = nz.deform(verts[i])
+            secs.append(time.perf_counter() - t)
+            outs.append(sol.vertices)
+            meds_target.append(mean_euclidean_distance(sol.vertices, verts[k_target]) * 1000)
+        pair = [mean_euclidean_distance(outs[a], outs[b]) * 1000 for a in range(10) for b in range(a + 1, 10)]
+        posed = [mean_euclidean_distance(verts[ids[a]], verts[ids[b]]) * 1000 for a in range(10) for b in range(a + 1, 10)]
+        consist += pair
+        best = int(np.argmin(nz.residuals(verts[ids])))
+        chosen.append(ids[best])
+        print(f"  subject {subj}: pairwise MED between its 10 neutrals mean {np.mean(pair):.1f} max {np.max(pair):.1f} mm "
+              f"(between its posed meshes {np.mean(posed):.1f} mm); chosen pose tr_reg_{ids[best]:03d}")
+        if png_dir:
+            from bodydata.viz.before_after import render_before_after
+
+            render_before_after(Path(png_dir) / f"faust_subject{subj}.png", faces,
+                                [align(verts[ids[best]], verts[k_target]).apply(verts[ids[best]]), outs[best], verts[k_target]],
+                                ["chosen pose", "constructed neutral", "target"], up=(0, 1, 0), front=(0, 0, 1),
+                                suptitle=f"FAUST subject {subj}: tr_reg_{ids[best]:03d} -> neutral")
+    c = np.asarray(consist)
+    print(f"consistency, pairwise MED between neutrals of one subject (mm): mean {c.mean():.2f} median {np.median(c):.2f} "
+          f"max {c.max():.2f} (n={c.size})")
+    print(f"seconds per pose (6890 vertices): mean {np.mean(secs):.2f}")
 
 
 def main() -> None:
@@ -31,7 +110,12 @@ def main() -> None:
     ap.add_argument("--all-poses", action="store_true", help="also deform every pose and report consistency")
     ap.add_argument("--orientation", default="part", choices=["part", "landmarks", "swing"])
     ap.add_argument("--handle-weight", type=float, default=10.0)
+    ap.add_argument("--faust", default=None, help="shared data folder: run the FAUST consistency check instead")
+    ap.add_argument("--png-dir", default=None, help="with --faust: write one before/after PNG per subject here")
     args = ap.parse_args()
+    if args.faust:
+        faust_consistency(args.faust, args.png_dir)
+        return
 
     from bodydata.neutral.neutralize import NeutralConfig, Neutralizer
     from bodydata.neutral.procrustes import mean_euclidean_distance

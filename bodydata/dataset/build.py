@@ -257,8 +257,8 @@ def _card_md(card: dict) -> str:
               f"{card['scaling']['constant_dims_f']} constant dimensions of f and {card['scaling']['constant_dims_g']} "
               "of g are mapped to 0.", "",
               "## Failures", "",
-              f"{card['failures']['total']} input rows left out (" +
-              ", ".join(f"{k}: {v}" for k, v in card['failures']['by_stage'].items()) + "); see `failures.csv`.", "",
+              f"{card['failures']['total']} input rows left out"
+              + "".join(f"; {k}: {v}" for k, v in card["failures"]["by_stage"].items()) + " (see `failures.csv`).", "",
               "## Inputs", ""]
     for inp in card["inputs"]:
         lines.append(f"- `{inp['path']}` ({inp['role']}, sha256 {inp['sha256'][:16]}...)")
@@ -310,8 +310,13 @@ def build_dataset(
     t0 = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    # card.json is written last: while it is absent the folder is an incomplete build (the Dataset refuses it).
+    (out / FILES["card_json"]).unlink(missing_ok=True)
     records, failures = read_inputs(inputs, neutral_inputs)
     pairing = pair_meshes(records)
+    # An impossible split (too few pairs for the test counts) is reported before the long feature computation.
+    make_split(split, [m.id for m in pairing.meshes], pairing.roles, pairing.identities, n_test_neutral, n_test_pose,
+               seed)
     tpl = load_template(template)
     options = extractor_options()
     digest = template_digest(tpl, options)

@@ -52,6 +52,8 @@ class BodyPairsDataset(Dataset):
             raise BodydataError(f"unknown role {role!r} (expected neutral or pose)")
         self.root = Path(root)
         pairs = read_pairs(self.root)
+        if not (self.root / "card.json").is_file():
+            raise BodydataError(f"{root}: incomplete dataset (no card.json, which a build writes last); rebuild it")
         keep = [r for r in pairs if (split == "all" or r["split"] == split) and (role is None or r["role"] == role)]
         self.rows = np.array([int(r["index"]) for r in keep], dtype=np.int64)
         self.is_neutral = np.array([r["role"] == "neutral" for r in keep], dtype=bool)

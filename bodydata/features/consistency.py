@@ -84,12 +84,15 @@ def _path_sums(n: int, tree_edges: np.ndarray, tree_values: np.ndarray, root: in
     i, j = tree_edges[:, 0], tree_edges[:, 1]
     g = sp.csr_matrix((np.ones(2 * len(i)), (np.r_[i, j], np.r_[j, i])), shape=(n, n))
     ncomp, labels = connected_components(g, directed=False)
-    parent = np.full(n, -1, dtype=np.int64)
-    starts = [root] + [int(np.argmax(labels == c)) for c in range(ncomp) if c != labels[root]]
-    for rt in starts:  # one BFS per connected component
-        _, pred = breadth_first_order(g, rt, directed=False, return_predecessors=True)
-        ok = pred >= 0
-        parent[ok] = pred[ok]
+    # one BFS for the whole forest: a virtual vertex n joined to root and to each other component's lowest vertex
+    first = np.full(ncomp, n, dtype=np.int64)
+    np.minimum.at(first, labels, np.arange(n))
+    first[labels[root]] = root
+    gv = sp.csr_matrix((np.ones(2 * len(i) + 2 * ncomp), (np.r_[i, j, np.full(ncomp, n), first],
+                                                        np.r_[j, i, first, np.full(ncomp, n)])), shape=(n + 1, n + 1))
+    _, pred = breadth_first_order(gv, n, directed=False, return_predecessors=True)
+    parent = pred[:n].astype(np.int64)
+    parent[parent == n] = -1
     # value of the edge parent(v) -> v
     key_fwd = i * n + j
     key_bwd = j * n + i
@@ -319,7 +322,33 @@ class DualGraph:
         return self.genus == 0 and self.connected
 
 
-def tjoin_signs(sigma: np.ndarray, dual: DualGraph, root: int, n: int, matching: str = "exact") -> np.ndarray:
+def _greedy_pairs(dist: np.ndarray) -> list[tuple[int, int]]:
+    """Perfect matching of an even number of points by rounds of mutual nearest neighbours (vectorised)."""
+    d = dist.astype(np.float64).copy()
+    np.fill_diagonal(d, np.inf)
+    left = np.arange(len(d))
+    pairs: list[tuple[int, int]] = []
+    while len(left) > 1:
+        sub = d[np.ix_(left, left)]
+        nn = np.argmin(sub, axis=1)
+        mutual = (nn[nn] == np.arange(len(left))) & (np.arange(len(left)) < nn)
+        if not np.any(mutual):  # ties in a cycle: take the globally closest pair
+            k = int(np.argmin(sub))
+            a, b = divmod(k, len(left))
+            mutual = np.zeros(len(left), bool)
+            mutual[min(a, b)] = True
+            nn[min(a, b)] = max(a, b)
+        a = np.flatnonzero(mutual)
+        pairs += list(zip(left[a].tolist(), left[nn[a]].tolist()))
+        keep = np.ones(len(left), bool)
+        keep[a] = False
+        keep[nn[a]] = False
+        left = left[keep]
+    return pairs
+
+
+def tjoin_signs(sigma: np.ndarray, dual: DualGraph, root: int, n: int, matching: str = "exact",
+                greedy_radius: float = 24.0) -> np.ndarray:
     """Axis signs with the fewest disagreeing edges on a genus-0 mesh, as a minimum T-join of the dual graph.
 
     A set U of disagreeing edges is realisable by some signs iff every face cycle holds an odd number of U
@@ -341,31 +370,39 @@ def tjoin_signs(sigma: np.ndarray, dual: DualGraph, root: int, n: int, matching:
         # a tiny cost on free edges keeps them in the sparse graph; it cannot change the integer optimum
         w = np.where(sigma == 0, 1e-9, 1.0)
         g = sp.csr_matrix((np.r_[w, w], (np.r_[ef[:, 0], ef[:, 1]], np.r_[ef[:, 1], ef[:, 0]])), shape=(nd, nd))
-        dist, pred = dijkstra(g, directed=False, indices=term, return_predecessors=True)
-        sub = dist[:, term]
-        ti, tj = np.triu_indices(len(term), 1)
-        dd = sub[ti, tj]
         if matching == "exact":
             import networkx as nx
 
+            dist, pred = dijkstra(g, directed=False, indices=term, return_predecessors=True)
+            sub = dist[:, term]
+            ti, tj = np.triu_indices(len(term), 1)
             kg = nx.Graph()
-            kg.add_weighted_edges_from(zip(ti.tolist(), tj.tolist(), (-np.rint(dd * 1e6)).tolist()))
+            kg.add_weighted_edges_from(zip(ti.tolist(), tj.tolist(), (-np.rint(sub[ti, tj] * 1e6)).tolist()))
             pairs = list(nx.max_weight_matching(kg, maxcardinality=True))
+            rows = np.arange(len(term))
         else:
-            pairs = []
+            # frustrated faces come in near pairs: searches bounded by a radius first, the rest unbounded
+            dist, pred = dijkstra(g, directed=False, indices=term, return_predecessors=True, limit=greedy_radius)
+            pairs = [p for p in _greedy_pairs(dist[:, term]) if np.isfinite(dist[p[0], term[p[1]]])]
+            rows = np.arange(len(term))
             used = np.zeros(len(term), bool)
-            for k in np.argsort(dd, kind="stable"):   # one step per candidate pair of frustrated faces
-                a, b = ti[k], tj[k]
-                if not used[a] and not used[b]:
-                    used[a] = used[b] = True
-                    pairs.append((a, b))
+            for a, b in pairs:
+                used[a] = used[b] = True
+            rest = np.flatnonzero(~used)
+            if len(rest):
+                d2, p2 = dijkstra(g, directed=False, indices=term[rest], return_predecessors=True)
+                base = len(term)
+                pred = np.vstack([pred, p2])
+                rows = np.r_[rows, base + np.arange(len(rest))]
+                pairs += [(base + a, rest[b]) for a, b in _greedy_pairs(d2[:, term[rest]])]
+                term = np.r_[term, term[rest]]
         key = np.minimum(ef[:, 0], ef[:, 1]) * nd + np.maximum(ef[:, 0], ef[:, 1])
         korder = np.argsort(key)
-        for a, b in pairs:  # walk each matched path back through the predecessor tree
+        for a, b in pairs:  # walk each matched path back through the predecessor tree of row a
             path = []
             v = term[b]
             while v != term[a]:
-                pv = pred[a, v]
+                pv = pred[rows[a], v]
                 path.append(min(pv, v) * nd + max(pv, v))
                 v = pv
             idx = korder[np.searchsorted(key[korder], np.array(path, dtype=np.int64))]

@@ -134,35 +134,53 @@ class AcapReconstructor:
         msum = np.zeros((n, 3))
         np.add.at(msum, i, ww[:, None] * d)
         self._msum = torch.as_tensor(msum, device=self.device)
-        # M_c[i, j] = w_ij (q_i - q_j)[c]: sum_j w_ij T_j (q_i - q_j) = sum_c M_c T[:, :, c]
-        self._mc = []
+        # [M_0 M_1 M_2] with M_c[i, j] = w_ij (q_i - q_j)[c]: sum_j w_ij T_j (q_i - q_j) = sum_c M_c T[:, :, c]
         import warnings
 
+        mcat = sp.hstack([sp.csr_matrix((ww * d[:, c], (i, j)), shape=(n, n)) for c in range(3)]).tocsr()
         with warnings.catch_warnings():  # torch's "sparse CSR is beta" notice
             warnings.simplefilter("ignore", UserWarning)
-            for c in range(3):
-                m = sp.csr_matrix((ww * d[:, c], (i, j)), shape=(n, n))
-                self._mc.append(torch.sparse_csr_tensor(
-                    torch.as_tensor(m.indptr, dtype=torch.int64), torch.as_tensor(m.indices, dtype=torch.int64),
-                    torch.as_tensor(m.data), size=(n, n), dtype=torch.float64, check_invariants=False).to(self.device))
+            self._mcat = torch.sparse_csr_tensor(
+                torch.as_tensor(mcat.indptr, dtype=torch.int64), torch.as_tensor(mcat.indices, dtype=torch.int64),
+                torch.as_tensor(mcat.data), size=mcat.shape, dtype=torch.float64, check_invariants=False).to(self.device)
         self.backend = self._factor.backend
+        self.chunk = 8 if self.device.type == "cpu" else 1024
 
     # ------------------------------------------------------------------ pieces
     def gradients_from_features(self, f):
-        """f : (B, n, 9) float64 tensor [r, s11 s12 s13 s22 s23 s33] -> T (B, n, 3, 3) = exp(r) S."""
-        from bodydata.features.polar import rotation_exp_torch, vec6_to_sym_torch
+        """f : (B, n, 9) float64 tensor [r, s11 s12 s13 s22 s23 s33] -> T (B, n, 3, 3) = exp(r) S.
 
-        return rotation_exp_torch(f[..., :3]) @ vec6_to_sym_torch(f[..., 3:9])
+        Rodrigues written as ``(1 - b th^2) I + a [r]x + b r r^T`` (fewer passes over the batch than I + aK + bK^2).
+        """
+        import torch
+
+        from bodydata.features.polar import vec6_to_sym_torch
+
+        r = f[..., :3]
+        th2 = (r * r).sum(-1)
+        small = th2 < 1e-8
+        th2s = torch.where(small, torch.ones_like(th2), th2)
+        ths = torch.sqrt(th2s)
+        a = torch.where(small, 1.0 - th2 / 6.0, torch.sin(ths) / ths)
+        b = torch.where(small, 0.5 - th2 / 24.0, (1.0 - torch.cos(ths)) / th2s)
+        c = 1.0 - b * th2
+        ar = a[..., None] * r
+        z = torch.zeros_like(th2)
+        rot = b[..., None, None] * (r[..., :, None] * r[..., None, :]) + torch.stack([
+            torch.stack([c, -ar[..., 2], ar[..., 1]], -1),
+            torch.stack([ar[..., 2], c, -ar[..., 0]], -1),
+            torch.stack([-ar[..., 1], ar[..., 0], c], -1)], -2)
+        sym = vec6_to_sym_torch(f[..., 3:9])
+        return rot @ sym
 
     def rhs(self, t):
         """T (B, n, 3, 3) tensor -> b (B, n, 3) with b_i = sum_j w_ij (T_i + T_j)/2 (q_i - q_j)."""
         import torch
 
         bsz, n = t.shape[0], self.n_vertices
-        own = torch.einsum("bnac,nc->bna", t, self._msum)
-        flat = t.permute(1, 0, 2, 3).reshape(n, bsz * 3, 3)        # (n, B*3a, c)
-        other = sum(torch.sparse.mm(self._mc[c], flat[:, :, c].contiguous()) for c in range(3))
-        other = other.reshape(n, bsz, 3).permute(1, 0, 2)
+        own = (t @ self._msum[:, :, None])[..., 0]
+        x = t.permute(3, 1, 0, 2).reshape(3 * n, bsz * 3)           # rows (c, j), columns (b, a)
+        other = torch.sparse.mm(self._mcat, x).reshape(n, bsz, 3).permute(1, 0, 2)
         return 0.5 * (own + other)
 
     def solve(self, b, anchor_position=None):
@@ -199,7 +217,9 @@ class AcapReconstructor:
         n = self.n_vertices
         single = f.dim() == 1 or (f.dim() == 2 and f.shape == (n, 9))
         f = f.reshape(-1, n, 9)
-        p = self.solve(self.rhs(self.gradients_from_features(f)), anchor_position)
+        # right-hand sides in chunks of meshes (temporaries stay cache-sized), then one solve for all
+        b = torch.cat([self.rhs(self.gradients_from_features(f[s:s + self.chunk])) for s in range(0, len(f), self.chunk)])
+        p = self.solve(b, anchor_position)
         if single:
             p = p[0]
         return p.detach().cpu().numpy() if is_np else p

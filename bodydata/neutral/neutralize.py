@@ -47,11 +47,13 @@ class NeutralConfig:
         edge weights).  taper : metres (on the template); vertices at least ``taper * handle_threshold``
         from any other segment are handles, the joint bands between segments are free.
         orientation : how a segment's rotation is measured, ``"part"`` (Kabsch of its vertices),
-        ``"landmarks"`` (landmark-pair swing + surface twist) or ``"swing"`` (see segments).  iterations / tol : ARAP stopping rule.
+        ``"landmarks"`` (landmark-pair swing + surface twist) or ``"swing"`` (see segments).
+        iterations / tol : ARAP stopping rule.
         weights : ARAP edge weights, ``"cotangent"`` (clamped) or ``"uniform"``.
         anny_joints : on anny templates, place joint centres from anny's rest bone heads (else
         part-boundary centroids).  band : metres; joint centres combine the child segment's vertices
-        within ``band`` of its parent.
+        within ``band`` of its parent.  robust : metres, Huber threshold of the reweighted per-segment
+        Kabsch (``orientation="part"``; 0 = plain Kabsch).
     """
 
     handle_weight: float = 10.0
@@ -59,6 +61,7 @@ class NeutralConfig:
     handle_threshold: float = 0.5
     anny_joints: bool = True
     band: float = 0.12
+    robust: float = 0.03
     orientation: str = "part"
     iterations: int = 100
     tol: float = 1e-5
@@ -125,7 +128,10 @@ class Neutralizer:
         """
         cfg = self.config
         aligned = align(pose, self.target).apply(pose)
-        rot = self.segments.rotations(aligned, self.target, mode=cfg.orientation)
+        if cfg.orientation == "part" and cfg.robust > 0:
+            rot, _ = self.segments.robust_part_rotations(aligned, self.target, threshold=cfg.robust)
+        else:
+            rot = self.segments.rotations(aligned, self.target, mode=cfg.orientation)
         reposed = self.segments.handle_targets(aligned, rot)
         result = self.solver.solve(aligned, initial=reposed, handle_targets=reposed[self.handles],
                                    iterations=cfg.iterations, tol=cfg.tol)
@@ -221,7 +227,8 @@ def read_pose_manifest(path: str | os.PathLike) -> dict[str, list[tuple[str, Pat
 
     Needs columns ``subject`` and ``path``; ``pose`` (else ``id``, else the file stem) labels a pose.
     Relative paths are resolved against the manifest's folder. Rows with a ``status`` other than
-    ``ok``, an empty subject or ``kind=neutral`` (ground truth of generated sources) are left out. With several ``source`` values the subject key is
+    ``ok``, an empty subject or ``kind=neutral`` (ground truth of generated sources) are left out.
+    With several ``source`` values the subject key is
     ``<source>_<subject>``.
     """
     path = Path(path)

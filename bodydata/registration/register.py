@@ -145,10 +145,21 @@ class Registrar:
         return res
 
     # ------------------------------------------------------------------ internals
+    def _correspond(self, target: TargetMesh, xn: np.ndarray, dist: float):
+        """Forward (template -> target) and backward (target -> template) gated closest vertices at ``dist``
+        (target units)."""
+        from scipy.spatial import cKDTree
+
+        from bodydata.mesh.normals import vertex_normals
+
+        xnrm = vertex_normals(xn, self.template.faces)
+        fwd = closest(target.tree, target.vertices, target.normals, xn, xnrm, dist, self.config.max_angle)
+        back = closest(cKDTree(xn), xn, xnrm, target.vertices, target.normals, dist, self.config.max_angle)
+        return fwd, back
+
     def _optimise(self, target: TargetMesh, tl, sl, s0, r0, t0v) -> RegistrationResult:
         torch = self.torch
         from bodydata.features.polar import rotation_exp_torch
-        from bodydata.mesh.normals import vertex_normals
 
         cfg, dev, n = self.config, self.device, self.n
         f64 = dict(dtype=torch.float64, device=dev)
@@ -162,10 +173,10 @@ class Registrar:
         hw = torch.as_tensor(self.vertex_weight, **f64)
         tl_t = torch.as_tensor(tl, device=dev)
         lan_pts = tv[torch.as_tensor(sl, device=dev)]
-        faces = self.template.faces
+        m_t = len(target.vertices)
+        u2 = (s0 * cfg.unit) ** 2  # fixed units: dividing by the current s would reward a growing s
         iters = 0
         history = []
-        p_free = None
         overlap = 0.0
 
         def pose(p):
@@ -173,74 +184,134 @@ class Registrar:
             s = s0 * torch.exp(logs)
             return s * p @ rot.T + trans, s, rot
 
-        def current_p():
-            if p_free is not None:
-                return p_free
-            return self.deformer.reconstruct(w[None])[0]
+        # ---- stage 1 (coarse): w and the similarity, p = ACAP reconstruction of f(w)
+        params = [w, omega, logs, trans]
+        for dist in cfg.coarse_dists:
+            with torch.no_grad():
+                x, s, _ = pose(self.deformer.reconstruct(w[None])[0])
+            fwd, back = self._correspond(target, x.cpu().numpy(), dist * s0)
+            overlap = float(fwd.valid.mean())
+            fv = torch.as_tensor(np.flatnonzero(fwd.valid), device=dev)
+            f_idx = torch.as_tensor(fwd.index[fwd.valid], device=dev)
+            bv = torch.as_tensor(np.flatnonzero(back.valid), device=dev)
+            b_idx = torch.as_tensor(back.index[back.valid], device=dev)
+            opt = torch.optim.LBFGS(params, lr=1.0, max_iter=cfg.coarse_iters, history_size=20,
+                                    line_search_fn="strong_wolfe", tolerance_grad=1e-9, tolerance_change=1e-12)
 
-        for stage, dists, n_iter in (("coarse", cfg.coarse_dists, cfg.coarse_iters), ("fine", cfg.fine_dists, cfg.fine_iters)):
-            if stage == "fine":
-                with torch.no_grad():
-                    p_free = current_p().detach().clone()
-                p_free.requires_grad_(True)
-            params = [w, omega, logs, trans] + ([p_free] if p_free is not None else [])
-            for dist in dists:
-                with torch.no_grad():
-                    x, s, _ = pose(current_p())
-                    s_val = float(s)
-                xn = x.detach().cpu().numpy()
-                xnrm = vertex_normals(xn, faces)
-                fwd = closest(target.tree, target.vertices, target.normals, xn, xnrm, dist * s_val, cfg.max_angle)
-                overlap = float(fwd.valid.mean())
-                from scipy.spatial import cKDTree
+            def closure():
+                opt.zero_grad()
+                tr = self.deformer.transforms(w[None])
+                p = self.deformer.reconstructor.solve(self.deformer.rhs(tr))[0]
+                x, _, _ = pose(p)
+                e_prior = self.deformer.prior_energy(p[None], tr)[0] / (n * cfg.unit ** 2)
+                e_icp = point_to_plane(x[fv], tv[f_idx], tn[f_idx], hw[fv]) / (n * u2)
+                e_back = point_to_point(x[b_idx], tv[bv], hw[b_idx]) / (m_t * u2)
+                e_lan = point_to_point(x[tl_t], lan_pts, torch.ones(len(tl), **f64)) / (len(tl) * u2)
+                e_l1 = torch.sqrt(w * w + 1e-6).mean()
+                loss = (e_prior + cfg.lambda_icp * (e_icp + cfg.reverse_weight * e_back)
+                        + cfg.lambda_lan * e_lan + cfg.lambda_l1 * e_l1)
+                if not torch.isfinite(loss):
+                    raise RuntimeError("non-finite energy")
+                loss.backward()
+                return loss
 
-                back = closest(cKDTree(xn), xn, xnrm, target.vertices, target.normals, dist * s_val, cfg.max_angle)
-                fv = torch.as_tensor(np.flatnonzero(fwd.valid), device=dev)
-                f_idx = torch.as_tensor(fwd.index[fwd.valid], device=dev)
-                bv = torch.as_tensor(np.flatnonzero(back.valid), device=dev)
-                b_idx = torch.as_tensor(back.index[back.valid], device=dev)
-                b_w = hw[b_idx]
-                m_t = len(target.vertices)
-                opt = torch.optim.LBFGS(params, lr=1.0, max_iter=n_iter, history_size=20,
-                                        line_search_fn="strong_wolfe", tolerance_grad=1e-9, tolerance_change=1e-12)
+            loss = opt.step(closure)
+            iters += int(opt.state[opt._params[0]].get("n_iter", 0))
+            history.append(("coarse", float(dist), float(loss.detach())))
 
-                def closure():
-                    opt.zero_grad()
-                    if p_free is not None:
-                        p = p_free
-                        tr = self.deformer.transforms(w[None])
-                    else:
-                        tr = self.deformer.transforms(w[None])
-                        p = self.deformer.reconstructor.solve(self.deformer.rhs(tr))[0]
-                    x, s, _ = pose(p)
-                    u2 = (s0 * cfg.unit) ** 2  # fixed units: dividing by the current s would reward growing s
-                    e_prior = self.deformer.prior_energy(p[None], tr)[0] / (n * cfg.unit ** 2)
-                    e_icp = point_to_plane(x[fv], tv[f_idx], tn[f_idx], hw[fv]) / (n * u2)
-                    e_back = point_to_point(x[b_idx], tv[bv], b_w) / (m_t * u2)
-                    e_lan = point_to_point(x[tl_t], lan_pts, torch.ones(len(tl), **f64)) / (len(tl) * u2)
-                    e_l1 = torch.sqrt(w * w + 1e-6).mean()
-                    loss = (e_prior + cfg.lambda_icp * (e_icp + cfg.reverse_weight * e_back)
-                            + cfg.lambda_lan * e_lan + cfg.lambda_l1 * e_l1)
-                    if not torch.isfinite(loss):
-                        raise RuntimeError("non-finite energy")
-                    loss.backward()
-                    return loss
-
-                loss = opt.step(closure)
-                iters += int(opt.state[opt._params[0]].get("n_iter", 0))
-                history.append((stage, float(dist), float(loss.detach())))
+        # ---- stage 2 (fine): free p (exact linear solve per ICP round) alternating with w (L-BFGS)
         with torch.no_grad():
-            p = current_p()
-            x, s, rot = pose(p)
-        xn = x.detach().cpu().numpy()
+            p = self.deformer.reconstruct(w[None])[0].cpu().numpy()
+            rot = (rotation_exp_torch(omega) @ r0t).cpu().numpy()
+            s = float(s0 * torch.exp(logs))
+            tt = trans.detach().cpu().numpy()
+        y_all = (target.vertices - tt) @ rot / s                       # target in the template frame
+        m_all = target.normals @ rot
+        ratio2 = (s / s0) ** 2
+        for dist in cfg.fine_dists:
+            xn = s * p @ rot.T + tt
+            fwd, back = self._correspond(target, xn, dist * s0)
+            overlap = float(fwd.valid.mean())
+            with torch.no_grad():
+                b = self.deformer.rhs(self.deformer.transforms(w[None]))[0].cpu().numpy()
+            p = self._solve_p(p, b, fwd, back, y_all, m_all, tl, sl, ratio2, m_t)
+            iters += 1
+            # w follows the free vertices (the prior's "local step")
+            pt = torch.as_tensor(p, **f64)
+            opt = torch.optim.LBFGS([w], lr=1.0, max_iter=cfg.fine_iters, history_size=20,
+                                    line_search_fn="strong_wolfe", tolerance_grad=1e-9, tolerance_change=1e-12)
+
+            def closure_w():
+                opt.zero_grad()
+                tr = self.deformer.transforms(w[None])
+                loss = (self.deformer.prior_energy(pt[None], tr)[0] / (n * cfg.unit ** 2)
+                        + cfg.lambda_l1 * torch.sqrt(w * w + 1e-6).mean())
+                if not torch.isfinite(loss):
+                    raise RuntimeError("non-finite energy")
+                loss.backward()
+                return loss
+
+            loss = opt.step(closure_w)
+            iters += int(opt.state[opt._params[0]].get("n_iter", 0))
+            history.append(("fine", float(dist), float(loss.detach())))
+        xn = s * p @ rot.T + tt
         lan_err = float(np.linalg.norm(xn[tl] - target.vertices[sl], axis=1).mean())
-        res = RegistrationResult(xn, p.detach().cpu().numpy(), w.detach().cpu().numpy(), float(s),
-                                 rot.detach().cpu().numpy(), trans.detach().cpu().numpy(), lan_err, overlap, iters, 0.0,
+        res = RegistrationResult(xn, p, w.detach().cpu().numpy(), s, rot, tt, lan_err, overlap, iters, 0.0,
                                  history=history)
         if not np.all(np.isfinite(xn)):
             res.status, res.reason = "failed", "diverged: non-finite vertices"
         elif overlap < cfg.min_overlap:
             res.status, res.reason = "failed", f"empty overlap: {overlap:.0%} of template vertices near the target"
-        elif lan_err / float(s) > cfg.max_landmark_error:
-            res.status, res.reason = "failed", f"diverged: mean landmark error {lan_err / float(s) * 1000:.0f} mm"
+        elif lan_err / s > cfg.max_landmark_error:
+            res.status, res.reason = "failed", f"diverged: mean landmark error {lan_err / s * 1000:.0f} mm"
         return res
+
+    def _solve_p(self, p, b, fwd, back, y_all, m_all, tl, sl, ratio2, m_t) -> np.ndarray:
+        """Exact minimiser over p of E_prior/n + lambda_icp (E_icp + rho E_back) + lambda_lan E_lan for fixed T(w),
+        correspondences and similarity (everything in the template frame). Scaled by n u^2 / 2 the normal
+        equations are ``(L (x) I3 + D) p = b + d`` with L the c-weighted graph Laplacian, b the ACAP
+        right-hand side and D, d the 3x3 blocks of the data terms."""
+        import scipy.sparse as sp
+
+        from bodydata.features.reconstruct import _Factor
+
+        cfg, n = self.config, self.n
+        lap = self._laplacian()
+        dblk = np.zeros((n, 3, 3))
+        rhs = b.copy()
+        # point-to-plane: (lambda/2) h (m m^T)(p - y)
+        i = np.flatnonzero(fwd.valid)
+        k = fwd.index[i]
+        a = 0.5 * cfg.lambda_icp * ratio2 * self.vertex_weight[i]
+        mm = m_all[k][:, :, None] * m_all[k][:, None, :]
+        np.add.at(dblk, i, a[:, None, None] * mm)
+        np.add.at(rhs, i, a[:, None] * np.einsum("kab,kb->ka", mm, y_all[k]))
+        # backward point-to-point: (lambda rho n / (2 m_t)) (p_j - y_k)
+        kb = np.flatnonzero(back.valid)
+        j = back.index[kb]
+        a = 0.5 * cfg.lambda_icp * cfg.reverse_weight * ratio2 * n / m_t * self.vertex_weight[j]
+        np.add.at(dblk, j, a[:, None, None] * np.eye(3)[None])
+        np.add.at(rhs, j, a[:, None] * y_all[kb])
+        # landmarks: (lambda_lan n / (2 L)) (p_l - y_l)
+        a = 0.5 * cfg.lambda_lan * ratio2 * n / len(tl)
+        np.add.at(dblk, tl, a * np.eye(3)[None])
+        np.add.at(rhs, tl, a * y_all[sl])
+        rows = (3 * np.arange(n)[:, None, None] + np.arange(3)[None, :, None]).repeat(3, 2)
+        cols = (3 * np.arange(n)[:, None, None] + np.arange(3)[None, None, :]).repeat(3, 1)
+        big = sp.kron(lap, sp.identity(3), format="csr") + sp.csr_matrix(
+            (dblk.reshape(-1), (rows.reshape(-1), cols.reshape(-1))), shape=(3 * n, 3 * n))
+        import torch
+
+        fac = _Factor(big.tocsr(), self.device)
+        sol = fac.solve(torch.as_tensor(rhs.reshape(-1, 1), dtype=torch.float64, device=self.device))
+        return sol.reshape(n, 3).cpu().numpy()
+
+    def _laplacian(self):
+        if getattr(self, "_lap", None) is None:
+            import scipy.sparse as sp
+
+            d = self.deformer
+            i, j, c = (t.cpu().numpy() for t in (d.ei, d.ej, d.cw))
+            self._lap = (sp.diags(np.bincount(i, weights=c, minlength=self.n))
+                         - sp.csr_matrix((c, (i, j)), shape=(self.n, self.n))).tocsr()
+        return self._lap

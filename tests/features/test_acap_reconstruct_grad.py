@@ -30,7 +30,7 @@ def test_gradcheck(small, backend):
     x = torch.tensor(f, dtype=torch.float64, requires_grad=True)
     w = torch.randn(1, len(q), 3, dtype=torch.float64)            # a fixed linear read-out keeps the check small
     # fast mode: compares random projections of the analytic and numerical Jacobians (all 378 inputs)
-    assert torch.autograd.gradcheck(lambda y: rec(y) * w, (x,), eps=1e-6, atol=1e-6, fast_mode=True)
+    assert torch.autograd.gradcheck(lambda y: rec(y) * w, (x,), eps=1e-6, atol=1e-8, rtol=1e-4, fast_mode=True)
 
 
 def test_backends_and_batch_agree(small):

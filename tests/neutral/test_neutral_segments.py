@@ -94,3 +94,22 @@ def test_template_problems_raise(anny_lite_template):
         SegmentModel.from_template(tpl, SEGMENTS + (Segment("extra", "knee_L", "ankle_L", ("calf_L",), "pelvis"),))
     with pytest.raises(SegmentError, match="roots"):
         SegmentModel.from_template(tpl, tuple(dataclasses.replace(s, parent=None) for s in SEGMENTS))
+
+
+def test_robust_part_rotation_ignores_vertices_that_move_with_a_neighbour(anny_lite_template):
+    tpl = anny_lite_template
+    model = SegmentModel.from_template(tpl)
+    k = model.names.index("pelvis")
+    sel = np.flatnonzero(model.vertex_segment == k)
+    r = Rotation.from_rotvec([0.0, 0.0, 0.3]).as_matrix()
+    subject = tpl.vertices.copy()
+    subject[sel] = tpl.vertices[sel] @ r.T
+    # A fifth of the segment (its lowest vertices) swings with another bone by 60 degrees.
+    low = sel[np.argsort(tpl.vertices[sel, 2])[: len(sel) // 5]]
+    c = tpl.vertices[low].mean(0)
+    subject[low] = (subject[low] - c) @ Rotation.from_rotvec([1.0, 0.0, 0.0]).as_matrix().T + c
+    plain = model.rotations(subject, tpl.vertices, mode="part")[k]
+    robust, resid = model.robust_part_rotations(subject, tpl.vertices, threshold=0.02)
+    err = lambda m: Rotation.from_matrix(m @ r).magnitude()  # noqa: E731  (rotation back is r^T)
+    assert err(robust[k]) < 0.5 * err(plain) and err(robust[k]) < np.radians(1.0)
+    assert np.median(resid[low]) > 0.02 > np.median(resid[np.setdiff1d(sel, low)])
