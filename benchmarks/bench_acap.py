@@ -140,8 +140,18 @@ def main() -> None:
     ap.add_argument("--no-gap", action="store_true")
     ap.add_argument("--scape", default=str(Path(__file__).resolve().parents[1].parent / "shared/data/scape/simplified_2161"))
     ap.add_argument("--time-limit", type=float, default=120.0, help="HiGHS limit per program (the C++ uses 120 s)")
+    ap.add_argument("--data", default=None, help="npz with posed bodies 'vertices' (B, n, 3) and 'faces' instead of "
+                                                 "posing anny here (implies --no-gap); --save-data writes one")
+    ap.add_argument("--save-data", default=None)
     args = ap.parse_args()
+    if args.data:
+        with np.load(args.data) as z:
+            time_features(z["vertices"], z["faces"], args.repeat)
+        return
     verts, faces = anny_bodies("notoes")
+    if args.save_data:
+        np.savez(args.save_data, vertices=verts, faces=faces)
+        return
     time_features(verts, faces, args.repeat)
     if args.no_gap:
         return

@@ -14,7 +14,7 @@ from __future__ import annotations
 import csv
 import os
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator
 
 import numpy as np
 import torch

@@ -15,11 +15,14 @@ The log is then ``r_i = s_i a_i psi_i``. The fast method here (no Python loop pe
 * propagation along a spanning tree (a maximum spanning tree of |a_i . a_j| for signs, a minimum spanning
   tree of the wrapped angle differences for turns), the path sums computed by pointer jumping;
 * local improvement: repeated rounds of independent single-vertex moves with a positive gain, then
-  moves of whole regions (connected components of the agreeing edges), until nothing improves.
+  moves of whole regions (connected components of the agreeing edges), until nothing improves;
+* on a genus-0 mesh (given its :class:`DualGraph`) the signs of a greedy T-join (:func:`tjoin_signs`: the
+  disagreeing edges are the dual paths pairing up the "frustrated" faces, nearest pairs first) are tried too,
+  and the better sign field is kept.
 
 One global degree of freedom remains (adding 2 pi to every psi, or equivalently flipping every sign);
 ``anchor`` fixes it (see :func:`consistent_rotations`). :mod:`bodydata.features.consistency_exact` solves
-both programs exactly (MIP) for comparison.
+both programs exactly for comparison (axis signs: T-join with an exact matching; turns: HiGHS MIP).
 """
 from __future__ import annotations
 
@@ -39,7 +42,11 @@ __all__ = [
     "axis_edge_signs",
     "improve_signs",
     "improve_turns",
+    "propagate_signs",
+    "propagate_turns",
     "logs_from",
+    "apply_anchor",
+    "TWO_PI",
 ]
 
 TWO_PI = 2.0 * np.pi

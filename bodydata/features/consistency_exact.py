@@ -1,11 +1,8 @@
-"""Exact (MIP) solvers of ACAP's two rotation-consistency programs, to measure the fast method's gap.
+"""Exact solvers of ACAP's two rotation-consistency programs (planar T-join, HiGHS MIP), to measure the fast method's gap.
 
 * Axis signs on a genus-0 mesh (closed or with holes; body meshes are): exactly, in polynomial time, as a
-  planar frustration problem. A set U of disagreeing edges is realisable by some signs iff every face cycle
-  holds an odd number of U edges exactly when it holds an odd number of negative edges (on a genus-0
-  surface the faces generate all cycles). So U* is a minimum T-join of the dual graph (T = the frustrated
-  faces, unit edge costs, zero for edges touching a zero rotation): shortest dual paths from every
-  frustrated face, then a minimum-weight perfect matching on them (networkx blossom). Optimal, gap 0.
+  minimum T-join of the dual graph (:func:`bodydata.features.consistency.tjoin_signs` with an exact
+  minimum-weight perfect matching, networkx blossom). Optimal, gap 0; 0.02-0.3 s per mesh here.
 * Axis signs otherwise: a MIP with HiGHS through ``scipy.optimize.milp`` (already a dependency; no licence,
   no extra package) with a time limit; binary ``x_i`` (flip relative to the fast solution) and one variable
   ``y_e`` per edge equal to its disagreement; the returned gap is the one HiGHS proves (0 = optimal).
@@ -26,12 +23,12 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 from bodydata.features.consistency import (
     TWO_PI,
     DualGraph,
-    tjoin_signs,
     apply_anchor,
     axis_edge_signs,
     axis_objective,
     consistent_rotations,
     logs_from,
+    tjoin_signs,
     turn_objective,
 )
 

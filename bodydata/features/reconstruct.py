@@ -126,10 +126,16 @@ class AcapReconstructor:
         ww = np.concatenate([w, w])
         lap = sp.csr_matrix((-ww, (i, j)), shape=(n, n)) + sp.diags(np.bincount(i, weights=ww, minlength=n))
         lap = lap.tocsr()
-        keep = np.setdiff1d(np.arange(n), [self.anchor])
-        self._keep = torch.as_tensor(keep, device=self.device)
-        self._l_anchor = torch.as_tensor(lap[keep][:, [self.anchor]].toarray()[:, 0], device=self.device)
-        self._factor = _Factor(lap[keep][:, keep].tocsr(), self.device, backend)
+        # the anchor's row and column replaced by the identity: SPD, same unknowns as L, no gather/scatter
+        col = lap[:, [self.anchor]].toarray()[:, 0]
+        col[self.anchor] = 0.0
+        self._l_anchor = torch.as_tensor(col, device=self.device)           # moved to the right-hand side
+        mask = np.ones(n)
+        mask[self.anchor] = 0.0
+        dm = sp.diags(mask)
+        fixed = (dm @ lap @ dm + sp.diags(1.0 - mask)).tocsr()
+        fixed.eliminate_zeros()
+        self._factor = _Factor(fixed, self.device, backend)
         d = q[i] - q[j]                                         # (E2, 3): q_i - q_j
         msum = np.zeros((n, 3))
         np.add.at(msum, i, ww[:, None] * d)
@@ -193,12 +199,10 @@ class AcapReconstructor:
             pa = torch.as_tensor(self.template[self.anchor], device=b.device).expand(bsz, 3)
         else:
             pa = torch.as_tensor(anchor_position, dtype=torch.float64, device=b.device).reshape(-1, 3).expand(bsz, 3)
-        br = b[:, self._keep, :] - self._l_anchor[None, :, None] * pa[:, None, :]
-        rhs = br.permute(1, 0, 2).reshape(n - 1, bsz * 3)
-        x = _solve_spd(rhs, self._factor).reshape(n - 1, bsz, 3).permute(1, 0, 2)
-        out = torch.empty((bsz, n, 3), dtype=x.dtype, device=x.device)
-        out = out.index_copy(1, self._keep, x)
-        out = out.index_copy(1, torch.tensor([self.anchor], device=x.device), pa[:, None, :])
+        # rows (vertex), columns (mesh, xyz); the anchor row carries its position
+        rhs = b.permute(1, 0, 2) - self._l_anchor[:, None, None] * pa[None, :, :]
+        rhs = torch.cat([rhs[:self.anchor], pa[None], rhs[self.anchor + 1:]]).reshape(n, bsz * 3)
+        out = _solve_spd(rhs, self._factor).reshape(n, bsz, 3).permute(1, 0, 2)
         return out
 
     def __call__(self, features, anchor_position=None):

@@ -26,8 +26,9 @@ mean (the default), or uniform weights. Why clamp: obtuse triangles give negativ
 and a vertex whose one-ring has negative weights has an indefinite covariance S_i, so the local step
 no longer fits rotations to the neighbourhood and the alternation can stall or oscillate; with all
 weights positive the Laplacian is an M-matrix, ``L + eps I`` is symmetric positive definite and
-every step is a proper descent step. On anny's near-regular meshes few weights are negative
-(:attr:`ArapSolver.n_clamped` reports how many), so the bias is small.
+every step is a proper descent step. The price is a bias at obtuse triangles: on the anny template
+(notoes) 2,963 of 36,810 edge weights are clamped (:attr:`ArapSolver.n_clamped`); uniform weights
+gave the same neutral-pose accuracy on anny ground truth (11.9 vs 12.0 mm MED, anny-lite).
 """
 from __future__ import annotations
 

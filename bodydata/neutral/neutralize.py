@@ -30,7 +30,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from bodydata.errors import BodydataError
-from bodydata.neutral.arap import ArapSolver
+from bodydata.neutral.arap import ArapResult, ArapSolver
 from bodydata.neutral.procrustes import align
 from bodydata.neutral.segments import SEGMENTS, Segment, SegmentModel
 
@@ -121,7 +121,7 @@ class Neutralizer:
         """(P,) float64 rigid RMS residual (metres) of poses (P, n, 3) to the target."""
         return align(np.asarray(poses, dtype=np.float64), self.target).rms
 
-    def deform(self, pose: np.ndarray) -> tuple[np.ndarray, "object"]:
+    def deform(self, pose: np.ndarray) -> tuple[np.ndarray, ArapResult]:
         """Align ``pose`` (n, 3) rigidly to the target and ARAP it into the target's segment orientations.
 
         Returns (aligned pose (n, 3), :class:`~bodydata.neutral.arap.ArapResult`).

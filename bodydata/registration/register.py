@@ -55,7 +55,7 @@ class RegistrationConfig:
     max_angle: float = 60.0
     coarse_dists: tuple = (0.10, 0.05, 0.03, 0.02)
     fine_dists: tuple = (0.03, 0.02, 0.01, 0.01)
-    coarse_iters: int = 20
+    coarse_iters: int = 50
     fine_iters: int = 30
     min_overlap: float = 0.3
     max_landmark_error: float = 0.08
@@ -169,7 +169,9 @@ class Registrar:
         w = torch.zeros(self.deformer.K, **f64, requires_grad=True)
         omega = torch.zeros(3, **f64, requires_grad=True)
         logs = torch.zeros(1, **f64, requires_grad=True)
-        trans = torch.as_tensor(t0v, **f64).clone().requires_grad_(True)
+        # translation in units of 0.1 s0 (10 cm of template): comparable in size to w, omega and log s for L-BFGS
+        t0t = torch.as_tensor(t0v, **f64)
+        tau = torch.zeros(3, **f64, requires_grad=True)
         hw = torch.as_tensor(self.vertex_weight, **f64)
         tl_t = torch.as_tensor(tl, device=dev)
         lan_pts = tv[torch.as_tensor(sl, device=dev)]
@@ -182,10 +184,10 @@ class Registrar:
         def pose(p):
             rot = rotation_exp_torch(omega) @ r0t
             s = s0 * torch.exp(logs)
-            return s * p @ rot.T + trans, s, rot
+            return s * p @ rot.T + t0t + 0.1 * s0 * tau, s, rot
 
         # ---- stage 1 (coarse): w and the similarity, p = ACAP reconstruction of f(w)
-        params = [w, omega, logs, trans]
+        params = [w, omega, logs, tau]
         for dist in cfg.coarse_dists:
             with torch.no_grad():
                 x, s, _ = pose(self.deformer.reconstruct(w[None])[0])
@@ -224,7 +226,7 @@ class Registrar:
             p = self.deformer.reconstruct(w[None])[0].cpu().numpy()
             rot = (rotation_exp_torch(omega) @ r0t).cpu().numpy()
             s = float(s0 * torch.exp(logs))
-            tt = trans.detach().cpu().numpy()
+            tt = (t0t + 0.1 * s0 * tau).cpu().numpy()
         y_all = (target.vertices - tt) @ rot / s                       # target in the template frame
         m_all = target.normals @ rot
         ratio2 = (s / s0) ** 2

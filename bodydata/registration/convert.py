@@ -1,0 +1,206 @@
+"""Connectivity conversion of a source's meshes: one mesh -> converted mesh + a result row; a driver over a
+manifest (failures recorded, atomic writes, finished rows skipped) and a PNG of the worst conversions.
+
+Output folder layout::
+
+    OUT/meshes/<id>.ply       the converted mesh (template connectivity, the input's frame and units)
+    OUT/conversion.csv        one row per input (:data:`COLUMNS`), rewritten atomically after each mesh
+    OUT/worst.png             the worst conversions, vertices coloured by distance to the input surface
+
+Distances are reported as ``*_mm`` = 1000 x the input's length unit (millimetres for metric inputs; for
+inputs normalised upstream, such as FAUST_r, thousandths of the input's unit -- the ``units`` column says).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import re
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from bodydata.errors import BodydataError
+
+__all__ = ["ConvertRow", "COLUMNS", "source_landmarks", "convert_one", "convert_rows", "read_results", "worst_png"]
+
+
+@dataclass
+class ConvertRow:
+    """One conversion: ids, where the result is, status ('ok' | 'failed'), reason, and the metrics."""
+
+    id: str
+    source_path: str
+    out_path: str = ""
+    units: str = "m"
+    status: str = "failed"
+    reason: str = ""
+    n_landmarks: int = 0
+    landmark_error_mm: float = float("nan")
+    p2m_mean_mm: float = float("nan")   # converted vertices -> input surface
+    p2m_p95_mm: float = float("nan")
+    m2p_mean_mm: float = float("nan")   # input vertices -> converted surface
+    m2p_p95_mm: float = float("nan")
+    scale: float = float("nan")
+    iterations: int = 0
+    seconds: float = float("nan")
+
+
+COLUMNS = [f.name for f in fields(ConvertRow)]
+
+
+def _safe_id(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "mesh"
+
+
+def source_landmarks(row, n_vertices: int) -> dict[str, int] | None:
+    """Landmarks of a manifest row's mesh: its ``landmarks_path`` CSV, else the shipped CSV of its topology
+    (smpl_6890, scape_12500, anny_*), else None."""
+    from bodydata.templates.landmarks import TOPOLOGIES, load_landmarks, read_landmarks_csv
+
+    path = getattr(row, "landmarks_path", "") or ""
+    if path:
+        return read_landmarks_csv(path, n_vertices)
+    topo = getattr(row, "topology", "") or ""
+    if topo in TOPOLOGIES and TOPOLOGIES[topo] == n_vertices:
+        return load_landmarks(topo)
+    return None
+
+
+def convert_one(registrar, mesh_id: str, vertices: np.ndarray, faces: np.ndarray, landmarks: dict[str, int] | None,
+                out_path: str | Path | None = None, source_path: str = "", units: str = "m") -> tuple[ConvertRow, object]:
+    """Register the template onto one mesh (vertices (m, 3), faces (k, 3)); writes the converted mesh to
+    ``out_path`` when given and ok. Returns (row, RegistrationResult or None); never raises for a bad fit."""
+    from bodydata.mesh import write_mesh
+    from bodydata.registration.metrics import surface_distances
+
+    row = ConvertRow(id=mesh_id, source_path=str(source_path), units=units)
+    t0 = time.perf_counter()
+    if not landmarks:
+        row.reason = "no landmarks: none given for this mesh (landmarks_path or a topology with shipped landmarks)"
+        row.seconds = time.perf_counter() - t0
+        return row, None
+    res = registrar.register(vertices, faces, landmarks)
+    row.n_landmarks = len([k for k in registrar.template.landmarks if k in landmarks])
+    row.status, row.reason, row.iterations, row.seconds = res.status, res.reason, res.iterations, res.seconds
+    if np.all(np.isfinite(res.vertices)):
+        row.scale = res.scale
+        row.landmark_error_mm = 1000.0 * res.landmark_error
+        sd = surface_distances(res.vertices, registrar.template.faces, vertices, faces).summary()
+        for k, v in sd.items():
+            setattr(row, k, v)
+    if res.status == "ok" and out_path is not None:
+        write_mesh(out_path, res.vertices, registrar.template.faces)
+        row.out_path = str(out_path)
+    return row, res
+
+
+def read_results(path: str | Path) -> list[ConvertRow]:
+    """Rows of a ``conversion.csv`` (empty list when absent)."""
+    p = Path(path)
+    if not p.is_file():
+        return []
+    out = []
+    with p.open(newline="") as fh:
+        for rec in csv.DictReader(fh):
+            kw = {}
+            for f in fields(ConvertRow):
+                v = rec.get(f.name, "")
+                kw[f.name] = (int(v) if v else 0) if f.type in ("int", int) else (
+                    float(v) if v else float("nan")) if f.type in ("float", float) else v
+            out.append(ConvertRow(**kw))
+    return out
+
+
+def _write_results(path: Path, rows: list[ConvertRow]) -> None:
+    from bodydata.fsutil import atomic_write_text
+
+    buf = io.StringIO()
+    wr = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+    wr.writeheader()
+    for r in rows:
+        rec = asdict(r)
+        for k, v in rec.items():
+            if isinstance(v, float):
+                rec[k] = "" if not np.isfinite(v) else f"{v:.4f}"
+        wr.writerow(rec)
+    atomic_write_text(path, buf.getvalue())
+
+
+def convert_rows(registrar, rows, out_dir: str | Path, landmarks_for=None, skip_done: bool = True,
+                 progress: bool = True, limit: int | None = None, png: bool = True) -> list[ConvertRow]:
+    """Convert manifest rows (objects with id, path, topology, units, landmarks_path) into ``out_dir``.
+
+    landmarks_for : optional callable(row, vertices) -> {name: vertex id} overriding :func:`source_landmarks`.
+    Rows already 'ok' in ``out_dir/conversion.csv`` with their mesh present are skipped (``skip_done``).
+    A mesh that cannot be read or registered becomes a 'failed' row with the reason; the batch goes on.
+    """
+    from tqdm import tqdm
+
+    from bodydata.mesh import read_mesh
+
+    out = Path(out_dir)
+    (out / "meshes").mkdir(parents=True, exist_ok=True)
+    table = out / "conversion.csv"
+    results = {r.id: r for r in read_results(table)}
+    todo = list(rows)[: limit if limit is not None else None]
+    for row in tqdm(todo, desc="convert", unit="mesh", disable=not progress):
+        mid = _safe_id(row.id)
+        dst = out / "meshes" / f"{mid}.ply"
+        prev = results.get(row.id)
+        if skip_done and prev is not None and prev.status == "ok" and dst.is_file():
+            continue
+        units = getattr(row, "units", "m") or "m"
+        try:
+            mesh = read_mesh(row.path)
+            lm = landmarks_for(row, mesh.vertices) if landmarks_for else source_landmarks(row, len(mesh.vertices))
+            res_row, _ = convert_one(registrar, row.id, mesh.vertices, mesh.faces, lm, dst, row.path, units)
+        except BodydataError as exc:
+            res_row = ConvertRow(id=row.id, source_path=str(row.path), units=units, reason=str(exc))
+        results[row.id] = res_row
+        _write_results(table, list(results.values()))
+    final = list(results.values())
+    if png and any(r.status == "ok" for r in final):
+        try:
+            worst_png(final, registrar.template.faces, out / "worst.png")
+        except (BodydataError, OSError) as exc:  # a picture never fails the batch
+            print(f"warning: worst.png not written: {exc}")
+    return final
+
+
+def worst_png(rows: list[ConvertRow], template_faces: np.ndarray, path: str | Path, n: int = 6,
+              clip_mm: float = 10.0) -> Path:
+    """Front views of the ``n`` conversions with the largest mean converted->input distance, vertices coloured
+    by their distance to the input surface (0 .. ``clip_mm``)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from bodydata.fsutil import atomic_path
+    from bodydata.mesh import read_mesh
+    from bodydata.registration.metrics import point_to_mesh
+
+    ok = [r for r in rows if r.status == "ok" and r.out_path and Path(r.out_path).is_file()]
+    ok.sort(key=lambda r: -r.p2m_mean_mm)
+    ok = ok[:n]
+    fig, axes = plt.subplots(1, max(len(ok), 1), figsize=(3 * max(len(ok), 1), 5), squeeze=False)
+    for ax, r in zip(axes[0], ok):
+        conv = read_mesh(r.out_path).vertices
+        src = read_mesh(r.source_path)
+        d = 1000.0 * point_to_mesh(conv, src.vertices, src.faces)
+        c = conv - conv.mean(0)
+        # the two axes of largest spread: height and width (front view of a standing body)
+        _, _, vt = np.linalg.svd(c, full_matrices=False)
+        uv = c @ vt[:2].T
+        sc = ax.scatter(uv[:, 1], uv[:, 0], c=d, s=1, cmap="inferno", vmin=0, vmax=clip_mm)
+        ax.set_aspect("equal")
+        ax.set_axis_off()
+        ax.set_title(f"{r.id[-24:]}\nmean {r.p2m_mean_mm:.1f} p95 {r.p2m_p95_mm:.1f}", fontsize=7)
+    if ok:
+        fig.colorbar(sc, ax=axes[0].tolist(), shrink=0.6, label="distance to input (x1000 units)")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return Path(path)
