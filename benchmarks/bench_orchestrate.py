@@ -7,6 +7,7 @@ SuperLU ("heavy", for throughput) or apply ``L`` once ("light", for the memory r
     python benchmarks/bench_orchestrate.py                       # everything (a few minutes on 2 cores)
     python benchmarks/bench_orchestrate.py throughput --items 100 --reps 3
     python benchmarks/bench_orchestrate.py memory --items 200 2000
+    python benchmarks/bench_orchestrate.py retained --items 1000 2000 4000 8000   # tracemalloc, no-op items
 
 Goals (issue "dataset"): throughput(2 workers) / throughput(1 worker) >= 1.7; driver peak RSS flat in the number of
 items. Timings depend on what else runs on the machine; say so when you quote them.
@@ -66,6 +67,38 @@ def make_stage(count: int, base: str, work: str):
 
     return Stage(name=f"bench-{work}", process=_process, items=functools.partial(_items, count=count, base=base),
                  options={"count": count, "work": work})
+
+
+def _noop(item, ctx):
+    return {"r": 0.5}
+
+
+def _noop_items(ctx, count):
+    from bodydata.pipeline.stage import Item
+
+    return [Item(key=f"body{i:05d}", params={"seed": i}) for i in range(count)]
+
+
+def retained(count: int) -> float:
+    """Python memory the driver still holds after ``count`` no-op items went through a 2-worker cluster (MiB)."""
+    import functools
+    import gc
+    import tracemalloc
+
+    from bodydata.pipeline.orchestrate import open_executor, run_stage
+    from bodydata.pipeline.stage import Stage, StageContext
+
+    with tempfile.TemporaryDirectory(prefix="bench-orch-") as tmp, open_executor("local", workers=2) as ex:
+        warm = Stage("warm", _noop, functools.partial(_noop_items, count=4))
+        run_stage(warm, StageContext(out_dir=Path(tmp) / "w"), ex, progress=False)
+        gc.collect()
+        tracemalloc.start()
+        run_stage(Stage("noop", _noop, functools.partial(_noop_items, count=count)),
+                  StageContext(out_dir=Path(tmp) / "o"), ex, progress=False)
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] / 2**20
+        tracemalloc.stop()
+    return held
 
 
 def base_mesh(folder: Path) -> str:
@@ -150,11 +183,23 @@ def _subprocess(count: int, workers: int, work: str, base: str) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", nargs="?", default="all", choices=["all", "throughput", "memory", "_one"])
+    ap.add_argument("what", nargs="?", default="all", choices=["all", "throughput", "memory", "retained", "_one", "_retained"])
     ap.add_argument("rest", nargs="*")
     ap.add_argument("--items", type=int, nargs="*", default=None)
     ap.add_argument("--reps", type=int, default=3, help="throughput repetitions per worker count (best kept)")
     args = ap.parse_args()
+    if args.what == "_retained":
+        print(json.dumps({"mib": retained(int(args.rest[0]))}))
+        return
+    if args.what == "retained":
+        # Where the driver's growth comes from: dask keeps bounded logs of recent tasks (they stop growing).
+        for c in args.items or [1000, 2000, 4000, 8000]:
+            res = subprocess.run([sys.executable, __file__, "_retained", str(c)], capture_output=True, text=True)
+            if res.returncode != 0:
+                raise SystemExit(res.stderr[-3000:])
+            mib = json.loads(res.stdout.strip().splitlines()[-1])["mib"]
+            print(f"retained  {c:5d} no-op items, 2 workers: driver holds {mib:.1f} MiB of Python objects afterwards")
+        return
     if args.what == "_one":
         count, workers, work, folder, base = args.rest
         print(json.dumps(one_run(int(count), int(workers), work, Path(folder), base)))

@@ -50,6 +50,10 @@ def main() -> None:
     batch = f[rng.integers(0, len(f), args.batch)] + 1e-3 * rng.normal(size=(args.batch,) + f.shape[1:])
     n = len(verts[0])
     devices = [("cpu", "cholespy"), ("cpu", "scipy")] + ([("cuda", "cholespy")] if torch.cuda.is_available() else [])
+    import resource
+
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"process peak RSS before the solvers: {rss0:.0f} MiB")
     for device, backend in devices:
         t0 = time.perf_counter()
         rec = AcapReconstructor(verts[0], faces, device=device, backend=backend)
@@ -83,6 +87,7 @@ def main() -> None:
               f"batch of {args.batch}: {med:.3f} s = {1000 * med / args.batch:.2f} ms per mesh (median of {args.repeat}); "
               f"forward+backward {1000 * np.median(tb) / args.batch:.2f} ms per mesh")
         if device == "cpu":
+            print(f"  process peak RSS so far: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
             tracemalloc.start()
             with torch.no_grad():
                 rec(x)

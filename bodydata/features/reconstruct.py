@@ -6,9 +6,10 @@ appears twice, once with T_i and once with T_j; its normal equations are the pap
     sum_j w_ij (p_i - p_j) = sum_j w_ij (T_i + T_j) / 2 (q_i - q_j)          (L p = b),
 
 L the weighted graph Laplacian. The edge weights are those of the feature fit
-(:func:`bodydata.features.deformation.edge_weights`, default ``"acap"``). One vertex (``anchor``) is fixed,
-which makes the reduced L symmetric positive definite; it is factorised once (cholespy on CPU or CUDA
-tensors, scipy's SuperLU as the CPU fallback) and a batch of B meshes is solved as 3B right-hand sides.
+(:func:`bodydata.features.deformation.edge_weights`, default ``"acap"``). One vertex (``anchor``) is fixed:
+its row and column of L become the identity (its known position moves to the right-hand side), which keeps
+the system symmetric positive definite; it is factorised once (cholespy on CPU or CUDA tensors, scipy's
+SuperLU as the CPU fallback) and a batch of B meshes is solved as 3B right-hand sides.
 :class:`AcapReconstructor` is differentiable: the backward pass solves with the same factor.
 """
 from __future__ import annotations
