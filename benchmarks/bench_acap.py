@@ -134,6 +134,21 @@ def gap_report(name: str, verts: np.ndarray, faces: np.ndarray, time_limit: floa
           f"HiGHS proven gap max {max(gaps):.1e}); per mesh: fast {tf / k:.3f} s, exact axis {te_a / k:.3f} s, exact turns {te_t / k:.2f} s")
 
 
+def roundtrip_report(name: str, verts: np.ndarray, faces: np.ndarray) -> None:
+    """MED (mm, translation removed) of mesh -> f -> mesh, first mesh the reference, for both weightings."""
+    from bodydata.features.acap import AcapExtractor
+    from bodydata.features.reconstruct import AcapReconstructor
+
+    for w in ("acap", "cotangent"):
+        f = AcapExtractor(verts[0], faces, weighting=w)(verts).f
+        out = AcapReconstructor(verts[0], faces, weighting=w, device="cpu")(f)
+        a = out - out.mean(-2, keepdims=True)
+        b = verts - verts.mean(-2, keepdims=True)
+        med = 1000 * np.linalg.norm(a - b, axis=-1).mean(-1)
+        print(f"round trip {name}, weighting={w}: MED over {len(med) - 1} deformed meshes mean {med[1:].mean():.3f} mm, "
+              f"median {np.median(med[1:]):.3f} mm, max {med[1:].max():.3f} mm (reference mesh itself {med[0]:.1e} mm)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=5)
@@ -143,6 +158,7 @@ def main() -> None:
     ap.add_argument("--data", default=None, help="npz with posed bodies 'vertices' (B, n, 3) and 'faces' instead of "
                                                  "posing anny here (implies --no-gap); --save-data writes one")
     ap.add_argument("--save-data", default=None)
+    ap.add_argument("--roundtrip-only", action="store_true", help="only the round-trip MED figures")
     args = ap.parse_args()
     if args.data:
         with np.load(args.data) as z:
@@ -152,18 +168,27 @@ def main() -> None:
     if args.save_data:
         np.savez(args.save_data, vertices=verts, faces=faces)
         return
+    scape = Path(args.scape)
+    scape_set = None
+    if scape.is_dir():
+        from bodydata.mesh import read_mesh
+
+        ms = [read_mesh(scape / f"{k}.obj") for k in range(1, 72)]
+        scape_set = (np.stack([m.vertices for m in ms]), ms[0].faces)
+    if args.roundtrip_only:
+        if scape_set is not None:
+            roundtrip_report("SCAPE simplified (2,161 v, 71 poses)", *scape_set)
+        roundtrip_report("anny notoes_collapse10pc (1,229 v)", *anny_bodies("notoes_collapse10pc"))
+        roundtrip_report("anny notoes (12,272 v)", verts, faces)
+        return
     time_features(verts, faces, args.repeat)
     if args.no_gap:
         return
     lite = anny_bodies("notoes_collapse10pc")
     gap_report("anny notoes_collapse10pc (1,229 v)", *lite, args.time_limit)
     gap_report("anny notoes (12,272 v)", verts, faces, args.time_limit)
-    scape = Path(args.scape)
-    if scape.is_dir():
-        from bodydata.mesh import read_mesh
-
-        ms = [read_mesh(scape / f"{k}.obj") for k in range(1, 72)]
-        gap_report("SCAPE simplified (2,161 v)", np.stack([m.vertices for m in ms]), ms[0].faces, args.time_limit)
+    if scape_set is not None:
+        gap_report("SCAPE simplified (2,161 v)", *scape_set, args.time_limit)
     else:
         print(f"SCAPE folder {scape} absent: no SCAPE gap figures")
 
