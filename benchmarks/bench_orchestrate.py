@@ -160,6 +160,7 @@ def one_run(count: int, workers: int, work: str, folder: Path, base: str) -> dic
     return {
         # share of the workers' wall time spent inside items: ~1 means the orchestration never left a worker idle
         "occupancy": busy / (dt * workers),
+        "item_ms": 1000 * busy / count,  # wall time of one item on its worker: grows when the cores are shared
         "items": count,
         "workers": workers,
         "work": work,
@@ -216,12 +217,13 @@ def main() -> None:
             for w in (1, 2):
                 r = _subprocess(n, w, "heavy", base)
                 print(f"  rep {rep} {w} worker(s): {r['items_per_s']:.2f} meshes/s, workers inside items "
-                      f"{100 * r['occupancy']:.0f}% of the time  (load avg {os.getloadavg()[0]:.1f})")
+                      f"{100 * r['occupancy']:.0f}% of the time, {r['item_ms']:.0f} ms/item  (load avg {os.getloadavg()[0]:.1f})")
                 if w not in best or r["items_per_s"] > best[w]["items_per_s"]:
                     best[w] = r
         for w, r in sorted(best.items()):
             print(f"throughput  {r['items']} items  {w} worker(s): {r['items_per_s']:.2f} meshes/s "
-                  f"({r['seconds']:.1f} s, best of {args.reps}; workers inside items {100 * r['occupancy']:.0f}% of the time)")
+                  f"({r['seconds']:.1f} s, best of {args.reps}; workers inside items {100 * r['occupancy']:.0f}% of the time, "
+                  f"{r['item_ms']:.0f} ms/item)")
         print(f"speedup 2 vs 1 workers: {best[2]['items_per_s'] / best[1]['items_per_s']:.2f}x (goal >= 1.7x)")
     if args.what in ("all", "memory"):
         counts = args.items or [200, 2000]

@@ -123,7 +123,8 @@ def _registrar(template_name, prior_path, device, hand_weight, reverse_weight):
 @click.option("--hand-weight", type=click.FloatRange(min=0), default=0.2, show_default=True,
               help="ICP weight of the template's hand vertices relative to the rest")
 @click.option("--reverse-weight", type=click.FloatRange(min=0), default=1.0, show_default=True,
-              help="weight of the target->template closest-point term (0: the paper's one-sided ICP)")
+              help="coarse-stage weight of the target->template closest-point term (0: the paper's one-sided ICP; "
+                   "the fine stage never uses it)")
 @click.option("--device", default=None, help="torch device (default: cuda if available, else cpu)")
 @click.option("--redo", is_flag=True, help="convert rows already done too")
 @click.option("--quiet", is_flag=True)

@@ -22,7 +22,7 @@ EXIT_INTERRUPTED = 130
 @click.option("--workers", type=click.IntRange(min=0), default=None,
               help="Local cluster worker processes (default: one per CPU, at most RAM/2 GiB); 0 = synchronous.")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="BLAS/OpenMP/torch threads per worker (default 1).")
+              help="BLAS/OpenMP/torch threads per dask worker (default 1; synchronous runs are not limited unless given).")
 @click.option("--retries", type=click.IntRange(min=0), default=2, show_default=True,
               help="Retries of an item after an unexpected error or a lost worker (bad input is not retried).")
 @click.option("--host", default="127.0.0.1", show_default=True,

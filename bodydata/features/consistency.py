@@ -329,40 +329,73 @@ class DualGraph:
         return self.genus == 0 and self.connected
 
 
-def _greedy_pairs(dist: np.ndarray) -> list[tuple[int, int]]:
-    """Perfect matching of an even number of points by rounds of mutual nearest neighbours (vectorised)."""
-    d = dist.astype(np.float64).copy()
-    np.fill_diagonal(d, np.inf)
-    left = np.arange(len(d))
-    pairs: list[tuple[int, int]] = []
+def _dominant_match(a: np.ndarray, b: np.ndarray, nd: int, rng: np.random.Generator) -> np.ndarray:
+    """Candidates (a_k, b_k) that are the lowest-priority candidate at both their ends (a matching; non-empty
+    whenever there are candidates: the globally lowest one always wins)."""
+    pri = rng.random(len(a))
+    best = np.full(nd, np.inf)
+    np.minimum.at(best, a, pri)
+    np.minimum.at(best, b, pri)
+    return (best[a] == pri) & (best[b] == pri)
+
+
+def _greedy_tjoin(g: sp.csr_matrix, term: np.ndarray, ef: np.ndarray, nd: int, u_set: np.ndarray,
+                  seed: int = 0) -> None:
+    """Greedy T-join, nearest pairs first, toggling the chosen dual paths in ``u_set (e,) bool`` in place.
+
+    Each round is one multi-source Dijkstra (the Voronoi cells of the unpaired terminals, O(e log e) memory
+    and time whatever the number of terminals); a dual edge joining two cells offers the path
+    terminal - edge - terminal, and every offer that is the shortest at both its terminals is taken
+    (the globally shortest always is, so each round pairs at least two). g : (nd, nd) dual edge costs.
+    """
+    from scipy.sparse.csgraph import dijkstra
+
+    rng = np.random.default_rng(seed)
+    a, b = ef[:, 0], ef[:, 1]
+    w = np.asarray(g[a, b]).ravel()
+    key = np.minimum(a, b) * nd + np.maximum(a, b)
+    korder = np.argsort(key)
+    ks = key[korder]
+    left = np.asarray(term)
     while len(left) > 1:
-        sub = d[np.ix_(left, left)]
-        nn = np.argmin(sub, axis=1)
-        mutual = (nn[nn] == np.arange(len(left))) & (np.arange(len(left)) < nn)
-        if not np.any(mutual):  # ties in a cycle: take the globally closest pair
-            k = int(np.argmin(sub))
-            a, b = divmod(k, len(left))
-            mutual = np.zeros(len(left), bool)
-            mutual[min(a, b)] = True
-            nn[min(a, b)] = max(a, b)
-        a = np.flatnonzero(mutual)
-        pairs += list(zip(left[a].tolist(), left[nn[a]].tolist()))
-        keep = np.ones(len(left), bool)
-        keep[a] = False
-        keep[nn[a]] = False
-        left = left[keep]
-    return pairs
+        dist, pred, src = dijkstra(g, directed=False, indices=left, return_predecessors=True, min_only=True)
+        c = np.flatnonzero((src[a] != src[b]) & (src[a] >= 0) & (src[b] >= 0))
+        if not len(c):
+            break  # the rest lie in other components (cannot happen on a connected surface)
+        length = dist[a[c]] + w[c] + dist[b[c]]
+        # lowest (length, random) offer at both terminals
+        pri = length + 1e-3 * rng.random(len(c))
+        best = np.full(nd, np.inf)
+        np.minimum.at(best, src[a[c]], pri)
+        np.minimum.at(best, src[b[c]], pri)
+        c = c[(best[src[a[c]]] == pri) & (best[src[b[c]]] == pri)]
+        np.logical_xor.at(u_set, c, True)
+        cur = np.r_[a[c], b[c]]
+        while len(cur):  # walk both halves back to their terminals, one edge per step for all paths at once
+            p = pred[cur]
+            m = p >= 0
+            cur, p = cur[m], p[m]
+            if not len(cur):
+                break
+            idx = korder[np.searchsorted(ks, np.minimum(cur, p) * nd + np.maximum(cur, p))]
+            np.logical_xor.at(u_set, idx, True)
+            cur = p
+        paired = np.zeros(nd, bool)
+        paired[src[a[c]]] = paired[src[b[c]]] = True
+        left = left[~paired[left]]
 
 
-def tjoin_signs(sigma: np.ndarray, dual: DualGraph, root: int, n: int, matching: str = "exact",
-                greedy_radius: float = 24.0) -> np.ndarray:
+def tjoin_signs(sigma: np.ndarray, dual: DualGraph, root: int, n: int, matching: str = "exact") -> np.ndarray:
     """Axis signs with the fewest disagreeing edges on a genus-0 mesh, as a minimum T-join of the dual graph.
 
     A set U of disagreeing edges is realisable by some signs iff every face cycle holds an odd number of U
     edges exactly when it holds an odd number of negative edges (on a genus-0 surface the faces generate all
     cycles); so U is a T-join of the dual graph, T = the frustrated faces, unit edge costs (zero for edges
     touching a zero rotation). Shortest dual paths from every frustrated face, then a perfect matching of
-    them: ``"exact"`` (minimum weight, networkx blossom: optimal) or ``"greedy"`` (closest pairs first).
+    them: ``"exact"`` (minimum weight, networkx blossom: optimal; seconds to minutes with thousands of
+    frustrated faces) or ``"greedy"`` (closest pairs first by rounds of Voronoi cells,
+    :func:`_greedy_tjoin`: memory and time near linear in the mesh size, whatever the number of frustrated
+    faces -- near-identity meshes, whose tiny rotations have nearly arbitrary axes, have thousands).
     sigma : (e,) in {-1, 0, 1} for ``dual.edges``. Returns signs (n,) int8 (+1 at root).
     """
     from scipy.sparse.csgraph import dijkstra
@@ -388,21 +421,8 @@ def tjoin_signs(sigma: np.ndarray, dual: DualGraph, root: int, n: int, matching:
             pairs = list(nx.max_weight_matching(kg, maxcardinality=True))
             rows = np.arange(len(term))
         else:
-            # frustrated faces come in near pairs: searches bounded by a radius first, the rest unbounded
-            dist, pred = dijkstra(g, directed=False, indices=term, return_predecessors=True, limit=greedy_radius)
-            pairs = [p for p in _greedy_pairs(dist[:, term]) if np.isfinite(dist[p[0], term[p[1]]])]
-            rows = np.arange(len(term))
-            used = np.zeros(len(term), bool)
-            for a, b in pairs:
-                used[a] = used[b] = True
-            rest = np.flatnonzero(~used)
-            if len(rest):
-                d2, p2 = dijkstra(g, directed=False, indices=term[rest], return_predecessors=True)
-                base = len(term)
-                pred = np.vstack([pred, p2])
-                rows = np.r_[rows, base + np.arange(len(rest))]
-                pairs += [(base + a, rest[b]) for a, b in _greedy_pairs(d2[:, term[rest]])]
-                term = np.r_[term, term[rest]]
+            _greedy_tjoin(g, term, ef, nd, u_set)
+            pairs = []
         key = np.minimum(ef[:, 0], ef[:, 1]) * nd + np.maximum(ef[:, 0], ef[:, 1])
         korder = np.argsort(key)
         for a, b in pairs:  # walk each matched path back through the predecessor tree of row a

@@ -377,6 +377,19 @@ class SegmentModel:
             res = self.rigid_residuals(subj, tgt, rot, w)
         return rot, res
 
+    def joint_angles(self, rotations: np.ndarray) -> np.ndarray:
+        """(s,) float64 radians: each segment's rotation relative to its parent's (the root: its own).
+
+        rotations : (s, 3, 3) subject-to-target segment rotations (e.g. :meth:`robust_part_rotations`).
+        The angle of ``R_parent^T R_s`` is how far the joint between them must bend to reach the
+        target's articulation; for the root it is the pelvis' tilt left after the rigid alignment.
+        """
+        r = np.asarray(rotations, dtype=np.float64)
+        par = np.asarray(self.parents, dtype=np.int64)
+        rel = np.where((par < 0)[:, None, None], r, np.einsum("kba,kbc->kac", r[np.maximum(par, 0)], r))
+        cos = (np.trace(rel, axis1=1, axis2=2) - 1.0) / 2.0
+        return np.arccos(np.clip(cos, -1.0, 1.0))
+
     def rotations(self, subject: np.ndarray, target: np.ndarray, mode: str = "part") -> np.ndarray:
         """(s, 3, 3) rotations turning each subject segment to the target's orientation.
 
