@@ -34,7 +34,7 @@ def main() -> None:
     ap.add_argument("--keep", default=None, help="work folder to keep (default: a temporary one, removed)")
     args = ap.parse_args()
 
-    from bodydata.cli.dataset import orchestrated_runner
+    from bodydata.pipeline.feature_runner import orchestrated_runner
     from bodydata.dataset.build import build_dataset, run_features
     from bodydata.dataset.mesh_features import (
         compute_inline,

@@ -48,6 +48,10 @@ __all__ = [
 # name -> "module:factory". The lead wires each stage here as it lands (see docs/pipeline.md).
 STAGES: dict[str, str] = {
     "mesh-stats": "bodydata.pipeline.meshstats:make_stage",
+    "synth": "bodydata.pipeline.stage_synth:make_stage",
+    "sources-scan": "bodydata.pipeline.stage_scan:make_stage",
+    "neutralize": "bodydata.pipeline.stage_neutralize:make_stage",
+    "build-dataset": "bodydata.pipeline.stage_dataset:make_stage",
 }
 ENTRY_POINT_GROUP = "bodydata.stages"
 STEP_KEYS = {"name", "stage", "input", "options", "description"}

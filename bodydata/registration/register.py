@@ -71,7 +71,7 @@ class RegistrationResult:
     template_frame : (n, 3) float64 p; w : (K,); scale, rotation (3, 3), translation (3,) with
     ``vertices = scale p R^T + translation``; landmark_error : mean landmark distance (target units);
     overlap : fraction of template vertices with a gated correspondence at the end; iterations (L-BFGS
-    iterations, all stages); seconds; status 'ok' | 'failed'; reason; history of (stage, energy)."""
+    iterations, all stages); seconds; status 'ok' | 'failed'; reason; history of (stage, gating distance, energy, seconds since start)."""
 
     vertices: np.ndarray
     template_frame: np.ndarray
@@ -183,6 +183,7 @@ class Registrar:
         iters = 0
         history = []
         overlap = 0.0
+        t_start = time.perf_counter()
 
         def pose(p):
             rot = rotation_exp_torch(omega) @ r0t
@@ -222,7 +223,7 @@ class Registrar:
 
             loss = opt.step(closure)
             iters += int(opt.state[opt._params[0]].get("n_iter", 0))
-            history.append(("coarse", float(dist), float(loss.detach())))
+            history.append(("coarse", float(dist), float(loss.detach()), time.perf_counter() - t_start))
 
         # ---- stage 2 (fine): free p (exact linear solve per ICP round) alternating with w (L-BFGS)
         with torch.no_grad():
@@ -258,7 +259,7 @@ class Registrar:
 
             loss = opt.step(closure_w)
             iters += int(opt.state[opt._params[0]].get("n_iter", 0))
-            history.append(("fine", float(dist), float(loss.detach())))
+            history.append(("fine", float(dist), float(loss.detach()), time.perf_counter() - t_start))
         xn = s * p @ rot.T + tt
         lan_err = float(np.linalg.norm(xn[tl] - target.vertices[sl], axis=1).mean())
         res = RegistrationResult(xn, p, w.detach().cpu().numpy(), s, rot, tt, lan_err, overlap, iters, 0.0,

@@ -260,7 +260,7 @@ def test_cli_build_dataset(data, tmp_path):
 
 
 def test_orchestrated_runner_gives_the_same_dataset(data, tmp_path):
-    from bodydata.cli.dataset import orchestrated_runner
+    from bodydata.pipeline.feature_runner import orchestrated_runner
     from bodydata.dataset.build import build_dataset
     from bodydata.pipeline.orchestrate import InlineExecutor
 

@@ -52,7 +52,7 @@ def test_convert_anny_default_topology_to_lite(lite_setup):
     got = med(res.vertices, truth)
     # coarse template and a 24-body prior: ~1 cm here (the 12k template reaches ~3 mm, see benchmarks)
     assert got < 0.025 and got < 0.25 * rigid_med, (got, rigid_med)
-    assert res.landmark_error < 0.01 and res.overlap > 0.9 and res.iterations > 0
+    assert res.landmark_error < 0.01 and res.overlap > 0.7 and res.iterations > 0
 
 
 def test_failures_are_rows(lite_setup):

@@ -1,0 +1,97 @@
+"""Pipeline stage ``build-dataset``: pose meshes of the source manifest + constructed neutrals -> training set."""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any, Iterator
+
+from bodydata.pipeline.manifest import read_rows
+from bodydata.pipeline.stage import Item, ItemContext, Stage, StageContext, StageError
+from bodydata.pipeline.stage_scan import find_sources_csv
+
+__all__ = ["make_stage", "INPUTS_CSV"]
+
+INPUTS_CSV = "inputs.csv"
+
+
+def _items(ctx: StageContext, sources_step: str | None, neutral_step: str | None) -> Iterator[Item]:
+    def step_dir(name: str | None, what: str) -> Path | None:
+        if name is None:
+            return None
+        if name not in ctx.upstream:
+            raise StageError(f"build-dataset: {what} step {name!r} is not an earlier step of the pipeline")
+        return ctx.upstream[name]
+
+    sources_dir = step_dir(sources_step, "sources") or ctx.input_dir
+    sources = find_sources_csv(sources_dir)
+    inputs = [str(sources)]
+    neutral_dir = step_dir(neutral_step, "neutral")
+    if neutral_dir is not None:
+        rows = [r for r in read_rows(neutral_dir) if r.status == "done"]
+        inputs += [str(neutral_dir / out) for r in rows for out in r.outputs if out.endswith(".ply")]
+    yield Item(key="dataset", inputs=tuple(inputs),
+               params={"sources": str(sources), "neutral_dir": str(neutral_dir) if neutral_dir else ""})
+
+
+def _combined_manifest(sources_csv: str, neutral_dir: str, path: Path) -> None:
+    """Pose rows of the source manifest (role pose) + one row per constructed neutral (role neutral).
+
+    With a neutral step, ground-truth neutrals of the source (``kind=neutral``) are left out: the dataset is built
+    the way it would be from real scans, from the constructed neutrals.
+    """
+    import pandas as pd
+
+    from bodydata.fsutil import sha256_file
+    from bodydata.sources.scan import read_manifest
+
+    table = read_manifest(sources_csv)
+    if neutral_dir:
+        table = table[table["kind"] != "neutral"].copy()
+        table["role"] = "pose"
+        source_of = {}
+        for rec in table.to_dict("records"):
+            multi = table["source"].nunique() > 1
+            source_of[f"{rec['source']}_{rec['subject']}" if multi else rec["subject"]] = (rec["source"], rec["subject"])
+        extra = []
+        for r in read_rows(Path(neutral_dir)):
+            if r.status != "done" or r.item not in source_of:
+                continue
+            mesh = next((o for o in r.outputs if o.endswith(".ply")), None)
+            if mesh is None:
+                continue
+            src, subj = source_of[r.item]
+            full = Path(neutral_dir) / mesh
+            extra.append({**{c: "" for c in table.columns}, "id": f"{src}-neutral-{subj}", "source": src,
+                          "kind": "constructed_neutral", "path": str(full), "subject": subj,
+                          "sha256": sha256_file(full), "status": "ok", "role": "neutral",
+                          "topology": table["topology"].iloc[0] if len(table) else ""})
+        table = pd.concat([table, pd.DataFrame(extra)], ignore_index=True)
+    table.to_csv(path, index=False)
+
+
+def _process(item: Item, ctx: ItemContext) -> dict[str, Any]:
+    from bodydata.dataset.build import build_dataset
+    from bodydata.dataset.mesh_features import compute_inline
+
+    o = ctx.options
+    with ctx.output(INPUTS_CSV) as tmp:
+        _combined_manifest(item.params["sources"], item.params["neutral_dir"], tmp)
+    res = build_dataset(
+        [ctx.out_dir / INPUTS_CSV], o["template"], ctx.out_dir / "dataset", split=o["split"],
+        n_test_neutral=int(o["test_neutral"]), n_test_pose=int(o["test_pose"]), seed=int(o["seed"]),
+        runner=compute_inline, progress=True,
+    )
+    ctx.outputs.append("dataset/card.json")
+    return {"pairs": int(getattr(res, "n_pairs", 0) or 0), "folder": str(ctx.out_dir / "dataset")}
+
+
+def make_stage(template: str = "anny", split: str = "subject", test_neutral: int = 2, test_pose: int = 20,
+               seed: int = 0, sources_step: str | None = None, neutral_step: str | None = None) -> Stage:
+    """``build-dataset``: features, pairs, split and scaling (``bodydata build-dataset``) inside a pipeline."""
+    return Stage(
+        name="build-dataset", process=_process,
+        items=functools.partial(_items, sources_step=sources_step, neutral_step=neutral_step),
+        options={"template": template, "split": split, "test_neutral": test_neutral, "test_pose": test_pose,
+                 "seed": seed, "sources_step": sources_step, "neutral_step": neutral_step},
+        description="paired, split, scaled training set",
+    )
