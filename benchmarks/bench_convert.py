@@ -29,8 +29,17 @@ def main() -> None:
     ap.add_argument("--device", default=None)
     ap.add_argument("--config", default="{}", help="RegistrationConfig overrides as JSON, e.g. '{\"lambda_lan\": 10}'")
     ap.add_argument("--oracle", action="store_true", help="also report the MED of the truth's best w (prior limit)")
+    ap.add_argument("--bodies", default=None, help="read pre-generated bodies (.npz written by --save-bodies)")
+    ap.add_argument("--save-bodies", default=None, help="generate the bodies, write them to this .npz and stop")
+    ap.add_argument("--first", type=int, default=None, help="with --bodies: use bodies first .. first+count-1")
+    ap.add_argument("--count", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     ap.add_argument("--json", default=None, help="write the figures here")
     args = ap.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
 
     from bodydata.registration.metrics import med, surface_distances
     from bodydata.registration.prior import SparsePrior
@@ -44,8 +53,23 @@ def main() -> None:
     t0 = time.perf_counter()
     reg = Registrar(tpl, prior, RegistrationConfig(device=args.device, **json.loads(args.config)))
     setup = time.perf_counter() - t0
-    bodies = anny_bodies(topo, args.identities, args.poses, seed=args.seed, first_identity=20_000,
-                         extra_topologies=(args.source_topology,))
+    if args.bodies:  # pre-generated (no anny needed): vertices_<topo>, faces_<topo>, names
+        z = np.load(args.bodies)
+        from bodydata.registration.synthetic import AnnyBodies
+
+        bodies = AnnyBodies({t: z[f"vertices_{t}"] for t in (topo, args.source_topology)},
+                            {t: z[f"faces_{t}"] for t in (topo, args.source_topology)}, list(z["names"]))
+        if args.first is not None:
+            sl = slice(args.first, args.first + args.count)
+            bodies.vertices = {t: v[sl] for t, v in bodies.vertices.items()}
+            bodies.names = bodies.names[sl]
+    else:
+        bodies = anny_bodies(topo, args.identities, args.poses, seed=args.seed, first_identity=20_000,
+                             extra_topologies=(args.source_topology,))
+    if args.save_bodies:
+        np.savez(args.save_bodies, names=np.array(bodies.names),
+                 **{f"vertices_{t}": v for t, v in bodies.vertices.items()}, **{f"faces_{t}": f for t, f in bodies.faces.items()})
+        return
     src_faces = bodies.faces[args.source_topology]
     rows = []
     t_all = time.perf_counter()

@@ -2,11 +2,14 @@
 
 Prints, for ``--identities`` x ``--poses`` bodies (``bodydata.sources.anny_synth``, seed ``--seed``):
 
-* per subject (the pose with the smallest rigid residual to the target is deformed): MED in mm between
-  the constructed neutral and the identity's true neutral after rigid (Kabsch) alignment, and the MED
-  of the chosen pose itself (before); mean / median / max over subjects;
-* ``--all-poses``: the same for every pose deformed on its own, and the consistency between neutrals
-  built from different poses of one subject (mean pairwise MED after rigid alignment);
+* per subject (default method: the ``--average`` poses with the smallest joint-angle distance to the
+  target deformed and averaged; ``--selection rigid --average 1`` is the paper's smallest rigid residual):
+  MED in mm between the constructed neutral and the identity's true neutral after rigid (Kabsch)
+  alignment, and the MED of the chosen pose itself (before); mean / median / max over subjects, and
+  by the pose family of the best-scored pose;
+* ``--baseline``: the same subjects with the paper's method (rigid residual, one pose) in the same process;
+* ``--all-poses``: the same for every pose deformed on its own (by pose family), and the consistency
+  between neutrals built from different poses of one subject (mean pairwise MED after rigid alignment);
 * segment (landmark-pair) length change: constructed vs chosen pose and constructed vs true neutral,
   mean |change| in mm and %;
 * seconds per subject (pose choice + ARAP), excluding mesh generation; the one-time setup
@@ -109,6 +112,9 @@ def main() -> None:
     ap.add_argument("--all-poses", action="store_true", help="also deform every pose and report consistency")
     ap.add_argument("--orientation", default="part", choices=["part", "landmarks", "swing"])
     ap.add_argument("--handle-weight", type=float, default=10.0)
+    ap.add_argument("--selection", default="joint_angles", choices=["joint_angles", "rigid"])
+    ap.add_argument("--average", type=int, default=2, help="best-scored poses deformed and averaged (1: single pose)")
+    ap.add_argument("--baseline", action="store_true", help="also run the paper's method (rigid residual, one pose)")
     ap.add_argument("--faust", default=None, help="shared data folder: run the FAUST consistency check instead")
     ap.add_argument("--png-dir", default=None, help="with --faust: write one before/after PNG per subject here")
     ap.add_argument("--faust-target", type=int, default=0, help="with --faust: index of the target registration")
@@ -125,13 +131,24 @@ def main() -> None:
     name = "anny" if args.topology == "notoes" else "anny-lite"
     t0 = time.perf_counter()
     tpl = load_template(name)
-    nz = Neutralizer(tpl, tpl.vertices, NeutralConfig(orientation=args.orientation, handle_weight=args.handle_weight))
+    nz = Neutralizer(tpl, tpl.vertices, NeutralConfig(orientation=args.orientation, handle_weight=args.handle_weight,
+                                                      selection=args.selection, average=args.average))
     setup = time.perf_counter() - t0
+    paper = None
+    if args.baseline:
+        paper = Neutralizer(tpl, tpl.vertices, NeutralConfig(orientation=args.orientation, handle_weight=args.handle_weight,
+                                                             selection="rigid", average=1))
     synth = AnnySynth(topology=args.topology, check_intersections=False, device="cpu")
     print(f"template {name}: {tpl.n_vertices} vertices, {len(nz.handles)} handles, {nz.solver.n_clamped} of "
           f"{len(nz.solver.edges)} cotangent weights clamped; setup {setup:.2f} s")
     med, before, secs, iters, dlen_pose, dlen_true, pct_true = [], [], [], [], [], [], []
     all_med, consist, poses_used = [], [], []
+    fam_chosen: dict[str, list[float]] = {}
+    fam_all: dict[str, list[float]] = {}
+    base_med, base_fam, base_secs, base_dlen = [], {}, [], []
+
+    def family(stem: str) -> str:
+        return stem.rsplit("_", 1)[0]
     for i in range(args.identities):
         ident = synth.identity(args.seed, i, args.poses)
         truth = ident.neutral[args.topology]
@@ -143,6 +160,14 @@ def main() -> None:
         med.append(mean_euclidean_distance(res.vertices, truth) * 1000)
         before.append(mean_euclidean_distance(poses[res.pose_index], truth) * 1000)
         poses_used.append(ident.bodies[res.pose_index].stem)
+        fam_chosen.setdefault(family(poses_used[-1]), []).append(med[-1])
+        if paper is not None:
+            t = time.perf_counter()
+            bres = paper.subject(poses)
+            base_secs.append(time.perf_counter() - t)
+            base_med.append(mean_euclidean_distance(bres.vertices, truth) * 1000)
+            base_fam.setdefault(family(ident.bodies[bres.pose_index].stem), []).append(base_med[-1])
+            base_dlen.append(np.abs(bres.segment_lengths_after - bres.segment_lengths_before) * 1000)
         lt = nz.segments.lengths(truth)
         dlen_pose.append(np.abs(res.segment_lengths_after - res.segment_lengths_before) * 1000)
         dlen_true.append(np.abs(res.segment_lengths_after - lt) * 1000)
@@ -153,10 +178,13 @@ def main() -> None:
                 _, sol = nz.deform(poses[k])
                 outs.append(sol.vertices)
                 all_med.append(mean_euclidean_distance(sol.vertices, truth) * 1000)
+                fam_all.setdefault(family(ident.bodies[k].stem), []).append(all_med[-1])
             consist += [mean_euclidean_distance(outs[a], outs[b]) * 1000
                         for a in range(len(outs)) for b in range(a + 1, len(outs))]
-        print(f"  {ident.identity}: pose {poses_used[-1]:28s} MED {before[-1]:6.1f} -> {med[-1]:5.1f} mm "
-              f"({res.iterations} it, {secs[-1]:.2f} s)")
+        extra = f" (+{len(res.pose_indices) - 1} averaged)" if len(res.pose_indices) > 1 else ""
+        base = f"; paper's method {base_med[-1]:5.1f} mm" if paper is not None else ""
+        print(f"  {ident.identity}: pose {poses_used[-1]:28s}{extra} MED {before[-1]:6.1f} -> {med[-1]:5.1f} mm "
+              f"({res.iterations} it, {secs[-1]:.2f} s){base}")
 
     def dist(x):
         x = np.asarray(x, dtype=np.float64)
@@ -164,8 +192,20 @@ def main() -> None:
 
     print(f"MED constructed vs true neutral, rigidly aligned (mm): {dist(med)}")
     print(f"MED chosen pose vs true neutral, rigidly aligned (mm): {dist(before)}")
+
+    def by_family(groups):
+        return ", ".join(f"{f} {np.mean(v):.1f} (n={len(v)})" for f, v in sorted(groups.items()))
+
+    print(f"  by family of the best-scored pose: {by_family(fam_chosen)}")
+    if paper is not None:
+        print(f"MED paper's method (rigid residual, one pose) (mm):  {dist(base_med)}")
+        print(f"  by family of its chosen pose: {by_family(base_fam)}")
+        print(f"  segment length |change| vs chosen pose (mm): mean {np.mean(base_dlen):.2f} max {np.max(base_dlen):.2f}; "
+              f"seconds per subject {np.mean(base_secs):.2f} (this method {np.mean(secs):.2f}, ratio "
+              f"{np.mean(secs) / np.mean(base_secs):.2f})")
     if args.all_poses:
         print(f"MED every pose deformed vs true neutral (mm):        {dist(all_med)}")
+        print(f"  by pose family: {by_family(fam_all)}")
         print(f"consistency, pairwise MED between neutrals of one subject (mm): {dist(consist)}")
     dp, dt, pt = np.stack(dlen_pose), np.stack(dlen_true), np.stack(pct_true)
     print(f"segment length |change| vs chosen pose (mm): mean {dp.mean():.2f} max {dp.max():.2f}")

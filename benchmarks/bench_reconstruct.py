@@ -18,6 +18,38 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
+def forward_split(rec, x, repeat: int, threads: int) -> None:
+    """The forward pass in parts (rhs assembly, solve), and the former path -- T (B, n, 3, 3) by
+    ``gradients_from_features``, ``rhs`` on chunks of 8 meshes, ``solve`` -- against ``__call__``, interleaved in
+    this process so that other load on the machine hits both alike."""
+    import torch
+
+    bsz = len(x)
+
+    def former():
+        b = torch.cat([rec.rhs(rec.gradients_from_features(x[s:s + 8])) for s in range(0, bsz, 8)])
+        return rec.solve(b)
+
+    t_rhs, t_solve, t_old, t_new = [], [], [], []
+    with torch.no_grad():
+        err = float((former() - rec(x)).abs().max())
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            b = rec.rhs_from_features(x)
+            t1 = time.perf_counter()
+            rec.solve_vertex_major(b)
+            t2 = time.perf_counter()
+            former()
+            t3 = time.perf_counter()
+            rec(x)
+            t4 = time.perf_counter()
+            t_rhs.append(t1 - t0), t_solve.append(t2 - t1), t_old.append(t3 - t2), t_new.append(t4 - t3)
+    ms = lambda v: 1000 * float(np.median(v)) / bsz  # noqa: E731
+    print(f"  cpu/cholespy forward, {threads} thread(s), batch {bsz}, ms per mesh (median of {repeat}, interleaved): "
+          f"rhs assembly {ms(t_rhs):.2f} + solve {ms(t_solve):.2f}; whole call {ms(t_new):.2f} vs former path "
+          f"{ms(t_old):.2f} ({np.median(t_old) / np.median(t_new):.2f}x; max |difference| {err:.1e} m)")
+
+
 def main() -> None:
     import torch
 
@@ -82,6 +114,8 @@ def main() -> None:
                 torch.cuda.synchronize()
             tb.append(time.perf_counter() - t0)
             xg.grad = None
+        if device == "cpu" and backend == "cholespy":
+            forward_split(rec, x, args.repeat, args.threads)
         med = float(np.median(ts))
         print(f"{device}/{backend} ({args.threads} thread(s) on CPU), n={n}: build+factorise {t_build:.3f} s; "
               f"batch of {args.batch}: {med:.3f} s = {1000 * med / args.batch:.2f} ms per mesh (median of {args.repeat}); "

@@ -16,10 +16,14 @@ import click
 @click.option("--iterations", type=int, default=100, show_default=True, help="maximum ARAP iterations")
 @click.option("--tol", type=float, default=1e-5, show_default=True, help="ARAP relative energy decrease to stop at")
 @click.option("--handle-weight", type=float, default=10.0, show_default=True, help="weight of the re-posed segment handles")
+@click.option("--selection", type=click.Choice(["joint_angles", "rigid"]), default="joint_angles", show_default=True,
+              help="pose choice: smallest joint-angle distance to the target, or smallest rigid residual (the paper)")
+@click.option("--average", type=click.IntRange(min=1), default=2, show_default=True,
+              help="deform this many best-scored poses and average them (1 = the paper's single pose)")
 @click.option("--no-png", is_flag=True, help="skip the before/after PNG per subject")
 @click.option("--quiet", is_flag=True, help="no progress bar")
 def neutralize(manifest: str, template_name: str, target: str, spring_dir: str | None, out: str, iterations: int,
-               tol: float, handle_weight: float, no_png: bool, quiet: bool) -> None:
+               tol: float, handle_weight: float, selection: str, average: int, no_png: bool, quiet: bool) -> None:
     """Write OUT/neutral/<subject>.ply and OUT/neutral.csv (one row per subject; failures recorded, done subjects skipped)."""
     from bodydata.errors import BodydataError
     from bodydata.neutral.neutralize import NeutralConfig, load_target, run_neutralize
@@ -28,7 +32,7 @@ def neutralize(manifest: str, template_name: str, target: str, spring_dir: str |
     try:
         tpl = load_template(template_name)
         tgt = load_target(target, tpl, spring_dir)
-        cfg = NeutralConfig(iterations=iterations, tol=tol, handle_weight=handle_weight)
+        cfg = NeutralConfig(iterations=iterations, tol=tol, handle_weight=handle_weight, selection=selection, average=average)
         summary = run_neutralize(manifest, tpl, tgt, out, cfg, png=not no_png, progress=not quiet)
     except BodydataError as exc:
         raise click.ClickException(str(exc)) from None

@@ -80,7 +80,7 @@ def prior_build(template_name, manifest, anny_identities, anny_poses, holdout_id
     f_train = ex(train).f
     f_test = ex(test).f if len(test) else None
     outp = Path(out)
-    report = {"template": tpl.name, "n_train": int(len(train)), "n_heldout": int(len(test)), "falloff_m": falloff,
+    report = {"template": tpl.name, "n_train": len(train), "n_heldout": len(test), "falloff_m": falloff,
               "priors": []}
     for k in ks:
         pr = build_prior(f_train, tpl.vertices, tpl.faces, tpl.part_labels, k, tpl.name, falloff)
@@ -116,19 +116,20 @@ def _registrar(template_name, prior_path, device, hand_weight, reverse_weight):
 @click.option("--prior", "prior_path", required=True, type=click.Path(exists=True, dir_okay=False), help="prior .npz")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="output folder")
 @click.option("--kind", default=None, help="only manifest rows of this kind (e.g. registration, scan)")
+@click.option("--match", default=None, help="only rows whose id matches this regular expression (re.search)")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="convert at most this many meshes")
 @click.option("--vts-landmarks", type=click.Path(exists=True, file_okay=False), default=None,
               help="remeshed sources: FAUST registrations folder; the SMPL landmarks are carried to each shape "
                    "through its .vts sample map (ground-truth sparse correspondences, like hand-marked landmarks)")
 @click.option("--hand-weight", type=click.FloatRange(min=0), default=0.2, show_default=True,
               help="ICP weight of the template's hand vertices relative to the rest")
-@click.option("--reverse-weight", type=click.FloatRange(min=0), default=1.0, show_default=True,
+@click.option("--reverse-weight", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="coarse-stage weight of the target->template closest-point term (0: the paper's one-sided ICP; "
                    "the fine stage never uses it)")
 @click.option("--device", default=None, help="torch device (default: cuda if available, else cpu)")
 @click.option("--redo", is_flag=True, help="convert rows already done too")
 @click.option("--quiet", is_flag=True)
-def convert(source, root, template_name, prior_path, out, kind, limit, vts_landmarks, hand_weight, reverse_weight,
+def convert(source, root, template_name, prior_path, out, kind, match, limit, vts_landmarks, hand_weight, reverse_weight,
             device, redo, quiet) -> None:
     """Convert a source's meshes to the template's connectivity (paper Eq. 14); writes OUT/conversion.csv."""
     import numpy as np
@@ -140,6 +141,10 @@ def convert(source, root, template_name, prior_path, out, kind, limit, vts_landm
     rows = get_adapter(source).discover(root)
     if kind:
         rows = [r for r in rows if r.kind == kind]
+    if match:
+        import re
+
+        rows = [r for r in rows if re.search(match, r.id)]
     landmarks_for = None
     if vts_landmarks:
         from bodydata.registration.correspondence import VtsLandmarks

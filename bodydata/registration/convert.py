@@ -23,7 +23,7 @@ import numpy as np
 
 from bodydata.errors import BodydataError
 
-__all__ = ["ConvertRow", "COLUMNS", "source_landmarks", "convert_one", "convert_rows", "read_results", "worst_png"]
+__all__ = ["COLUMNS", "ConvertRow", "convert_one", "convert_rows", "read_results", "source_landmarks", "worst_png"]
 
 
 @dataclass
@@ -57,7 +57,11 @@ def _safe_id(text: str) -> str:
 def source_landmarks(row, n_vertices: int) -> dict[str, int] | None:
     """Landmarks of a manifest row's mesh: its ``landmarks_path`` CSV, else the shipped CSV of its topology
     (smpl_6890, scape_12500, anny_*), else None."""
-    from bodydata.templates.landmarks import TOPOLOGIES, load_landmarks, read_landmarks_csv
+    from bodydata.templates.landmarks import (
+        TOPOLOGIES,
+        load_landmarks,
+        read_landmarks_csv,
+    )
 
     path = getattr(row, "landmarks_path", "") or ""
     if path:

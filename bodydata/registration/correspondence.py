@@ -23,7 +23,7 @@ import numpy as np
 
 from bodydata.errors import BodydataError
 
-__all__ = ["RemeshedShape", "load_shape", "geodesics_from", "pair_error", "VtsLandmarks", "run_benchmark"]
+__all__ = ["RemeshedShape", "VtsLandmarks", "geodesics_from", "load_shape", "pair_error", "run_benchmark"]
 
 
 @dataclass

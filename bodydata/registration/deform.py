@@ -12,42 +12,7 @@ import numpy as np
 
 from bodydata.registration.prior import SparsePrior
 
-__all__ = ["PriorDeformer", "pick_device", "FixedSparse"]
-
-
-class FixedSparse:
-    """A constant sparse matrix A (scipy) as torch CSR with its transpose kept, so ``A @ X`` backpropagates with
-    one CSR product (torch's generic sparse backward re-sorts indices on every call, ~10x slower)."""
-
-    def __init__(self, a, device):
-        import torch
-
-        def csr(m):
-            m = m.tocsr()
-            m.sort_indices()
-            return torch.sparse_csr_tensor(
-                torch.as_tensor(m.indptr, dtype=torch.int64), torch.as_tensor(m.indices, dtype=torch.int64),
-                torch.as_tensor(m.data, dtype=torch.float64), size=m.shape).to(device)
-
-        self.a = csr(a)
-        self.at = csr(a.T)
-        self.shape = a.shape
-        if not hasattr(FixedSparse, "_fn"):
-            class _MM(torch.autograd.Function):
-                @staticmethod
-                def forward(ctx, x, mat):
-                    ctx.mat = mat
-                    return mat.a @ x
-
-                @staticmethod
-                def backward(ctx, g):
-                    return ctx.mat.at @ g.contiguous(), None
-
-            FixedSparse._fn = _MM
-
-    def __matmul__(self, x):
-        """x : (cols, k) dense tensor -> (rows, k)."""
-        return FixedSparse._fn.apply(x.contiguous(), self)
+__all__ = ["PriorDeformer", "pick_device"]
 
 
 def pick_device(device=None):
@@ -78,10 +43,6 @@ class PriorDeformer:
         self.device = pick_device(device)
         self.n_vertices = len(q)
         self.K = prior.K
-        import warnings
-
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        warnings.filterwarnings("ignore", message="Sparse invariant checks")
         # C as dense blocks, one per part: rows = the part's support, columns = its components (C is
         # sparse by parts, and small dense products + one index_add beat torch's CPU sparse kernels here)
         c = prior.basis.tocsc()
@@ -124,8 +85,6 @@ class PriorDeformer:
         """w : (B, K) float64 tensor -> (B, n, 9) features ``offset + C w``."""
         import torch
 
-        import torch
-
         vals = torch.cat([w[:, cols] @ block.T for cols, _, block in self._blocks], 1)
         flat = self.offset.reshape(1, -1).expand(w.shape[0], -1).index_add(1, self._rows_all, vals)
         return flat.reshape(w.shape[0], self.n_vertices, 9)
@@ -145,7 +104,6 @@ class PriorDeformer:
 
     def prior_energy(self, p, t):
         """p : (B, n, 3), T : (B, n, 3, 3) -> (B,) E_prior (squared template units, summed over directed edges)."""
-        import torch
 
         dp = p[:, self.ei] - p[:, self.ej]                          # (B, E2, 3)
         tq = (t[:, self.ei] * self.dq[None, :, None, :]).sum(-1)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["TargetMesh", "Correspondences", "closest", "point_to_plane", "point_to_point"]
+__all__ = ["Correspondences", "TargetMesh", "closest", "point_to_plane", "point_to_point"]
 
 
 @dataclass

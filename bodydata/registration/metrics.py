@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["closest_on_triangles", "closest_points", "SurfaceDistances", "point_to_mesh", "surface_distances", "landmark_error", "med"]
+__all__ = ["SurfaceDistances", "closest_on_triangles", "closest_points", "landmark_error", "med", "point_to_mesh", "surface_distances"]
 
 
 @dataclass

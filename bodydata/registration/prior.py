@@ -29,7 +29,7 @@ import scipy.sparse as sp
 
 from bodydata.errors import BodydataError
 
-__all__ = ["PriorError", "SparsePrior", "part_weights", "build_prior", "identity_feature", "expression_med"]
+__all__ = ["PriorError", "SparsePrior", "build_prior", "expression_med", "identity_feature", "part_weights"]
 
 FORMAT = "bodydata-acap-prior"
 VERSION = 1
@@ -98,7 +98,7 @@ class SparsePrior:
         return self.offset.shape[0]
 
     @property
-    def K(self) -> int:  # noqa: N802 - the paper's symbol
+    def K(self) -> int:
         return self.basis.shape[1]
 
     def features(self, w: np.ndarray) -> np.ndarray:
@@ -137,7 +137,7 @@ class SparsePrior:
         return Path(path)
 
     @classmethod
-    def load(cls, path: str | Path, template_name: str | None = None, n_vertices: int | None = None) -> "SparsePrior":
+    def load(cls, path: str | Path, template_name: str | None = None, n_vertices: int | None = None) -> SparsePrior:
         """Read a prior written by :meth:`save`; checks the template name / vertex count when given."""
         try:
             z = np.load(path, allow_pickle=False)
@@ -159,7 +159,7 @@ class SparsePrior:
 
 
 def build_prior(features: np.ndarray, template_vertices: np.ndarray, faces: np.ndarray, part_labels: np.ndarray,
-                K: int, template_name: str = "", falloff: float = 0.05, tol: float = 1e-10) -> SparsePrior:  # noqa: N803
+                K: int, template_name: str = "", falloff: float = 0.05, tol: float = 1e-10) -> SparsePrior:
     """Extract the part-localised basis from training features.
 
     features : (N, n, 9) float64 ACAP features of N meshes in the template's connectivity.

@@ -37,9 +37,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bodydata.registration.deform import PriorDeformer
-from bodydata.registration.icp import TargetMesh, closest, point_to_plane, point_to_point
+from bodydata.registration.icp import (
+    TargetMesh,
+    closest,
+    point_to_plane,
+    point_to_point,
+)
 
-__all__ = ["RegistrationConfig", "RegistrationResult", "Registrar", "similarity_from_points", "HAND_PARTS"]
+__all__ = ["HAND_PARTS", "Registrar", "RegistrationConfig", "RegistrationResult", "similarity_from_points"]
 
 HAND_PARTS = ("hand_L", "hand_R")
 
@@ -51,7 +56,7 @@ class RegistrationConfig:
     lambda_icp: float = 5.0
     lambda_lan: float = 1.0
     lambda_l1: float = 0.3
-    reverse_weight: float = 1.0
+    reverse_weight: float = 0.0
     fine_reverse_weight: float = 0.0
     hand_weight: float = 0.2
     unit: float = 1e-3
@@ -128,7 +133,6 @@ class Registrar:
 
         Never raises for a bad fit: failures come back with status 'failed' and a reason."""
         t0 = time.perf_counter()
-        cfg = self.config
         names = [k for k in self.template.landmarks if k in landmarks]
         nan = np.full((self.n, 3), np.nan)
         if len(names) < 4:

@@ -6,10 +6,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from bodydata.features.deformation import edge_weights  # noqa: E402
-from bodydata.features.polar import rotation_exp, vec6_to_sym  # noqa: E402
-from bodydata.registration.deform import PriorDeformer  # noqa: E402
-from bodydata.registration.prior import build_prior, identity_feature  # noqa: E402
+from bodydata.features.deformation import edge_weights
+from bodydata.features.polar import rotation_exp, vec6_to_sym
+from bodydata.registration.deform import PriorDeformer
+from bodydata.registration.prior import build_prior, identity_feature
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from bodydata.registration.metrics import closest_on_triangles, closest_points, landmark_error, med, surface_distances
+from bodydata.registration.metrics import (
+    closest_on_triangles,
+    closest_points,
+    landmark_error,
+    med,
+    surface_distances,
+)
 
 
 def test_closest_on_triangles_brute_force():

@@ -4,7 +4,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bodydata.registration.prior import PriorError, SparsePrior, build_prior, identity_feature, part_weights
+from bodydata.registration.prior import (
+    PriorError,
+    SparsePrior,
+    build_prior,
+    identity_feature,
+    part_weights,
+)
 
 
 @pytest.fixture(scope="module")
