@@ -15,7 +15,7 @@ Prints, for ``--identities`` x ``--poses`` bodies (``bodydata.sources.anny_synth
 * seconds per subject (pose choice + ARAP), excluding mesh generation; the one-time setup
   (template, segments, factorisation) separately.
 
-Example: ``python benchmarks/bench_neutral.py --topology notoes --identities 20 --poses 4 --all-poses``
+Example: ``python benchmarks/bench_neutral.py --topology notoes --identities 20 --poses 4 --seed 1 --all-poses --baseline``
 
 ``--faust DIR`` (e.g. ``../shared/data``) instead runs a consistency check on the FAUST training
 registrations present (tr_reg_000..079 here: 8 subjects x 10 poses, SMPL vertex order, no ground-truth neutral) without the
@@ -86,7 +86,7 @@ def faust_consistency(data: str, png_dir: str | None, k_target: int = 0) -> None
         pair = [mean_euclidean_distance(outs[a], outs[b]) * 1000 for a in range(10) for b in range(a + 1, 10)]
         posed = [mean_euclidean_distance(verts[ids[a]], verts[ids[b]]) * 1000 for a in range(10) for b in range(a + 1, 10)]
         consist += pair
-        best = int(np.argmin(nz.residuals(verts[ids])))
+        best = int(np.argmin(nz.scores(verts[ids])))
         chosen.append(ids[best])
         print(f"  subject {subj}: pairwise MED between its 10 neutrals mean {np.mean(pair):.1f} max {np.max(pair):.1f} mm "
               f"(between its posed meshes {np.mean(posed):.1f} mm); chosen pose tr_reg_{ids[best]:03d}")
