@@ -17,8 +17,9 @@ The log is then ``r_i = s_i a_i psi_i``. The fast method here (no Python loop pe
 * local improvement: repeated rounds of independent single-vertex moves with a positive gain, then
   moves of whole regions (connected components of the agreeing edges), until nothing improves;
 * on a genus-0 mesh (given its :class:`DualGraph`) the signs of a greedy T-join (:func:`tjoin_signs`: the
-  disagreeing edges are the dual paths pairing up the "frustrated" faces, nearest pairs first) are tried too,
-  and the better sign field is kept.
+  disagreeing edges are the dual paths pairing up the "frustrated" faces, nearest pairs first, by rounds of
+  multi-source Dijkstra; near linear in the mesh size however many faces are frustrated) are tried too,
+  three times with different tie-breaks, and the best sign field is kept.
 
 One global degree of freedom remains (adding 2 pi to every psi, or equivalently flipping every sign);
 ``anchor`` fixes it (see :func:`consistent_rotations`). :mod:`bodydata.features.consistency_exact` solves
@@ -385,7 +386,8 @@ def _greedy_tjoin(g: sp.csr_matrix, term: np.ndarray, ef: np.ndarray, nd: int, u
         left = left[~paired[left]]
 
 
-def tjoin_signs(sigma: np.ndarray, dual: DualGraph, root: int, n: int, matching: str = "exact") -> np.ndarray:
+def tjoin_signs(sigma: np.ndarray, dual: DualGraph, root: int, n: int, matching: str = "exact",
+                seed: int = 0) -> np.ndarray:
     """Axis signs with the fewest disagreeing edges on a genus-0 mesh, as a minimum T-join of the dual graph.
 
     A set U of disagreeing edges is realisable by some signs iff every face cycle holds an odd number of U
@@ -396,7 +398,8 @@ def tjoin_signs(sigma: np.ndarray, dual: DualGraph, root: int, n: int, matching:
     frustrated faces) or ``"greedy"`` (closest pairs first by rounds of Voronoi cells,
     :func:`_greedy_tjoin`: memory and time near linear in the mesh size, whatever the number of frustrated
     faces -- near-identity meshes, whose tiny rotations have nearly arbitrary axes, have thousands).
-    sigma : (e,) in {-1, 0, 1} for ``dual.edges``. Returns signs (n,) int8 (+1 at root).
+    sigma : (e,) in {-1, 0, 1} for ``dual.edges``; seed : the greedy matching's random tie-breaks.
+    Returns signs (n,) int8 (+1 at root).
     """
     from scipy.sparse.csgraph import dijkstra
 
@@ -421,7 +424,7 @@ def tjoin_signs(sigma: np.ndarray, dual: DualGraph, root: int, n: int, matching:
             pairs = list(nx.max_weight_matching(kg, maxcardinality=True))
             rows = np.arange(len(term))
         else:
-            _greedy_tjoin(g, term, ef, nd, u_set)
+            _greedy_tjoin(g, term, ef, nd, u_set, seed)
             pairs = []
         key = np.minimum(ef[:, 0], ef[:, 1]) * nd + np.maximum(ef[:, 0], ef[:, 1])
         korder = np.argsort(key)
@@ -449,6 +452,7 @@ def consistent_rotations(
     improve: bool = True,
     root: int = 0,
     dual: DualGraph | None = None,
+    restarts: int = 3,
 ) -> ConsistentRotations:
     """Consistent rotation logs of one mesh by the fast graph method.
 
@@ -457,7 +461,9 @@ def consistent_rotations(
     anchor : ``"min-norm"`` (default) shifts all angles by the 2 pi multiple that minimises sum |r_i|^2;
     an int ``v`` makes vertex ``v`` keep its principal log (the ACAP C++ convention with v = 0).
     dual : the mesh's :class:`DualGraph`; on a genus-0 mesh the signs from a greedy T-join (plus local
-    improvement) are also tried and the better of the two kept.
+    improvement) are also tried and the best kept; ``restarts`` greedy T-joins with different random
+    tie-breaks (they differ by a few edges; three reach the exact optimum on posed anny bodies, see
+    ``benchmarks/bench_acap.py``).
     """
     axis = np.asarray(axis, np.float64)
     theta = np.asarray(theta, np.float64)
@@ -467,10 +473,14 @@ def consistent_rotations(
     signs = propagate_signs(axis, edges, root)
     if improve:
         signs = improve_signs(signs, sigma, edges, n)
-        if dual is not None and dual.planar and axis_objective(signs, sigma, edges) > 0:
-            alt = improve_signs(tjoin_signs(sigma, dual, root, n, "greedy"), sigma, edges, n)
-            if axis_objective(alt, sigma, edges) < axis_objective(signs, sigma, edges):
-                signs = alt
+        best = axis_objective(signs, sigma, edges)
+        for seed in range(restarts if dual is not None and dual.planar else 0):
+            if best == 0:
+                break
+            alt = improve_signs(tjoin_signs(sigma, dual, root, n, "greedy", seed), sigma, edges, n)
+            cost = axis_objective(alt, sigma, edges)
+            if cost < best:
+                signs, best = alt, cost
     phi = np.where(signs > 0, theta, TWO_PI - theta)
     turns = propagate_turns(phi, edges, root)
     if improve:

@@ -178,7 +178,6 @@ class AcapReconstructor:
         b = torch.where(small, 0.5 - th2 / 24.0, (1.0 - torch.cos(ths)) / th2s)
         c = 1.0 - b * th2
         ar = a[..., None] * r
-        z = torch.zeros_like(th2)
         rot = b[..., None, None] * (r[..., :, None] * r[..., None, :]) + torch.stack([
             torch.stack([c, -ar[..., 2], ar[..., 1]], -1),
             torch.stack([ar[..., 2], c, -ar[..., 0]], -1),
