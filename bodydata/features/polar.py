@@ -127,16 +127,25 @@ def rotation_exp(r: np.ndarray) -> np.ndarray:
     return np.eye(3) + a[..., None, None] * k + b[..., None, None] * (k @ k)
 
 
-def rotation_exp_torch(r):
-    """Rodrigues in torch, differentiable everywhere (series near 0): (..., 3) -> (..., 3, 3)."""
+def rodrigues_coefficients_torch(th2):
+    """``a = sin t / t`` and ``b = (1 - cos t) / t^2`` of the squared angle ``th2`` (...,), with their series below
+    t^2 = 1e-8 so that both values and gradients stay finite at t = 0."""
     import torch
 
-    th2 = (r * r).sum(-1)
     small = th2 < 1e-8
     th2s = torch.where(small, torch.ones_like(th2), th2)
     ths = torch.sqrt(th2s)
     a = torch.where(small, 1.0 - th2 / 6.0, torch.sin(ths) / ths)
     b = torch.where(small, 0.5 - th2 / 24.0, (1.0 - torch.cos(ths)) / th2s)
+    return a, b
+
+
+def rotation_exp_torch(r):
+    """Rodrigues in torch, differentiable everywhere (series near 0): (..., 3) -> (..., 3, 3)."""
+    import torch
+
+    th2 = (r * r).sum(-1)
+    a, b = rodrigues_coefficients_torch(th2)
     z = torch.zeros_like(r[..., 0])
     k = torch.stack(
         [

@@ -167,15 +167,11 @@ class AcapReconstructor:
         """
         import torch
 
-        from bodydata.features.polar import vec6_to_sym_torch
+        from bodydata.features.polar import rodrigues_coefficients_torch, vec6_to_sym_torch
 
         r = f[..., :3]
         th2 = (r * r).sum(-1)
-        small = th2 < 1e-8
-        th2s = torch.where(small, torch.ones_like(th2), th2)
-        ths = torch.sqrt(th2s)
-        a = torch.where(small, 1.0 - th2 / 6.0, torch.sin(ths) / ths)
-        b = torch.where(small, 0.5 - th2 / 24.0, (1.0 - torch.cos(ths)) / th2s)
+        a, b = rodrigues_coefficients_torch(th2)
         c = 1.0 - b * th2
         ar = a[..., None] * r
         rot = b[..., None, None] * (r[..., :, None] * r[..., None, :]) + torch.stack([
@@ -304,13 +300,11 @@ def _t_entries(fc):
     """
     import torch
 
+    from bodydata.features.polar import rodrigues_coefficients_torch
+
     rx, ry, rz = fc[0], fc[1], fc[2]
     th2 = rx * rx + ry * ry + rz * rz
-    small = th2 < 1e-8
-    th2s = torch.where(small, torch.ones_like(th2), th2)
-    ths = torch.sqrt(th2s)
-    a = torch.where(small, 1.0 - th2 / 6.0, torch.sin(ths) / ths)
-    b = torch.where(small, 0.5 - th2 / 24.0, (1.0 - torch.cos(ths)) / th2s)
+    a, b = rodrigues_coefficients_torch(th2)
     c = 1.0 - b * th2
     ax, ay, az = a * rx, a * ry, a * rz
     bx, by, bz = b * rx, b * ry, b * rz

@@ -94,7 +94,6 @@ def test_fast_equals_exact_on_smooth_twist(sphere):
     assert abs(fast.turn_cost[0] - exact.turn_cost[0]) < 1e-9
     np.testing.assert_allclose(fast.f, exact.f, atol=1e-12)
     r = fast.f[0, :, :3]
-    i, j = ext.edges[:, 0], ext.edges[:, 1]
     assert two_pi_jump(r, ext.edges).max() < 1e-9                 # no 2 pi jump anywhere
     assert np.linalg.norm(r, axis=1).max() > 4.0                  # the large angles are kept
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import csv
 
-import numpy as np
 from click.testing import CliRunner
 
 from bodydata.mesh import read_mesh, write_mesh
