@@ -162,6 +162,9 @@ def convert_rows(registrar, rows, out_dir: str | Path, landmarks_for=None, skip_
             res_row, _ = convert_one(registrar, row.id, mesh.vertices, mesh.faces, lm, dst, row.path, units)
         except BodydataError as exc:
             res_row = ConvertRow(id=row.id, source_path=str(row.path), units=units, reason=str(exc))
+        except Exception as exc:  # noqa: BLE001 - one bad mesh must not end a batch of thousands
+            res_row = ConvertRow(id=row.id, source_path=str(row.path), units=units,
+                                 reason=f"{row.path}: {type(exc).__name__}: {exc}")
         results[row.id] = res_row
         _write_results(table, list(results.values()))
     final = list(results.values())
