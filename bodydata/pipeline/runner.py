@@ -291,7 +291,8 @@ def run_pipeline(
     folder, say) stops the pipeline with a :class:`PipelineError`.
     """
     say = echo or (lambda s: None)
-    root = Path(workdir or pipeline.workdir or Path("bodydata-runs") / pipeline.name)
+    # Absolute, so that paths a step records for later steps stay valid whatever folder they are read from.
+    root = Path(workdir or pipeline.workdir or Path("bodydata-runs") / pipeline.name).resolve()
     steps = select_steps(pipeline, from_step, only)
     stages = [(s, build_stage(s)) for s in steps]  # resolve everything before starting a cluster
     root.mkdir(parents=True, exist_ok=True)

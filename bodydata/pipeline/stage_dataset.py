@@ -60,7 +60,7 @@ def _combined_manifest(sources_csv: str, neutral_dir: str, path: Path) -> None:
             if mesh is None:
                 continue
             src, subj = source_of[r.item]
-            full = Path(neutral_dir) / mesh
+            full = (Path(neutral_dir) / mesh).resolve()
             extra.append({**{c: "" for c in table.columns}, "id": f"{src}-neutral-{subj}", "source": src,
                           "kind": "constructed_neutral", "path": str(full), "subject": subj,
                           "sha256": sha256_file(full), "status": "ok", "role": "neutral",

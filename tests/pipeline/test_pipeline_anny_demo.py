@@ -20,10 +20,11 @@ def _tiny_demo(tmp_path: Path) -> Path:
     return path
 
 
-def test_anny_demo_runs_and_resumes(tmp_path):
+def test_anny_demo_runs_and_resumes(tmp_path, monkeypatch):
     pipeline = load_pipeline(_tiny_demo(tmp_path))
+    monkeypatch.chdir(tmp_path)  # a relative work folder, as `bodydata run` uses by default
     work = tmp_path / "work"
-    summaries = run_pipeline(pipeline, work, scheduler="synchronous", progress=False, echo=None)
+    summaries = run_pipeline(pipeline, "work", scheduler="synchronous", progress=False, echo=None)
     assert [s.failed for s in summaries] == [0, 0, 0, 0]
 
     with open(work / "neutralize" / "manifest.csv", newline="") as fh:
@@ -42,5 +43,5 @@ def test_anny_demo_runs_and_resumes(tmp_path):
     assert "constructed_neutral" in inputs and ",neutral," not in inputs  # true neutrals are not used as data
     assert len(pairs) == 9
 
-    again = run_pipeline(pipeline, work, scheduler="synchronous", progress=False, echo=None)
+    again = run_pipeline(pipeline, "work", scheduler="synchronous", progress=False, echo=None)
     assert sum(s.done for s in again) == 0 and sum(s.skipped for s in again) == sum(s.total for s in again)
