@@ -21,35 +21,15 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-POSES = [
-    {"root": [0.0, 0.0, 0.0]},
-    {"upperarm01.L": [0, 0, 0.9], "lowerarm01.L": [0, 1.0, 0], "upperleg01.R": [0.7, 0, 0],
-     "lowerleg01.R": [-0.9, 0, 0], "spine02": [0, 0.3, 0.2], "neck01": [0.2, 0, 0.4]},
-    {"upperarm01.R": [0, 0, -0.9], "lowerarm01.R": [0, -1.0, 0], "upperleg01.L": [-0.5, 0.2, 0],
-     "lowerleg01.L": [-1.0, 0, 0], "spine03": [0.2, -0.3, 0], "root": [0, 0, 2.8]},
-    {"upperarm01.L": [0.6, 0.6, 0.2], "upperarm01.R": [-0.6, 0.6, 0.2], "lowerarm01.L": [0, 1.2, 0],
-     "lowerarm01.R": [0, -1.2, 0], "root": [0, 0, -2.9], "head": [0, 0.5, 0]},
-]
-
 
 def anny_bodies(topology: str = "notoes") -> tuple[np.ndarray, np.ndarray]:
-    """(B, n, 3) posed anny bodies (rest first) and faces."""
+    """(B, n, 3) posed anny bodies (rest first; the far-apart poses the ACAP tests use) and faces."""
     import anny
-    import torch
 
-    from bodydata.features.polar import rotation_exp
+    from bodydata.sources.anny_poses import FAR_POSES, pose_axis_angles
 
     model = anny.Anny(topology=topology)
-    out = []
-    for pose in POSES:
-        d = {}
-        for bone, aa in pose.items():
-            m = np.eye(4)
-            m[:3, :3] = rotation_exp(np.asarray(aa, float))
-            d[bone] = torch.as_tensor(m[None])
-        with torch.no_grad():
-            out.append(model(pose_parameters=d)["vertices"][0].double().numpy())
-    return np.stack(out), np.asarray(model.faces, np.int64)
+    return pose_axis_angles(model, FAR_POSES), np.asarray(model.faces, np.int64)
 
 
 def time_features(verts: np.ndarray, faces: np.ndarray, repeat: int) -> None:

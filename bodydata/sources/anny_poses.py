@@ -494,3 +494,36 @@ def _rodrigues(axes: np.ndarray, theta: np.ndarray) -> np.ndarray:
     s, c = np.sin(theta)[..., None, None], np.cos(theta)[..., None, None]
     eye = np.eye(3)
     return eye + s * k + (1.0 - c) * (k @ k)
+
+
+# A few far-apart raw poses (bone label -> axis-angle, radians), beyond the key-pose library's limits on purpose:
+# ACAP tests and benchmarks use them to reach rotations past pi (the 2 pi consistency cases).
+FAR_POSES: list[dict[str, list[float]]] = [
+    {"root": [0.0, 0.0, 0.0]},
+    {"upperarm01.L": [0, 0, 0.9], "lowerarm01.L": [0, 1.0, 0], "upperleg01.R": [0.7, 0, 0],
+     "lowerleg01.R": [-0.9, 0, 0], "spine02": [0, 0.3, 0.2], "neck01": [0.2, 0, 0.4]},
+    {"upperarm01.R": [0, 0, -0.9], "lowerarm01.R": [0, -1.0, 0], "upperleg01.L": [-0.5, 0.2, 0],
+     "lowerleg01.L": [-1.0, 0, 0], "spine03": [0.2, -0.3, 0], "root": [0, 0, 2.8]},
+    {"upperarm01.L": [0.6, 0.6, 0.2], "upperarm01.R": [-0.6, 0.6, 0.2], "lowerarm01.L": [0, 1.2, 0],
+     "lowerarm01.R": [0, -1.2, 0], "root": [0, 0, -2.9], "head": [0, 0.5, 0]},
+]
+
+
+def pose_axis_angles(model, poses) -> np.ndarray:
+    """(B, n, 3) float64 vertices of the anny ``model`` in each pose (dict bone label -> axis-angle, radians,
+    anny's own pose parameterisation); bones not named keep their reference orientation."""
+    import torch
+
+    from scipy.spatial.transform import Rotation
+
+    out = []
+    for pose in poses:
+        params = {}
+        for bone, aa in pose.items():
+            m = np.eye(4)
+            m[:3, :3] = Rotation.from_rotvec(np.asarray(aa, dtype=np.float64)).as_matrix()
+            params[bone] = torch.as_tensor(m[None])
+        with torch.no_grad():
+            out.append(model(pose_parameters=params)["vertices"][0].double().numpy())
+    return np.stack(out)
+

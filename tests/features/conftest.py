@@ -4,34 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bodydata.features.polar import rotation_exp
-
-# A few far-apart poses (bone label -> axis-angle, radians) for anny's 'notoes_collapse10pc' topology.
-ANNY_POSES = [
-    {"root": [0.0, 0.0, 0.0]},
-    {"upperarm01.L": [0, 0, 0.9], "lowerarm01.L": [0, 1.0, 0], "upperleg01.R": [0.7, 0, 0],
-     "lowerleg01.R": [-0.9, 0, 0], "spine02": [0, 0.3, 0.2], "neck01": [0.2, 0, 0.4]},
-    {"upperarm01.R": [0, 0, -0.9], "lowerarm01.R": [0, -1.0, 0], "upperleg01.L": [-0.5, 0.2, 0],
-     "lowerleg01.L": [-1.0, 0, 0], "spine03": [0.2, -0.3, 0], "root": [0, 0, 2.8]},
-    {"upperarm01.L": [0.6, 0.6, 0.2], "upperarm01.R": [-0.6, 0.6, 0.2], "lowerarm01.L": [0, 1.2, 0],
-     "lowerarm01.R": [0, -1.2, 0], "root": [0, 0, -2.9], "head": [0, 0.5, 0]},
-]
-
-
-def pose_anny(model, poses) -> np.ndarray:
-    """(B, n, 3) float64 vertices of ``model`` in each pose (dict bone label -> axis-angle)."""
-    import torch
-
-    out = []
-    for pose in poses:
-        d = {}
-        for bone, aa in pose.items():
-            m = np.eye(4)
-            m[:3, :3] = rotation_exp(np.asarray(aa, float))
-            d[bone] = torch.as_tensor(m[None])
-        with torch.no_grad():
-            out.append(model(pose_parameters=d)["vertices"][0].double().numpy())
-    return np.stack(out)
+from bodydata.sources.anny_poses import FAR_POSES as ANNY_POSES
+from bodydata.sources.anny_poses import pose_axis_angles as pose_anny
 
 
 @pytest.fixture(scope="session")
