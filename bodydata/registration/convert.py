@@ -185,7 +185,7 @@ def worst_png(rows: list[ConvertRow], template_faces: np.ndarray, path: str | Pa
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from bodydata.fsutil import atomic_path
+    from bodydata.viz.png import save_png
     from bodydata.mesh import read_mesh
     from bodydata.registration.metrics import point_to_mesh
 
@@ -207,7 +207,4 @@ def worst_png(rows: list[ConvertRow], template_faces: np.ndarray, path: str | Pa
         ax.set_title(f"{r.id[-24:]}\nmean {r.p2m_mean_mm:.1f} p95 {r.p2m_p95_mm:.1f}", fontsize=7)
     if ok:
         fig.colorbar(sc, ax=axes[0].tolist(), shrink=0.6, label="distance to input (x1000 units)")
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return Path(path)
+    return save_png(fig, path, dpi=110)

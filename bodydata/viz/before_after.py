@@ -10,7 +10,7 @@ from typing import Sequence
 
 import numpy as np
 
-from bodydata.fsutil import atomic_path
+from bodydata.viz.png import save_png
 
 
 def render_before_after(
@@ -70,8 +70,4 @@ def render_before_after(
     if suptitle:
         fig.suptitle(suptitle, fontsize=8)
     fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=dpi, format="png")
-    plt.close(fig)
-    return path
+    return save_png(fig, path, dpi=dpi)

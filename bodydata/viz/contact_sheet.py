@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from bodydata.fsutil import atomic_path
+from bodydata.viz.png import save_png
 
 
 def _camera_axes(view: Sequence[float], up: Sequence[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -127,7 +127,4 @@ def render_contact_sheet(
     if suptitle:
         fig.suptitle(suptitle, fontsize=9)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=dpi, format="png")
-    plt.close(fig)
-    return path
+    return save_png(fig, path, dpi=dpi)

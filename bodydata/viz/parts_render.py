@@ -19,7 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
-from bodydata.fsutil import atomic_path
+from bodydata.viz.png import save_png
 
 AxisLike = str | Sequence[float] | np.ndarray
 
@@ -197,8 +197,4 @@ def render_mesh_views(
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    out_png = Path(out_png)
-    with atomic_path(out_png) as tmp:
-        fig.savefig(tmp, dpi=dpi, format="png")
-    plt.close(fig)
-    return out_png
+    return save_png(fig, out_png, dpi=dpi)
