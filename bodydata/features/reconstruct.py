@@ -21,10 +21,10 @@ import scipy.sparse as sp
 
 from bodydata.features.deformation import edge_weights
 
-__all__ = ["AcapReconstructor", "reconstruct"]
+__all__ = ["AcapReconstructor", "SpdFactor", "reconstruct"]
 
 
-class _Factor:
+class SpdFactor:
     """Cholesky factor of an SPD sparse matrix, solving (m, k) float64 torch tensors on their device."""
 
     def __init__(self, a: sp.csr_matrix, device, backend: str = "auto"):
@@ -138,7 +138,7 @@ class AcapReconstructor:
         dm = sp.diags(mask)
         fixed = (dm @ lap @ dm + sp.diags(1.0 - mask)).tocsr()
         fixed.eliminate_zeros()
-        self._factor = _Factor(fixed, self.device, backend)
+        self._factor = SpdFactor(fixed, self.device, backend)
         d = q[i] - q[j]                                         # (E2, 3): q_i - q_j
         msum = np.zeros((n, 3))
         np.add.at(msum, i, ww[:, None] * d)

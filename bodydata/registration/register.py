@@ -283,7 +283,7 @@ class Registrar:
         right-hand side and D, d the 3x3 blocks of the data terms."""
         import scipy.sparse as sp
 
-        from bodydata.features.reconstruct import _Factor
+        from bodydata.features.reconstruct import SpdFactor
 
         cfg, n = self.config, self.n
         lap = self._laplacian()
@@ -312,7 +312,7 @@ class Registrar:
             (dblk.reshape(-1), (rows.reshape(-1), cols.reshape(-1))), shape=(3 * n, 3 * n))
         import torch
 
-        fac = _Factor(big.tocsr(), self.device)
+        fac = SpdFactor(big.tocsr(), self.device)
         sol = fac.solve(torch.as_tensor(rhs.reshape(-1, 1), dtype=torch.float64, device=self.device))
         return sol.reshape(n, 3).cpu().numpy()
 
