@@ -60,9 +60,9 @@ said below):
                         (without the window the rule wanders to the groin). On SCAPE the rule runs on
                         SCAPE mesh000 (a scan of the SCAPE subject, same vertex order): the SPRING mean
                         is an average body without a navel dent.
-  crotch                lowest vertex of the mesh's own midline: vertices within 5 mm of their mirror
-                        partner on the symmetrized body (anny: within 1 cm of the mid-plane; FAUST's
-                        thighs come that close to the mid-plane below the crotch)
+  crotch                first hips/thigh/abdomen vertex met by a ray going up (U, r = 1.5 cm) from the
+                        mid-plane point between the knee joints (the lowest-midline-vertex rule picked
+                        an inner-thigh vertex 14 cm low on SMPL, where the thighs touch the mid-plane)
   hip_L/R               ray from the hip joint along S, r = 2 cm
   knee_L/R              ray from the knee joint along F, r = 2 cm
   ankle_L/R             ray from the ankle joint along S, r = 1.5 cm
@@ -213,6 +213,25 @@ def ray(vertices: np.ndarray, origin: np.ndarray, direction: np.ndarray, radius:
     raise ValueError(f"no vertex within {radius} m of the ray from {origin} along {direction}")
 
 
+def ray_first(vertices: np.ndarray, origin: np.ndarray, direction: np.ndarray, radius: float,
+              mask: np.ndarray | None = None) -> int:
+    """Among vertices within ``radius`` of the half-line from origin along direction, the nearest along it
+    (the first surface the ray meets when it starts outside the body); the radius grows as in :func:`ray`."""
+    d = vertices - origin
+    t = d @ direction
+    perp = np.linalg.norm(d - t[:, None] * direction, axis=1)
+    base = t > 0
+    if mask is not None:
+        base &= mask
+    for _ in range(5):
+        cand = base & (perp < radius)
+        if cand.any():
+            idx = np.flatnonzero(cand)
+            return int(idx[np.argmin(t[idx])])
+        radius *= 1.5
+    raise ValueError(f"no vertex within {radius} m of the ray from {origin} along {direction}")
+
+
 def argmax_in(values: np.ndarray, mask: np.ndarray) -> int:
     idx = np.flatnonzero(mask)
     return int(idx[np.argmax(values[idx])])
@@ -316,11 +335,11 @@ def derive_landmarks(body: Body, partner: np.ndarray | None = None) -> dict[str,
         out[f"big_toe_{s}"] = argmax_in(v[:, 2], medial)
     hip_centre = 0.5 * (j["hip_L"] + j["hip_R"])
     out["navel"] = navel_vertex(v, part("abdomen", "hips"), mid_x, hip_centre[2])
-    if partner is None:
-        midline = np.abs(v[:, 0] - mid_x) < 0.01
-    else:
-        midline = np.linalg.norm(v - v[partner], axis=1) < 0.005
-    out["crotch"] = argmax_in(-v[:, 1], midline)
+    # The first vertex a ray going up from between the knee joints meets: a lowest-midline-vertex rule
+    # picks an inner-thigh vertex where the thighs touch the mid-plane (SMPL's T-pose: 14 cm too low).
+    knees = 0.5 * (j["knee_L"] + j["knee_R"])
+    knees[0] = mid_x
+    out["crotch"] = ray_first(v, knees, U, 0.015, part("hips", "thigh_L", "thigh_R", "abdomen"))
     return {name: out[name] for name in LANDMARK_NAMES}
 
 

@@ -121,39 +121,54 @@ def _registrar(template_name, prior_path, device, hand_weight, reverse_weight):
 @click.option("--vts-landmarks", type=click.Path(exists=True, file_okay=False), default=None,
               help="remeshed sources: FAUST registrations folder; the SMPL landmarks are carried to each shape "
                    "through its .vts sample map (ground-truth sparse correspondences, like hand-marked landmarks)")
-@click.option("--hand-weight", type=click.FloatRange(min=0), default=0.2, show_default=True,
-              help="ICP weight of the template's hand vertices relative to the rest")
+@click.option("--hand-weight", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="ICP weight of the template's hand vertices relative to the rest (below 1 down-weights hands)")
 @click.option("--reverse-weight", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="coarse-stage weight of the target->template closest-point term (0: the paper's one-sided ICP; "
-                   "the fine stage never uses it)")
+                   "the fine stage uses its own point-to-plane version, RegistrationConfig.fine_reverse_weight)")
 @click.option("--device", default=None, help="torch device (default: cuda if available, else cpu)")
-@click.option("--redo", is_flag=True, help="convert rows already done too")
+@click.option("--redo", is_flag=True, help="convert rows already done too (forgets OUT's stage manifest first)")
+@click.option("--workers", type=click.IntRange(min=0), default=None,
+              help="local dask worker processes (default: one per CPU, at most RAM/2 GiB); 0 = in this process")
+@click.option("--scheduler", default=None,
+              help="'local' (default), 'synchronous' (in this process, no dask) or a dask scheduler address "
+                   "tcp://HOST:PORT (default $BODYDATA_SCHEDULER, else local)")
 @click.option("--quiet", is_flag=True)
 def convert(source, root, template_name, prior_path, out, kind, match, limit, vts_landmarks, hand_weight, reverse_weight,
-            device, redo, quiet) -> None:
-    """Convert a source's meshes to the template's connectivity (paper Eq. 14); writes OUT/conversion.csv."""
+            device, redo, workers, scheduler, quiet) -> None:
+    """Convert a source's meshes to the template's connectivity (paper Eq. 14); writes OUT/conversion.csv.
+
+    Runs the pipeline's ``convert`` stage (docs/pipeline.md) with OUT as its folder: OUT/meshes/<id>.ply,
+    OUT/conversion.csv (one row per selected mesh), OUT/worst.png, OUT/sources.csv (the converted meshes as a
+    manifest for ``bodydata neutralize`` / ``build-dataset``) and the stage manifest OUT/manifest.csv. Each
+    worker process builds the registration once and converts many meshes; done meshes are skipped on a re-run.
+    """
+    from pathlib import Path
+
     import numpy as np
 
-    from bodydata.registration.convert import convert_rows
-    from bodydata.sources.base import get_adapter
+    from bodydata.errors import BodydataError
+    from bodydata.pipeline.manifest import JOURNAL_NAME, MANIFEST_NAME
+    from bodydata.pipeline.orchestrate import open_executor, run_stage
+    from bodydata.pipeline.stage import StageContext
+    from bodydata.pipeline.stage_convert import CONVERSION_CSV, make_stage
+    from bodydata.registration.convert import read_results
 
-    reg = _registrar(template_name, prior_path, device, hand_weight, reverse_weight)
-    rows = get_adapter(source).discover(root)
-    if kind:
-        rows = [r for r in rows if r.kind == kind]
-    if match:
-        import re
-
-        rows = [r for r in rows if re.search(match, r.id)]
-    landmarks_for = None
-    if vts_landmarks:
-        from bodydata.registration.correspondence import VtsLandmarks
-
-        landmarks_for = VtsLandmarks(vts_landmarks, root)
-    results = convert_rows(reg, rows, out, landmarks_for=landmarks_for, skip_done=not redo, progress=not quiet,
-                           limit=limit)
+    folder = Path(out).resolve()
+    try:
+        stage = make_stage(template=template_name, prior=prior_path, source=source, root=root, kind=kind, match=match,
+                           limit=limit, vts_landmarks=vts_landmarks, vts_root=root if vts_landmarks else None,
+                           hand_weight=hand_weight, reverse_weight=reverse_weight, device=device)
+        if redo:
+            for name in (MANIFEST_NAME, JOURNAL_NAME):
+                (folder / name).unlink(missing_ok=True)
+        with open_executor(scheduler, workers) as executor:
+            summary = run_stage(stage, StageContext(out_dir=folder), executor, progress=not quiet)
+    except BodydataError as exc:
+        raise click.ClickException(str(exc)) from None
+    results = read_results(folder / CONVERSION_CSV)
     ok = [r for r in results if r.status == "ok"]
-    click.echo(f"{len(ok)} of {len(results)} converted")
+    click.echo(f"{len(ok)} of {len(results)} converted ({summary.line()}) -> {folder / CONVERSION_CSV}")
     if ok:
         for key in ("landmark_error_mm", "p2m_mean_mm", "p2m_p95_mm", "m2p_mean_mm", "m2p_p95_mm", "seconds"):
             click.echo(f"  {key}: mean {np.mean([getattr(r, key) for r in ok]):.3f}")

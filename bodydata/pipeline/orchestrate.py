@@ -440,6 +440,8 @@ def run_stage(
                              keys, max_failures_listed, len(items))
         finally:
             manifest.write_csv(order=keys)  # also on Ctrl-C: the CSV then shows what the journal already holds
+        if stage.finish is not None:
+            stage.finish(ctx, [manifest.rows[k] for k in keys if k in manifest.rows])
         summary.seconds = time.perf_counter() - t0
         counts = manifest.counts(keys)
         info = {

@@ -50,6 +50,7 @@ STAGES: dict[str, str] = {
     "mesh-stats": "bodydata.pipeline.meshstats:make_stage",
     "synth": "bodydata.pipeline.stage_synth:make_stage",
     "sources-scan": "bodydata.pipeline.stage_scan:make_stage",
+    "convert": "bodydata.pipeline.stage_convert:make_stage",
     "neutralize": "bodydata.pipeline.stage_neutralize:make_stage",
     "build-dataset": "bodydata.pipeline.stage_dataset:make_stage",
 }

@@ -87,6 +87,10 @@ class Stage:
     items : ``items(ctx: StageContext) -> Iterable[Item]``; runs in the driver, should be cheap (no mesh reads).
     options : JSON-serialisable options; everything that changes outputs must be here (they enter the input hash).
     version : bump it when the code's output changes, to invalidate earlier results.
+    finish : optional ``finish(ctx: StageContext, rows: list[Row]) -> None``, run in the driver once the items are
+        through (also when every item was skipped): stage-level files made from all rows of the current items, in
+        item order (a summary table, a picture). It writes atomically into ``ctx.out_dir``; a ``BodydataError``
+        stops the stage like an item-listing error.
     """
 
     name: str
@@ -95,6 +99,7 @@ class Stage:
     options: Mapping[str, Any] = field(default_factory=dict)
     version: str = "1"
     description: str = ""
+    finish: Callable[..., None] | None = None
 
 
 class ItemContext:

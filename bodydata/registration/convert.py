@@ -77,7 +77,7 @@ def convert_one(registrar, mesh_id: str, vertices: np.ndarray, faces: np.ndarray
     """Register the template onto one mesh (vertices (m, 3), faces (k, 3)); writes the converted mesh to
     ``out_path`` when given and ok. Returns (row, RegistrationResult or None); never raises for a bad fit."""
     from bodydata.mesh import write_mesh
-    from bodydata.registration.metrics import surface_distances
+    from bodydata.registration.metrics import SurfaceDistances, point_to_mesh
 
     row = ConvertRow(id=mesh_id, source_path=str(source_path), units=units)
     t0 = time.perf_counter()
@@ -86,12 +86,16 @@ def convert_one(registrar, mesh_id: str, vertices: np.ndarray, faces: np.ndarray
         row.seconds = time.perf_counter() - t0
         return row, None
     res = registrar.register(vertices, faces, landmarks)
-    row.n_landmarks = len([k for k in registrar.template.landmarks if k in landmarks])
+    ignored = registrar.config.ignore_landmarks
+    row.n_landmarks = len([k for k in registrar.template.landmarks if k in landmarks and k not in ignored])
     row.status, row.reason, row.iterations, row.seconds = res.status, res.reason, res.iterations, res.seconds
     if np.all(np.isfinite(res.vertices)):
         row.scale = res.scale
         row.landmark_error_mm = 1000.0 * res.landmark_error
-        sd = surface_distances(res.vertices, registrar.template.faces, vertices, faces).summary()
+        # template vertices no scanner sees (mouth cavity) are left out of converted -> input
+        keep = np.asarray(registrar.template.surface_mask, bool)
+        sd = SurfaceDistances(point_to_mesh(res.vertices[keep], vertices, faces),
+                              point_to_mesh(vertices, res.vertices, registrar.template.faces)).summary()
         for k, v in sd.items():
             setattr(row, k, v)
     if res.status == "ok" and out_path is not None:

@@ -290,6 +290,33 @@ def compute_landmarks(
 
 
 # ---------------------------------------------------------------------------------------------- building
+CAVITY_LABELS = ("mouth_cavity", "tongue")
+
+
+def cavity_vertices(rest_vertices: np.ndarray, tolerance: float) -> np.ndarray:
+    """Sorted int64 ids of the vertices of ``rest_vertices`` (n, 3) that lie in anny's mouth cavity or tongue.
+
+    No scanner sees inside the mouth, so registration gives these vertices no data term and the conversion
+    metrics leave them out. anny labels faces by texture (:func:`anny.face_segmentation.get_face_segmentation_mask`),
+    which only its default 13,718-vertex topology carries; the notoes vertices coincide with default vertices
+    (to 1e-15 m), so each vertex takes the label of its nearest default vertex within ``tolerance`` metres.
+    """
+    import anny
+    import torch
+    from anny.face_segmentation import get_face_segmentation_mask
+    from scipy.spatial import cKDTree
+
+    model = anny.Anny()
+    with torch.no_grad():
+        ref = model()["rest_vertices"][0].detach().cpu().numpy().astype(np.float64)
+    mask = get_face_segmentation_mask(model, list(CAVITY_LABELS))
+    faces = model.faces.detach().cpu().numpy()[np.asarray(mask, bool)]
+    inside = np.zeros(len(ref), bool)
+    inside[np.unique(faces)] = True
+    dist, idx = cKDTree(ref).query(np.asarray(rest_vertices, np.float64))
+    return np.flatnonzero(inside[idx] & (dist <= tolerance)).astype(np.int64)
+
+
 def build_anny_parts(topology: str) -> tuple[dict, np.ndarray]:
     """Rest arrays of :func:`load_anny_rest` and the (n,) int64 part labels, checked against the expected counts."""
     rest = load_anny_rest(topology)
@@ -341,6 +368,8 @@ def build_anny_template(name: str = "anny"):
             "pose": "rest (rest_vertices, the rig's bind pose)",
             "landmark_topology": lm_topology,
             "expect_watertight": True,
+            # notoes coincides with the default topology; the collapsed one is within ~2 cm of it
+            "cavity_vertices": cavity_vertices(rest["vertices"], 1e-6 if topology == "notoes" else 0.02).tolist(),
         },
     )
     tpl.validate(strict=True)

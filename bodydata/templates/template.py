@@ -74,7 +74,8 @@ class Template:
     vertices : (n, 3) float64, metres. faces : (m, 3) int64. part_labels : (n,) int64 in 0..15.
     part_names : the 16 part names (:data:`~bodydata.templates.parts.PART_NAMES`).
     landmarks : {name: vertex id}. units : 'm'. up_axis / front_axis : signed axis names.
-    meta : JSON-serialisable provenance (builder, sources, versions, expect_watertight, ...).
+    meta : JSON-serialisable provenance (builder, sources, versions, expect_watertight, ...);
+    ``meta['cavity_vertices']`` (optional) lists vertices no scanner can see (mouth cavity, tongue).
     """
 
     name: str
@@ -96,6 +97,13 @@ class Template:
     @property
     def n_faces(self) -> int:
         return int(len(self.faces))
+
+    @property
+    def surface_mask(self) -> np.ndarray:
+        """(n,) bool: False on the vertices no scanner sees (``meta['cavity_vertices']``), True elsewhere."""
+        mask = np.ones(self.n_vertices, bool)
+        mask[np.asarray(self.meta.get("cavity_vertices", []), np.int64)] = False
+        return mask
 
     @property
     def left_axis(self) -> str:

@@ -87,7 +87,7 @@ def test_convert_rows_driver(lite_setup, tmp_path):
     out = tmp_path / "out"
     res = {r.id: r for r in convert_rows(reg, rows, out, progress=False)}
     assert res["x/good"].status == "ok" and (out / "meshes" / "x_good.ply").is_file()
-    assert res["x/good"].p2m_mean_mm < 10 and res["x/good"].n_landmarks == 27
+    assert res["x/good"].p2m_mean_mm < 10 and res["x/good"].n_landmarks == 26  # the crotch is ignored by default
     assert res["x/broken"].status == "failed" and "broken.ply" in res["x/broken"].reason
     assert res["x/nolm"].status == "failed" and "no landmarks" in res["x/nolm"].reason
     assert (out / "worst.png").stat().st_size > 1000
