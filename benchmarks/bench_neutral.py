@@ -115,6 +115,7 @@ def main() -> None:
     ap.add_argument("--selection", default="joint_angles", choices=["joint_angles", "rigid"])
     ap.add_argument("--average", type=int, default=2, help="best-scored poses deformed and averaged (1: single pose)")
     ap.add_argument("--baseline", action="store_true", help="also run the paper's method (rigid residual, one pose)")
+    ap.add_argument("--girdle", action="store_true", help="turn on the shoulder-girdle (clavicle) joint (NeutralConfig.girdle)")
     ap.add_argument("--faust", default=None, help="shared data folder: run the FAUST consistency check instead")
     ap.add_argument("--png-dir", default=None, help="with --faust: write one before/after PNG per subject here")
     ap.add_argument("--faust-target", type=int, default=0, help="with --faust: index of the target registration")
@@ -131,13 +132,14 @@ def main() -> None:
     name = "anny" if args.topology == "notoes" else "anny-lite"
     t0 = time.perf_counter()
     tpl = load_template(name)
+    girdle = {"girdle": ("upper_arm_L", "upper_arm_R")} if args.girdle else {}
     nz = Neutralizer(tpl, tpl.vertices, NeutralConfig(orientation=args.orientation, handle_weight=args.handle_weight,
-                                                      selection=args.selection, average=args.average))
+                                                      selection=args.selection, average=args.average, **girdle))
     setup = time.perf_counter() - t0
     paper = None
     if args.baseline:
         paper = Neutralizer(tpl, tpl.vertices, NeutralConfig(orientation=args.orientation, handle_weight=args.handle_weight,
-                                                             selection="rigid", average=1))
+                                                             selection="rigid", average=1, **girdle))
     synth = AnnySynth(topology=args.topology, check_intersections=False, device="cpu")
     print(f"template {name}: {tpl.n_vertices} vertices, {len(nz.handles)} handles, {nz.solver.n_clamped} of "
           f"{len(nz.solver.edges)} cotangent weights clamped; setup {setup:.2f} s")

@@ -2,11 +2,13 @@
 
 Per item (a 12,272-vertex anny body, ``notoes`` topology, perturbed by the item's seed): read the PLY, build the
 cotangent Laplacian and the lumped mass matrix, solve one implicit heat-smoothing step ``(M + t L) u = M z`` with
-SuperLU ("heavy", for throughput) or apply ``L`` once ("light", for the memory run), write ``u`` as float32 .npy.
+SuperLU ("heavy", for throughput) or apply ``L`` once ("light", for the memory run), write ``u`` as float32 .npy;
+or ("acap") the real feature item: the ACAP features f of the perturbed body (one extractor per worker), float32 .npy.
 
     python benchmarks/bench_orchestrate.py                       # everything (a few minutes on 2 cores)
     python benchmarks/bench_orchestrate.py throughput --items 100 --reps 3
     python benchmarks/bench_orchestrate.py memory --items 200 2000
+    python benchmarks/bench_orchestrate.py memory --items 200 2000 --work acap     # real 12k ACAP feature items
     python benchmarks/bench_orchestrate.py retained --items 1000 2000 4000 8000   # tracemalloc, no-op items
 
 Goals (issue "dataset"): throughput(2 workers) / throughput(1 worker) >= 1.7; driver peak RSS flat in the number of
@@ -46,6 +48,11 @@ def _process(item, ctx):
     mesh = read_mesh(item.inputs[0])
     rng = np.random.default_rng(int(item.params["seed"]))
     v = mesh.vertices + 0.002 * rng.standard_normal(mesh.vertices.shape)
+    if ctx.options["work"] == "acap":  # the real per-mesh feature item: ACAP f (Eq. 1) of a 12k body, float32
+        feats = _extractor(mesh.path, mesh.vertices, mesh.faces)(v[None]).f[0]
+        with ctx.output(f"{item.key}.npy") as tmp:
+            np.save(tmp, feats.astype(np.float32))
+        return {"residual": 0.0}
     L = cotangent_laplacian(v, mesh.faces)
     if ctx.options["work"] == "heavy":
         M = sp.diags(vertex_areas(v, mesh.faces))
@@ -58,6 +65,18 @@ def _process(item, ctx):
     with ctx.output(f"{item.key}.npy") as tmp:
         np.save(tmp, u.astype(np.float32))
     return {"residual": resid}
+
+
+_EXTRACTORS: dict = {}
+
+
+def _extractor(key, vertices, faces):
+    """One ACAP extractor per worker process (its precomputation is per template, not per mesh)."""
+    if key not in _EXTRACTORS:
+        from bodydata.features.acap import AcapExtractor
+
+        _EXTRACTORS[key] = AcapExtractor(vertices, faces)
+    return _EXTRACTORS[key]
 
 
 def make_stage(count: int, base: str, work: str):
@@ -188,6 +207,7 @@ def main() -> None:
     ap.add_argument("rest", nargs="*")
     ap.add_argument("--items", type=int, nargs="*", default=None)
     ap.add_argument("--reps", type=int, default=3, help="throughput repetitions per worker count (best kept)")
+    ap.add_argument("--work", default="light", choices=["light", "heavy", "acap"], help="per-item work of the memory run")
     args = ap.parse_args()
     if args.what == "_retained":
         print(json.dumps({"mib": retained(int(args.rest[0]))}))
@@ -227,9 +247,9 @@ def main() -> None:
         print(f"speedup 2 vs 1 workers: {best[2]['items_per_s'] / best[1]['items_per_s']:.2f}x (goal >= 1.7x)")
     if args.what in ("all", "memory"):
         counts = args.items or [200, 2000]
-        rows = [_subprocess(c, 2, "light", base) for c in counts]
+        rows = [_subprocess(c, 2, args.work, base) for c in counts]
         for r in rows:
-            print(f"memory  {r['items']:5d} items, 2 workers: driver peak RSS {r['driver_peak_rss_mib']:.0f} MiB "
+            print(f"memory  {r['items']:5d} {args.work} items, 2 workers: driver peak RSS {r['driver_peak_rss_mib']:.0f} MiB "
                   f"(after start-up {r['driver_rss_before_mib']:.0f} MiB), workers peak {r['workers_peak_rss_mib']:.0f} MiB, "
                   f"{r['items_per_s']:.1f} items/s, outputs {r['out_mib']:.0f} MiB")
         if len(rows) >= 2:

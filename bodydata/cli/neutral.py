@@ -20,10 +20,14 @@ import click
               help="pose choice: smallest joint-angle distance to the target, or smallest rigid residual (the paper)")
 @click.option("--average", type=click.IntRange(min=1), default=2, show_default=True,
               help="deform this many best-scored poses and average them (1 = the paper's single pose)")
+@click.option("--girdle", is_flag=True,
+              help="shoulder-girdle joint: swing each shoulder about the jugular notch to the target's slope "
+                   "(steadier across source poses on FAUST, less accurate on anny; see NeutralConfig.girdle)")
 @click.option("--no-png", is_flag=True, help="skip the before/after PNG per subject")
 @click.option("--quiet", is_flag=True, help="no progress bar")
 def neutralize(manifest: str, template_name: str, target: str, spring_dir: str | None, out: str, iterations: int,
-               tol: float, handle_weight: float, selection: str, average: int, no_png: bool, quiet: bool) -> None:
+               tol: float, handle_weight: float, selection: str, average: int, girdle: bool, no_png: bool,
+               quiet: bool) -> None:
     """Write OUT/neutral/<subject>.ply and OUT/neutral.csv (one row per subject; failures recorded, done subjects skipped)."""
     from bodydata.errors import BodydataError
     from bodydata.neutral.neutralize import NeutralConfig, load_target, run_neutralize
@@ -32,7 +36,8 @@ def neutralize(manifest: str, template_name: str, target: str, spring_dir: str |
     try:
         tpl = load_template(template_name)
         tgt = load_target(target, tpl, spring_dir)
-        cfg = NeutralConfig(iterations=iterations, tol=tol, handle_weight=handle_weight, selection=selection, average=average)
+        cfg = NeutralConfig(iterations=iterations, tol=tol, handle_weight=handle_weight, selection=selection, average=average,
+                            girdle=("upper_arm_L", "upper_arm_R") if girdle else ())
         summary = run_neutralize(manifest, tpl, tgt, out, cfg, png=not no_png, progress=not quiet)
     except BodydataError as exc:
         raise click.ClickException(str(exc)) from None

@@ -28,11 +28,16 @@ the best 1, 2, 3, 4 poses averaged 8.9 / 11.4, 7.7 / 11.8, 7.4 / 12.8, 7.9 / 13.
 rule: 20.8 / 35.4 mm). Two poses (the default) gave the smallest maximum everywhere.
 ``average=1`` with ``selection="rigid"`` is the paper's method.
 
+Forced pose. ``Neutralizer.subject(poses, pose=k)`` (and ``neutralize_subject_files(..., force_pose=label)``)
+skips the choice: exactly pose ``k`` is deformed, alone (no averaging), whatever its score; the result
+and the row record it (``forced``, ``selection="forced"``). Used to measure how much the neutral depends
+on the source pose (``benchmarks/bench_neutral_faust.py``); the default (``pose=None``) is unchanged.
+
 Driver (:func:`run_neutralize`): reads a manifest CSV (columns ``subject`` and ``path``, optional
 ``pose``/``id``/``status``; rows with ``status`` other than ``ok`` are skipped), writes
 ``OUT/neutral/<subject>.ply`` per subject, a PNG before/after per subject (optional) and
 ``OUT/neutral.csv`` with one row per subject (``status`` done/failed, reason, chosen pose, residuals
-before/after in mm, selection score, the poses averaged, iterations, seconds, segment length
+before/after in mm, selection (the method, or ``forced``) and score, the poses averaged, iterations, seconds, segment length
 change). A subject already ``done`` in ``neutral.csv`` whose mesh exists is skipped on a re-run. A subject without a usable pose, or whose
 solve does not converge, is a ``failed`` row, never a crash; the CSV is rewritten atomically after
 every subject so an interrupted run keeps what it finished.
@@ -79,6 +84,12 @@ class NeutralConfig:
         part-boundary centroids).  band : metres; joint centres combine the child segment's vertices
         within ``band`` of its parent.  robust : metres, Huber threshold of the reweighted per-segment
         Kabsch (``orientation="part"``; 0 = plain Kabsch).
+        girdle : segments whose joint centre swings about the jugular notch to the target's direction
+        (a clavicle joint; :meth:`~bodydata.neutral.segments.SegmentModel.handle_targets`); () = off,
+        the default. ``("upper_arm_L", "upper_arm_R")`` makes FAUST neutrals built from different poses of
+        one subject agree better (pairwise MED 32.6 -> 18.6 mm on subject 0) but moves anny neutrals
+        away from the truth (anny-lite 8.5 -> 11.1 mm, 12k 8.2 -> 9.2 mm): it imposes the target's
+        clavicle slope, which varies with body shape.
     """
 
     handle_weight: float = 10.0
@@ -93,6 +104,7 @@ class NeutralConfig:
     iterations: int = 100
     tol: float = 1e-5
     weights: str = "cotangent"
+    girdle: tuple = ()
 
 
 @dataclass
@@ -105,6 +117,7 @@ class NeutralResult:
     scores : (P,) selection score of every candidate (``inf`` for unusable poses): mm for
         ``selection="rigid"``, degrees (root-sum-square of joint angles) for ``"joint_angles"``.
     residual_before_mm / residual_after_mm : chosen pose / result vs the target after rigid alignment.
+    forced : True when the pose was imposed by the caller (``subject(..., pose=k)``), not selected.
     segment_lengths_before / _after : (s,) float64 metres (chosen pose / result).
     """
 
@@ -121,6 +134,7 @@ class NeutralResult:
     energy: list[float] = field(default_factory=list)
     scores: np.ndarray | None = None
     pose_indices: tuple[int, ...] = ()
+    forced: bool = False
 
 
 class Neutralizer:
@@ -185,13 +199,19 @@ class Neutralizer:
         cfg = self.config
         aligned = align(pose, self.target).apply(pose)
         rot = self.segment_rotations(aligned)
-        reposed = self.segments.handle_targets(aligned, rot)
+        reposed = self.segments.handle_targets(aligned, rot, self.target, tuple(cfg.girdle))
         result = self.solver.solve(aligned, initial=reposed, handle_targets=reposed[self.handles],
                                    iterations=cfg.iterations, tol=cfg.tol)
         return aligned, result
 
-    def subject(self, poses: np.ndarray) -> NeutralResult:
-        """Neutral body of one subject from its poses (P, n, 3) float64 (non-finite poses are skipped)."""
+    def subject(self, poses: np.ndarray, pose: int | None = None) -> NeutralResult:
+        """Neutral body of one subject from its poses (P, n, 3) float64 (non-finite poses are skipped).
+
+        pose : None (default) selects and averages poses as configured; an index forces that pose:
+        exactly ``poses[pose]`` is deformed on its own (no averaging), and only its score is computed
+        (the other entries of ``scores`` are NaN). A forced pose that is out of range or non-finite
+        raises :class:`NeutralizeError`.
+        """
         t0 = time.perf_counter()
         poses = np.asarray(poses, dtype=np.float64)
         if poses.ndim != 3 or poses.shape[1:] != self.target.shape or len(poses) == 0:
@@ -201,9 +221,20 @@ class Neutralizer:
             raise NeutralizeError("no usable pose: every pose mesh has non-finite vertices")
         res = np.full(len(poses), np.inf)
         res[finite] = self.residuals(poses[finite])
-        score = np.full(len(poses), np.inf)
-        score[finite] = res[finite] * 1000.0 if self.config.selection == "rigid" else self.scores(poses[finite])
-        ranked = [int(j) for j in np.argsort(score, kind="stable") if np.isfinite(score[j])][: int(self.config.average)]
+        if pose is not None:
+            k = int(pose)
+            if not 0 <= k < len(poses) or k != pose:
+                raise NeutralizeError(f"forced pose {pose!r} is not an index of the {len(poses)} poses")
+            if not finite[k]:
+                raise NeutralizeError(f"forced pose {k} has non-finite vertices")
+            # Scoring the other poses would only cost time: nothing is chosen.
+            score = np.full(len(poses), np.nan)
+            score[k] = res[k] * 1000.0 if self.config.selection == "rigid" else self.scores(poses[k:k + 1])[0]
+            ranked = [k]
+        else:
+            score = np.full(len(poses), np.inf)
+            score[finite] = res[finite] * 1000.0 if self.config.selection == "rigid" else self.scores(poses[finite])
+            ranked = [int(j) for j in np.argsort(score, kind="stable") if np.isfinite(score[j])][: int(self.config.average)]
         k = ranked[0]
         aligned, sol = self.deform(poses[k])
         if not sol.converged:
@@ -225,7 +256,7 @@ class Neutralizer:
             residual_before_mm=float(res[k] * 1000.0), residual_after_mm=after * 1000.0,
             iterations=iters, converged=True, seconds=time.perf_counter() - t0,
             segment_lengths_before=self.segments.lengths(aligned), segment_lengths_after=self.segments.lengths(vertices),
-            energy=energy, scores=score, pose_indices=tuple(used),
+            energy=energy, scores=score, pose_indices=tuple(used), forced=pose is not None,
         )
 
 
@@ -266,7 +297,8 @@ def load_target(spec: str | os.PathLike, template, spring_dir: str | os.PathLike
 
 # ---------------------------------------------------------------------------------------- driver
 COLUMNS = (
-    "subject", "status", "reason", "chosen_pose", "chosen_path", "n_poses", "selection_score", "averaged_poses", "residual_before_mm",
+    "subject", "status", "reason", "chosen_pose", "chosen_path", "n_poses", "selection", "selection_score", "averaged_poses",
+    "residual_before_mm",
     "residual_after_mm", "iterations", "seconds", "seg_len_change_mean_mm", "seg_len_change_max_mm",
     "seg_len_change_max_pct", "output", "png",
 )
@@ -345,9 +377,14 @@ def _write_rows(csv_path: Path, rows: dict[str, dict]) -> None:
 
 
 def neutralize_subject_files(
-    neutralizer: Neutralizer, subject: str, poses: Sequence[tuple[str, Path]], out_dir: Path, png: bool = True
+    neutralizer: Neutralizer, subject: str, poses: Sequence[tuple[str, Path]], out_dir: Path, png: bool = True,
+    force_pose: str | None = None,
 ) -> dict:
-    """Neutralise one subject from its mesh files; returns its row (raises NeutralizeError on failure)."""
+    """Neutralise one subject from its mesh files; returns its row (raises NeutralizeError on failure).
+
+    force_pose : a pose label of ``poses``: deform exactly that mesh (see :meth:`Neutralizer.subject`,
+    ``pose=``); the row's ``selection`` is then ``forced``. An unknown or unreadable label raises.
+    """
     from bodydata.mesh import read_mesh, write_mesh
 
     n = neutralizer.template.n_vertices
@@ -361,7 +398,13 @@ def neutralize_subject_files(
             problems.append(str(exc))
     if not arrays:
         raise NeutralizeError(f"no usable pose ({len(poses)} listed): " + ("; ".join(problems[:2]) or "none"))
-    res = neutralizer.subject(np.stack(arrays))
+    forced = None
+    if force_pose is not None:
+        if str(force_pose) not in labels:
+            raise NeutralizeError(f"forced pose {force_pose!r} is not a readable pose of subject {subject!r} "
+                                  f"(readable: {', '.join(labels)})")
+        forced = labels.index(str(force_pose))
+    res = neutralizer.subject(np.stack(arrays), pose=forced)
     name = _safe_name(subject)
     out_mesh = out_dir / "neutral" / f"{name}.ply"
     write_mesh(out_mesh, res.vertices, neutralizer.template.faces)
@@ -374,7 +417,8 @@ def neutralize_subject_files(
         chosen = align(arrays[res.pose_index], neutralizer.target).apply(arrays[res.pose_index])
         render_before_after(
             out_dir / "png" / f"{name}.png", tpl.faces, [chosen, res.vertices, neutralizer.target],
-            ["best-scored pose", "constructed neutral", "target"], up=axis_vector(tpl.up_axis), front=axis_vector(tpl.front_axis),
+            ["forced pose" if res.forced else "best-scored pose", "constructed neutral", "target"],
+            up=axis_vector(tpl.up_axis), front=axis_vector(tpl.front_axis),
             suptitle=f"{subject}: pose {' + '.join(labels[j] for j in res.pose_indices)}, residual to target {res.residual_before_mm:.1f} -> "
                      f"{res.residual_after_mm:.1f} mm RMS",
         )
@@ -384,6 +428,7 @@ def neutralize_subject_files(
     return {
         "subject": subject, "status": "done", "reason": "", "chosen_pose": labels[res.pose_index],
         "chosen_path": str(paths[res.pose_index]), "n_poses": len(arrays),
+        "selection": "forced" if res.forced else neutralizer.config.selection,
         "selection_score": f"{res.scores[res.pose_index]:.3f}" if res.scores is not None else "",
         "averaged_poses": ";".join(labels[j] for j in res.pose_indices),
         "residual_before_mm": f"{res.residual_before_mm:.3f}", "residual_after_mm": f"{res.residual_after_mm:.3f}",

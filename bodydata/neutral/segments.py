@@ -284,19 +284,32 @@ class SegmentModel:
             out[k] = self.joint_weights[k] @ v[ids] if len(ids) else v[self.vertex_segment == k].mean(axis=0)
         return out
 
-    def handle_targets(self, subject: np.ndarray, rotations: np.ndarray) -> np.ndarray:
+    def handle_targets(self, subject: np.ndarray, rotations: np.ndarray, target: np.ndarray | None = None,
+                       girdle: tuple[str, ...] = ()) -> np.ndarray:
         """Rigidly re-posed subject (n, 3): each segment turned by its rotation about its proximal joint.
 
         subject : (n, 3) float64.  rotations : (s, 3, 3) from :meth:`rotations`. The root turns
         about its centroid; every other segment about its joint centre, which first follows its
         parent's motion (forward kinematics). Vertices in no segment keep their position.
+
+        girdle : segments (the upper arms) whose joint centre also swings about the parent's distal
+        landmark (the jugular notch) to the ``target``'s direction, keeping its distance: a shoulder
+        girdle (clavicle) joint. Without it the shoulder height of the source pose is carried into the
+        neutral, since the chest part, which holds the clavicles, turns as one rigid segment
+        (FAUST neutrals from arms-up vs arms-down poses of one subject: arms 6-8 cm apart).
         """
         v = np.asarray(subject, dtype=np.float64)
         centres = self.joint_centres(v)
+        target_centres = None if target is None or not girdle else self.joint_centres(target)
         offsets = np.zeros((len(self.segments), 3))
+        names = self.names
         for k in self.order:
             p = self.parents[k]
             moved = centres[k] if p < 0 else rotations[p] @ centres[k] + offsets[p]
+            if target_centres is not None and p >= 0 and names[k] in girdle:
+                pivot = rotations[p] @ v[self.end_ids[p]] + offsets[p]
+                want = target_centres[k] - np.asarray(target, dtype=np.float64)[self.end_ids[p]]
+                moved = pivot + np.linalg.norm(moved - pivot) * want / max(float(np.linalg.norm(want)), 1e-12)
             offsets[k] = moved - rotations[k] @ centres[k]
         out = v.copy()
         sel = self.vertex_segment >= 0

@@ -375,7 +375,10 @@ def _finish(ctx: StageContext, rows: list, options: Mapping[str, Any]) -> None:
         from bodydata.registration.convert import worst_png
 
         try:
-            worst_png(ok, read_mesh(ok[0].out_path).faces, png)
+            from bodydata.templates.template import load_template
+
+            tpl = load_template(options["template"])
+            worst_png(ok, tpl.faces, png, template=tpl)
         except (BodydataError, OSError, ValueError) as exc:  # a picture never fails the stage
             print(f"warning: {png} not written: {exc}", flush=True)
     priors = sorted({str(r.columns.get("prior", "")) for r in rows if r.status == "done"} - {""})

@@ -174,41 +174,65 @@ def convert_rows(registrar, rows, out_dir: str | Path, landmarks_for=None, skip_
     final = list(results.values())
     if png and any(r.status == "ok" for r in final):
         try:
-            worst_png(final, registrar.template.faces, out / "worst.png")
+            worst_png(final, registrar.template.faces, out / "worst.png", template=registrar.template)
         except (BodydataError, OSError) as exc:  # a picture never fails the batch
             print(f"warning: worst.png not written: {exc}")
     return final
 
 
 def worst_png(rows: list[ConvertRow], template_faces: np.ndarray, path: str | Path, n: int = 6,
-              clip_mm: float = 10.0) -> Path:
-    """Front views of the ``n`` conversions with the largest mean converted->input distance, vertices coloured
-    by their distance to the input surface (0 .. ``clip_mm``)."""
+              clip_mm: float = 10.0, template=None) -> Path:
+    """Front and side views of the ``n`` conversions with the largest mean converted->input distance, vertices
+    coloured by their distance to the input surface (0 .. ``clip_mm``); only vertices facing the viewer are drawn.
+
+    With ``template`` (a :class:`~bodydata.templates.template.Template`) each body is first moved rigidly onto the
+    template (they share vertices) and drawn along the template's up/front axes, so every body stands upright
+    whatever the input's frame; without it the two axes of largest spread are used."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from bodydata.viz.png import save_png
     from bodydata.mesh import read_mesh
+    from bodydata.mesh.normals import vertex_normals
     from bodydata.registration.metrics import point_to_mesh
+    from bodydata.viz.png import save_png
 
     ok = [r for r in rows if r.status == "ok" and r.out_path and Path(r.out_path).is_file()]
     ok.sort(key=lambda r: -r.p2m_mean_mm)
     ok = ok[:n]
-    fig, axes = plt.subplots(1, max(len(ok), 1), figsize=(3 * max(len(ok), 1), 5), squeeze=False)
-    for ax, r in zip(axes[0], ok):
+    cols = max(len(ok), 1)
+    fig, axes = plt.subplots(2, cols, figsize=(2.6 * cols, 9), squeeze=False)
+    sc = None
+    for k, r in enumerate(ok):
         conv = read_mesh(r.out_path).vertices
         src = read_mesh(r.source_path)
         d = 1000.0 * point_to_mesh(conv, src.vertices, src.faces)
         c = conv - conv.mean(0)
-        # the two axes of largest spread: height and width (front view of a standing body)
-        _, _, vt = np.linalg.svd(c, full_matrices=False)
-        uv = c @ vt[:2].T
-        sc = ax.scatter(uv[:, 1], uv[:, 0], c=d, s=1, cmap="inferno", vmin=0, vmax=clip_mm)
-        ax.set_aspect("equal")
-        ax.set_axis_off()
-        ax.set_title(f"{r.id[-24:]}\nmean {r.p2m_mean_mm:.1f} p95 {r.p2m_p95_mm:.1f}", fontsize=7)
-    if ok:
-        fig.colorbar(sc, ax=axes[0].tolist(), shrink=0.6, label="distance to input (x1000 units)")
+        if template is not None:
+            from bodydata.registration.register import similarity_from_points
+            from bodydata.templates.template import axis_vector
+
+            s, rot, _ = similarity_from_points(c, template.vertices - template.vertices.mean(0))
+            c = s * c @ rot.T
+            d[~template.surface_mask] = np.nan  # the mouth cavity has no counterpart in a scan: not coloured
+            up, front = axis_vector(template.up_axis), axis_vector(template.front_axis)
+        else:
+            _, _, vt = np.linalg.svd(c, full_matrices=False)
+            up, front = vt[0], vt[2]
+        left = np.cross(up, front)
+        nrm = vertex_normals(c, template_faces)
+        for row, view in enumerate((front, -left)):  # from the front, then from the subject's right
+            side = np.cross(up, view)
+            vis = nrm @ view > 0
+            ax = axes[row, k]
+            sc = ax.scatter(-(c[vis] @ side), c[vis] @ up, c=d[vis], s=0.6, cmap="inferno", vmin=0, vmax=clip_mm)
+            ax.set_aspect("equal")
+            ax.set_axis_off()
+        axes[0, k].set_title(f"{r.id[-24:]}\nmean {r.p2m_mean_mm:.1f} p95 {r.p2m_p95_mm:.1f}", fontsize=7)
+    if not ok:
+        for ax in axes.ravel():
+            ax.set_axis_off()
+    if sc is not None:
+        fig.colorbar(sc, ax=axes.ravel().tolist(), shrink=0.5, label="distance to input (x1000 units)")
     return save_png(fig, path, dpi=110)
