@@ -1,0 +1,111 @@
+"""The scape profile: a held-out SCAPE-order body, remeshed (jittered subdivision, shuffled), converted back to the
+paper's 12,500-vertex connectivity and compared vertex by vertex with the original; and the remesher's exact map."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from bodydata.errors import BodydataError
+from bodydata.registration.remesh import remesh_body
+
+
+def _octahedron():
+    v = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]], np.float64)
+    f = np.array([[0, 2, 4], [2, 1, 4], [1, 3, 4], [3, 0, 4], [2, 0, 5], [1, 2, 5], [3, 1, 5], [0, 3, 5]], np.int64)
+    return v, f
+
+
+def test_remesh_map_is_exact_and_order_is_new():
+    v, f = _octahedron()
+    lm = {"head_top": 4, "crotch": 5}
+    r = remesh_body(v, f, lm, seed=3)
+    assert r.vertices.shape == (6 + 12, 3) and r.faces.shape == (4 * len(f), 3)
+    # every target vertex is exactly its barycentric combination of a source face (a plain loop as reference)
+    for j in range(len(r.vertices)):
+        corners = v[f[r.face_ids[j]]]
+        assert np.allclose(r.barycentrics[j] @ corners, r.vertices[j], atol=1e-12)
+        assert np.isclose(r.barycentrics[j].sum(), 1.0) and r.barycentrics[j].min() >= 0
+    # the surface is the source's: every target vertex lies on the octahedron |x|+|y|+|z| = 1
+    assert np.allclose(np.abs(r.vertices).sum(1), 1.0)
+    # no target vertex sits on a source vertex (jitter) and the faces form a closed manifold
+    assert np.min(np.linalg.norm(r.vertices[:, None] - v[None], axis=2)) > 1e-6
+    from bodydata.mesh.topology import is_watertight
+
+    assert is_watertight(r.faces)
+    # landmarks: the nearest target vertex to each landmark vertex
+    for k, i in lm.items():
+        d = np.linalg.norm(r.vertices - v[i], axis=1)
+        assert r.landmarks[k] == int(np.argmin(d))
+    assert np.isclose(r.landmark_offset, np.mean([np.linalg.norm(r.vertices[r.landmarks[k]] - v[i]) for k, i in lm.items()]))
+    # deterministic per seed, different across seeds
+    again = remesh_body(v, f, lm, seed=3)
+    assert np.array_equal(again.vertices, r.vertices) and np.array_equal(again.faces, r.faces)
+    assert not np.array_equal(remesh_body(v, f, lm, seed=4).vertices, r.vertices)
+
+
+def test_remesh_bad_input():
+    v, f = _octahedron()
+    with pytest.raises(BodydataError, match="landmarks"):
+        remesh_body(v, f, {"nose_tip": 99})
+    with pytest.raises(BodydataError, match="face indices"):
+        remesh_body(v, f + 10, {})
+
+
+# A shorter schedule than the defaults (3 coarse and 4 fine rounds) so the 12,500-vertex case fits a test; the
+# landmark weight relaxes to 0.1 instead of 0.01 (the remeshed landmarks sit within ~1 mm of the true ones).
+TEST_CONFIG = {"device": "cpu", "coarse_dists": (0.10, 0.05, 0.03), "coarse_iters": 25,
+               "fine_dists": (0.03, 0.02, 0.01, 0.01), "fine_landmark_scale": (1.0, 0.3, 0.1),
+               "fine_icp_scale": (1.0, 1.0, 3.0, 10.0)}
+TRAIN = ["scape/original_12500/mesh055.off"] + [f"dhnn/template_connectivity/{i}.obj" for i in range(8)]
+HELD_OUT = "scape/original_12500/mesh002.off"
+
+
+@pytest.mark.skipif(not os.environ.get("BODYDATA_SLOW_TESTS"),
+                    reason="3-4 min on 2 cores (a 12,500-vertex scape prior and a 50k-vertex conversion): "
+                           "set BODYDATA_SLOW_TESTS=1 to run it")
+def test_convert_remeshed_scape_body(shared_data, tmp_path):
+    """SCAPE mesh002 (not in the prior), remeshed to ~50k shuffled vertices, converted to the paper's 12,500-vertex
+    connectivity with a 9-body prior and a short schedule, then compared with the original vertex by vertex.
+
+    The 5 mm goal is NOT met here: measured MED 8.25 mm (point-to-mesh 0.16 / 0.29 mm) against a rigid start of
+    100 mm; the full default schedule with a 12-body prior reaches 6.7 mm on this body (benchmarks/
+    bench_convert_scape.py). The bound below is the measured figure plus ~20 %, so a regression fails."""
+    from bodydata.features.acap import AcapExtractor
+    from bodydata.mesh import read_mesh
+    from bodydata.neutral.procrustes import align
+    from bodydata.registration.metrics import med, surface_distances
+    from bodydata.registration.prior import build_prior
+    from bodydata.registration.register import Registrar, RegistrationConfig
+    from bodydata.templates.template import build_template, load_template
+
+    files = {"mesh": shared_data / "scape" / "original_12500" / "mesh000.off",
+             "faces": shared_data / "dhnn" / "template_connectivity" / "0.obj",
+             "labels": shared_data / "spring" / "data" / "body_part.obj"}
+    needed = list(files.values()) + [shared_data / p for p in TRAIN + [HELD_OUT]]
+    missing = [str(p) for p in needed if not p.is_file()]
+    if missing:
+        pytest.skip(f"real data absent: {missing[:3]}")
+    build_template("scape", files).save(tmp_path / "scape")
+    tpl = load_template(tmp_path / "scape")
+    assert tpl.n_vertices == 12500 and len(tpl.landmarks) >= 20
+
+    def body(rel):
+        return read_mesh(shared_data / rel, expected_vertices=12500, check_degenerate=False).vertices
+
+    train = np.stack([align(v, tpl.vertices).apply(v) for v in map(body, TRAIN)])
+    feats = AcapExtractor(tpl.vertices, tpl.faces)(train).f
+    prior = build_prior(feats, tpl.vertices, tpl.faces, tpl.part_labels, 100, "scape")
+
+    truth = body(HELD_OUT)
+    target = remesh_body(truth, tpl.faces, tpl.landmarks, seed=0)
+    assert len(target.vertices) > 45_000 and target.landmark_offset < 0.003
+    res = Registrar(tpl, prior, RegistrationConfig(**TEST_CONFIG)).register(target.vertices, target.faces,
+                                                                            target.landmarks)
+    assert res.status == "ok", res.reason
+    got = med(res.vertices, truth)
+    sd = surface_distances(res.vertices, tpl.faces, target.vertices, target.faces)
+    # measured 2026-11-26 (CPU, 2 cores under heavy load, 221 s registration): MED 8.25 mm
+    assert got <= 0.010, f"MED {1000 * got:.2f} mm"
+    assert sd.a_to_b.mean() < 0.001 and sd.b_to_a.mean() < 0.001
