@@ -192,8 +192,9 @@ def hip_joint(body: Body, side: str) -> np.ndarray:
 
 
 def ray(vertices: np.ndarray, origin: np.ndarray, direction: np.ndarray, radius: float,
-        mask: np.ndarray | None = None) -> int:
-    """Among vertices within ``radius`` of the half-line from origin along direction, the farthest along it.
+        mask: np.ndarray | None = None, first: bool = False) -> int:
+    """Among vertices within ``radius`` of the half-line from origin along direction, the farthest along it
+    (``first``: the nearest along it, i.e. the first surface the ray meets when it starts outside the body).
 
     Where the mesh is coarser than the radius (SMPL's thighs: ~2.5 cm between vertices) the radius
     grows by half until a vertex is found (at most 4 times).
@@ -208,26 +209,7 @@ def ray(vertices: np.ndarray, origin: np.ndarray, direction: np.ndarray, radius:
         cand = base & (perp < radius)
         if cand.any():
             idx = np.flatnonzero(cand)
-            return int(idx[np.argmax(t[idx])])
-        radius *= 1.5
-    raise ValueError(f"no vertex within {radius} m of the ray from {origin} along {direction}")
-
-
-def ray_first(vertices: np.ndarray, origin: np.ndarray, direction: np.ndarray, radius: float,
-              mask: np.ndarray | None = None) -> int:
-    """Among vertices within ``radius`` of the half-line from origin along direction, the nearest along it
-    (the first surface the ray meets when it starts outside the body); the radius grows as in :func:`ray`."""
-    d = vertices - origin
-    t = d @ direction
-    perp = np.linalg.norm(d - t[:, None] * direction, axis=1)
-    base = t > 0
-    if mask is not None:
-        base &= mask
-    for _ in range(5):
-        cand = base & (perp < radius)
-        if cand.any():
-            idx = np.flatnonzero(cand)
-            return int(idx[np.argmin(t[idx])])
+            return int(idx[np.argmin(t[idx]) if first else np.argmax(t[idx])])
         radius *= 1.5
     raise ValueError(f"no vertex within {radius} m of the ray from {origin} along {direction}")
 
@@ -339,7 +321,7 @@ def derive_landmarks(body: Body, partner: np.ndarray | None = None) -> dict[str,
     # picks an inner-thigh vertex where the thighs touch the mid-plane (SMPL's T-pose: 14 cm too low).
     knees = 0.5 * (j["knee_L"] + j["knee_R"])
     knees[0] = mid_x
-    out["crotch"] = ray_first(v, knees, U, 0.015, part("hips", "thigh_L", "thigh_R", "abdomen"))
+    out["crotch"] = ray(v, knees, U, 0.015, part("hips", "thigh_L", "thigh_R", "abdomen"), first=True)
     return {name: out[name] for name in LANDMARK_NAMES}
 
 
