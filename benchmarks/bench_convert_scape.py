@@ -71,6 +71,22 @@ def build_scape(shared: Path, folder: Path):
     return load_template(folder)
 
 
+def lifted_scape_poses(shared: Path, mesh000: np.ndarray, template_vertices: np.ndarray):
+    """SCAPE's 71 poses in the 12,500-vertex order: the shared 2,161-vertex poses carried onto ``mesh000`` by a cage
+    fitted on pose 1 (``1.obj`` is mesh000's pose), each rigidly aligned onto the template.
+
+    Returns ((71, 12500, 3) float64 bodies, (71,) int64 pose numbers 1..71)."""
+    from bodydata.mesh import read_mesh
+    from bodydata.neutral.procrustes import align
+    from bodydata.registration.lift import CageLift
+
+    folder = shared / "scape" / "simplified_2161"
+    coarse = [read_mesh(folder / f"{k}.obj", expected_vertices=2161) for k in range(1, 72)]
+    lift = CageLift.fit(coarse[0].vertices, coarse[0].faces, mesh000, smooth=1)
+    bodies = lift(np.stack([c.vertices for c in coarse]))
+    return align(bodies, template_vertices).apply(bodies), np.arange(1, 72)
+
+
 def articulation_features(tpl, angle: float, falloff: float) -> np.ndarray:
     """(48, n, 9) float64 ACAP features of the template with one part turned rigidly by ``angle`` radians about one
     coordinate axis (rotation log ``r = angle * s_k(v) * e_axis``, stretch I; ``s_k`` the prior's part weights)."""
@@ -97,12 +113,18 @@ def main() -> None:
                     help="radians; > 0 adds 48 synthetic training features: each part rotated rigidly about each "
                          "coordinate axis by this angle (blended by the prior's part weights), to widen the pose span "
                          "of a 12-body prior")
+    ap.add_argument("--weighting", default="acap", choices=["acap", "cotangent"],
+                    help="edge weighting of the prior's features, E_prior and reconstruction")
+    ap.add_argument("--lift-scape", action="store_true",
+                    help="add SCAPE's 71 poses (shared 2,161-vertex simplification) lifted onto mesh000 by a cage "
+                         "(bodydata.registration.lift) to every prior, minus the held-out body's own pose")
     ap.add_argument("--seed", type=int, default=0, help="remesh seed (body b uses seed + b)")
     ap.add_argument("--config", default="{}", help="RegistrationConfig overrides as JSON")
     ap.add_argument("--device", default=None)
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     ap.add_argument("--oracle", action="store_true", help="also the prior's best-w MED and the ACAP round trip")
     ap.add_argument("--json", default=None, help="write the figures here")
+    ap.add_argument("--save", default=None, help="folder: write each converted body and its truth (.ply) here")
     args = ap.parse_args()
     import torch
 
@@ -130,7 +152,12 @@ def main() -> None:
     names = list(raw)
     aligned = np.stack([align(raw[n], tpl.vertices).apply(raw[n]) for n in names])
     t0 = time.perf_counter()
-    feats = AcapExtractor(tpl.vertices, tpl.faces)(aligned).f
+    extractor = AcapExtractor(tpl.vertices, tpl.faces, weighting=args.weighting)
+    feats = extractor(aligned).f
+    lifted_feats, lifted_pose = feats[:0], np.zeros(0, np.int64)
+    if args.lift_scape:
+        lifted, lifted_pose = lifted_scape_poses(shared, raw["scape_mesh000"], tpl.vertices)
+        lifted_feats = extractor(lifted).f
     print(f"template: {tpl.n_vertices} vertices, {tpl.n_faces} faces, {len(tpl.landmarks)} landmarks; "
           f"ACAP features of {len(names)} bodies in {time.perf_counter() - t0:.1f} s", flush=True)
     extra = articulation_features(tpl, args.articulations, args.falloff) if args.articulations > 0 else feats[:0]
@@ -139,8 +166,11 @@ def main() -> None:
     for b, name in enumerate(holdout):
         train = [names.index(n) for n in train_pool if n != name]
         h = names.index(name)
-        prior = build_prior(np.concatenate([feats[train], extra]), tpl.vertices, tpl.faces, tpl.part_labels, args.K,
-                            "scape", args.falloff)
+        # SCAPE pose k (1-based file k.obj) is original mesh k - 1: never train on the held-out body's own pose
+        own = int(name.split("mesh")[1]) + 1 if name.startswith("scape_mesh") else -1
+        lift_keep = lifted_feats[lifted_pose != own]
+        prior = build_prior(np.concatenate([feats[train], extra, lift_keep]), tpl.vertices, tpl.faces,
+                            tpl.part_labels, args.K, "scape", args.falloff, weighting=args.weighting)
         truth = raw[name]
         target = remesh_body(truth, tpl.faces, tpl.landmarks, seed=args.seed + b)
         reg = Registrar(tpl, prior, RegistrationConfig(device=args.device, **cfg_over))
@@ -148,13 +178,20 @@ def main() -> None:
         lm = [k for k in tpl.landmarks if k not in reg.config.ignore_landmarks]
         s, r, t = similarity_from_points(tpl.vertices[[tpl.landmarks[k] for k in lm]],
                                          target.vertices[[target.landmarks[k] for k in lm]])
-        row = {"body": name, "n_train": len(train), "n_articulations": len(extra), "K": prior.K,
+        row = {"body": name, "n_train": len(train), "n_articulations": len(extra), "n_lifted": len(lift_keep),
+               "weighting": args.weighting, "K": prior.K,
                "target_vertices": len(target.vertices),
                "status": res.status, "reason": res.reason, "med_mm": 1000 * med(res.vertices, truth),
                "rigid_start_med_mm": 1000 * med(s * tpl.vertices @ r.T + t, truth),
                "landmark_mm": 1000 * res.landmark_error, "remesh_landmark_offset_mm": 1000 * target.landmark_offset}
         row.update(surface_distances(res.vertices, tpl.faces, target.vertices, target.faces).summary())
         row.update(iterations=res.iterations, seconds=res.seconds)
+        if args.save:
+            from bodydata.mesh import write_mesh
+
+            Path(args.save).mkdir(parents=True, exist_ok=True)
+            write_mesh(Path(args.save) / f"{name}_converted.ply", res.vertices, tpl.faces)
+            write_mesh(Path(args.save) / f"{name}_truth.ply", truth, tpl.faces)
         err = 1000 * np.linalg.norm(res.vertices - truth, axis=1)
         row["med_by_part_mm"] = {pn: round(float(err[tpl.part_labels == k].mean()), 1)
                                  for k, pn in enumerate(tpl.part_names)}

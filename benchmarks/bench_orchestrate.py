@@ -144,6 +144,7 @@ def one_run(count: int, workers: int, work: str, folder: Path, base: str) -> dic
     from bodydata.pipeline.stage import StageContext
 
     peak_workers = 0
+    trace: list[tuple[float, int]] = []  # (seconds into the run, summed worker RSS)
     stop = threading.Event()
 
     def sample():
@@ -158,6 +159,7 @@ def one_run(count: int, workers: int, work: str, folder: Path, base: str) -> dic
                 except psutil.Error:
                     pass
             peak_workers = max(peak_workers, total)
+            trace.append((time.perf_counter(), total))
             time.sleep(0.2)
 
     stage = make_stage(count, base, work)
@@ -176,7 +178,16 @@ def one_run(count: int, workers: int, work: str, folder: Path, base: str) -> dic
     from bodydata.pipeline.manifest import read_rows
 
     busy = sum(r.seconds for r in read_rows(folder / "out"))
+    # Items finish at a steady rate, so tenths of the wall time are tenths of the items: the profile shows whether the
+    # workers' memory keeps climbing with the item count or levels off.
+    tenths, low = [0.0] * 10, [float("inf")] * 10
+    for ts, total in trace:
+        k = min(9, max(0, int(10 * (ts - t0) / dt)))
+        tenths[k] = max(tenths[k], total / 2**20)
+        low[k] = min(low[k], total / 2**20)
     return {
+        "workers_rss_by_tenth_mib": tenths,
+        "workers_rss_low_by_tenth_mib": low,
         # share of the workers' wall time spent inside items: ~1 means the orchestration never left a worker idle
         "occupancy": busy / (dt * workers),
         "item_ms": 1000 * busy / count,  # wall time of one item on its worker: grows when the cores are shared
@@ -252,11 +263,18 @@ def main() -> None:
             print(f"memory  {r['items']:5d} {args.work} items, 2 workers: driver peak RSS {r['driver_peak_rss_mib']:.0f} MiB "
                   f"(after start-up {r['driver_rss_before_mib']:.0f} MiB), workers peak {r['workers_peak_rss_mib']:.0f} MiB, "
                   f"{r['items_per_s']:.1f} items/s, outputs {r['out_mib']:.0f} MiB")
+            print("        workers peak RSS in each tenth of the run (MiB): "
+                  + " ".join(f"{x:.0f}" for x in r["workers_rss_by_tenth_mib"]))
+            print("        workers lowest RSS in each tenth of the run (MiB):  "
+                  + " ".join(f"{x:.0f}" for x in r["workers_rss_low_by_tenth_mib"]))
         if len(rows) >= 2:
             a, b = rows[0], rows[-1]
             print(f"driver peak RSS {b['items']} vs {a['items']} items: {b['driver_peak_rss_mib'] - a['driver_peak_rss_mib']:+.0f} MiB "
                   f"({b['driver_peak_rss_mib'] / a['driver_peak_rss_mib']:.2f}x) while the outputs grew "
                   f"{b['out_mib'] - a['out_mib']:.0f} MiB")
+            print(f"workers peak RSS {b['items']} vs {a['items']} items: "
+                  f"{b['workers_peak_rss_mib'] - a['workers_peak_rss_mib']:+.0f} MiB "
+                  f"({b['workers_peak_rss_mib'] / a['workers_peak_rss_mib']:.2f}x)")
 
 
 if __name__ == "__main__":

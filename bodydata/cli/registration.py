@@ -1,4 +1,4 @@
-"""``bodydata prior build``, ``bodydata convert`` and ``bodydata benchmark correspondence``: connectivity conversion."""
+"""``bodydata prior build|lift``, ``bodydata convert`` and ``bodydata benchmark correspondence``: connectivity conversion."""
 from __future__ import annotations
 
 import json
@@ -35,11 +35,15 @@ def _ks(value: str) -> list[int]:
 @click.option("--components", "components", required=True, help="K, or a comma-separated list (one prior per K)")
 @click.option("--falloff", type=click.FloatRange(min=0), default=0.05, show_default=True,
               help="metres over which a part's components fade into its neighbours")
+@click.option("--weighting", type=click.Choice(["acap", "cotangent"]), default="acap", show_default=True,
+              help="edge weights of the prior's feature fit and E_prior: the ACAP authors' ('acap') or clamped "
+                   "cotangent weights, whose round trip keeps the body's size on meshes with many obtuse triangles "
+                   "(the scape template)")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False),
               help="prior .npz (several K: <stem>_K<k>.npz beside it); a JSON report <stem>.json is written too")
 def prior_build(template_name, manifest, anny_identities, anny_poses, holdout_identities, holdout, components, falloff,
-                seed, out) -> None:
+                weighting, seed, out) -> None:
     """Build the prior f(w) = f0 + C w and report held-out MED (mm) of the best w for each K."""
     from pathlib import Path
 
@@ -67,23 +71,29 @@ def prior_build(template_name, manifest, anny_identities, anny_poses, holdout_id
         import csv
 
         from bodydata.mesh import read_mesh
+        from bodydata.neutral.procrustes import align
 
         with open(manifest, newline="") as fh:
-            paths = [r["path"] for r in csv.DictReader(fh)]
+            paths = [r["path"] for r in csv.DictReader(fh) if r.get("status", "done") in ("done", "")]
+        if not paths:
+            raise click.UsageError(f"{manifest}: no meshes (rows with status done and a path column)")
         allv = np.stack([read_mesh(p, expected_vertices=tpl.n_vertices).vertices for p in paths])
+        # ACAP features see global rotation: put every training mesh in the template's frame first
+        allv = align(allv, tpl.vertices).apply(allv)
         rng = np.random.default_rng(seed)
         perm = rng.permutation(len(allv))
         n_test = int(round(holdout * len(allv)))
         train, test = allv[perm[n_test:]], allv[perm[:n_test]]
     click.echo(f"{len(train)} training and {len(test)} held-out meshes; extracting ACAP features ...")
-    ex = AcapExtractor(tpl.vertices, tpl.faces)
+    ex = AcapExtractor(tpl.vertices, tpl.faces, weighting=weighting)
     f_train = ex(train).f
     f_test = ex(test).f if len(test) else None
     outp = Path(out)
     report = {"template": tpl.name, "n_train": len(train), "n_heldout": len(test), "falloff_m": falloff,
+              "weighting": weighting,
               "priors": []}
     for k in ks:
-        pr = build_prior(f_train, tpl.vertices, tpl.faces, tpl.part_labels, k, tpl.name, falloff)
+        pr = build_prior(f_train, tpl.vertices, tpl.faces, tpl.part_labels, k, tpl.name, falloff, weighting=weighting)
         dst = outp if len(ks) == 1 else outp.with_name(f"{outp.stem}_K{k}{outp.suffix or '.npz'}")
         pr.save(dst)
         entry = {"K": k, "path": str(dst), "nnz_fraction": pr.basis.nnz / float(np.prod(pr.basis.shape))}
@@ -96,6 +106,34 @@ def prior_build(template_name, manifest, anny_identities, anny_poses, holdout_id
         report["priors"].append(entry)
         click.echo(json.dumps(entry))
     atomic_write_text(outp.with_suffix(".json"), json.dumps(report, indent=2))
+
+
+@prior.command("lift")
+@click.option("--cage-rest", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="the coarse mesh in the same pose as --fine-rest")
+@click.option("--fine-rest", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="the same body in the template's connectivity (e.g. the template mesh)")
+@click.option("--poses", required=True, type=click.Path(exists=True),
+              help="a folder of coarse pose meshes (.obj/.off/.ply, the cage's connectivity) or one file")
+@click.option("--smooth", type=click.IntRange(min=0), default=1, show_default=True,
+              help="0: each vertex follows its closest coarse triangle; > 0 blends over the triangles around it")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="output folder (meshes + lifted.csv)")
+@click.option("--quiet", is_flag=True)
+def prior_lift(cage_rest, fine_rest, poses, smooth, out, quiet) -> None:
+    """Carry a coarse pose collection onto the template connectivity, as training meshes for 'prior build'."""
+    from pathlib import Path
+
+    from bodydata.registration.lift import lift_pose_files
+
+    src = Path(poses)
+    files = sorted(p for p in src.iterdir() if p.suffix.lower() in (".obj", ".off", ".ply")) if src.is_dir() else [src]
+    if not files:
+        raise click.UsageError(f"{poses}: no .obj/.off/.ply meshes")
+    s = lift_pose_files(cage_rest, fine_rest, files, out, smooth=smooth, progress=not quiet)
+    for path, reason in s.failures:
+        click.echo(f"failed: {reason}", err=True)
+    click.echo(f"lifted {s.done} poses, {s.failed} failed; manifest {s.manifest}")
+    raise SystemExit(1 if s.failed else 0)
 
 
 def _registrar(template_name, prior_path, device, hand_weight, reverse_weight):

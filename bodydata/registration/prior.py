@@ -82,7 +82,9 @@ class SparsePrior:
 
     template_name : str; offset : (n, 9) float64; basis : scipy.sparse.csc_matrix (9 n, K) float64 (vertex-major
     rows, as ``f.reshape(9 n)``); component_part : (K,) int64 part of each column; singular_values : (K,)
-    float64; weights : (n, 16) float64 part weights; falloff : metres.
+    float64; weights : (n, 16) float64 part weights; falloff : metres; weighting : the edge weighting
+    (:data:`bodydata.features.deformation.WEIGHTINGS`) the training features were fitted with, which the
+    registration's E_prior and reconstruction must use too.
     """
 
     template_name: str
@@ -92,6 +94,7 @@ class SparsePrior:
     singular_values: np.ndarray
     weights: np.ndarray
     falloff: float
+    weighting: str = "acap"
 
     @property
     def n_vertices(self) -> int:
@@ -132,6 +135,7 @@ class SparsePrior:
             c_data=c.data, c_indices=c.indices.astype(np.int64), c_indptr=c.indptr.astype(np.int64),
             component_part=self.component_part.astype(np.int64), singular_values=self.singular_values,
             part_weights=self.weights.astype(np.float32), falloff=np.array(self.falloff),
+            weighting=np.array(self.weighting),
         )
         atomic_write_bytes(path, buf.getvalue())
         return Path(path)
@@ -146,7 +150,8 @@ class SparsePrior:
             n, k = int(z["n_vertices"]), int(z["K"])
             c = sp.csc_matrix((z["c_data"], z["c_indices"], z["c_indptr"]), shape=(9 * n, k))
             prior = cls(str(z["template_name"]), z["offset"], c, z["component_part"], z["singular_values"],
-                        z["part_weights"].astype(np.float64), float(z["falloff"]))
+                        z["part_weights"].astype(np.float64), float(z["falloff"]),
+                        str(z["weighting"]) if "weighting" in z.files else "acap")
         except (OSError, KeyError, ValueError) as exc:
             if isinstance(exc, PriorError):
                 raise
@@ -159,11 +164,13 @@ class SparsePrior:
 
 
 def build_prior(features: np.ndarray, template_vertices: np.ndarray, faces: np.ndarray, part_labels: np.ndarray,
-                K: int, template_name: str = "", falloff: float = 0.05, tol: float = 1e-10) -> SparsePrior:
+                K: int, template_name: str = "", falloff: float = 0.05, tol: float = 1e-10,
+                weighting: str = "acap") -> SparsePrior:
     """Extract the part-localised basis from training features.
 
     features : (N, n, 9) float64 ACAP features of N meshes in the template's connectivity.
     template_vertices : (n, 3); faces : (m, 3); part_labels : (n,) in 0..15. K : number of components.
+    weighting : the edge weighting the features were extracted with (recorded in the prior).
     Raises :class:`PriorError` when K exceeds the number of non-degenerate directions available.
     """
     f = np.asarray(features, np.float64)
@@ -174,6 +181,10 @@ def build_prior(features: np.ndarray, template_vertices: np.ndarray, faces: np.n
         raise PriorError(f"features have {n} vertices, the template {len(template_vertices)}")
     if K < 1:
         raise PriorError("K must be >= 1")
+    from bodydata.features.deformation import WEIGHTINGS
+
+    if weighting not in WEIGHTINGS:
+        raise PriorError(f"unknown edge weighting {weighting!r}; expected one of {WEIGHTINGS}")
     n_parts = int(np.max(part_labels)) + 1
     sw = part_weights(template_vertices, faces, part_labels, falloff, n_parts)
     off = identity_feature(n)
@@ -214,7 +225,7 @@ def build_prior(features: np.ndarray, template_vertices: np.ndarray, faces: np.n
         vals.append(vec[nz] * scale)
     c = sp.csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(9 * n, K))
     return SparsePrior(template_name, off, c, np.array([cand[i][1] for i in chosen], np.int64),
-                       np.array([cand[i][0] for i in chosen]), sw, float(falloff))
+                       np.array([cand[i][0] for i in chosen]), sw, float(falloff), weighting)
 
 
 def expression_med(prior: SparsePrior, features: np.ndarray, vertices: np.ndarray, template_vertices: np.ndarray,
@@ -227,7 +238,7 @@ def expression_med(prior: SparsePrior, features: np.ndarray, vertices: np.ndarra
     """
     from bodydata.features.reconstruct import AcapReconstructor
 
-    rec = AcapReconstructor(template_vertices, faces, device=device or "cpu")
+    rec = AcapReconstructor(template_vertices, faces, weighting=prior.weighting, device=device or "cpu")
     w = prior.express(features)
     out = {"w": w}
     for key, feats in (("med_mm", prior.features(w)), ("floor_mm", np.asarray(features, np.float64))):

@@ -133,7 +133,8 @@ class Registrar:
 
         self.config = config or RegistrationConfig()
         self.template = template
-        self.deformer = PriorDeformer(prior, template.vertices, template.faces, self.config.device)
+        self.deformer = PriorDeformer(prior, template.vertices, template.faces, self.config.device,
+                                      weighting=prior.weighting)
         self.device = self.deformer.device
         self.torch = torch
         n = template.n_vertices

@@ -14,7 +14,7 @@ def test_prior_build_from_manifest(anny_lite_template, tmp_path, monkeypatch):
 
     t = anny_lite_template
     rng = np.random.default_rng(0)
-    rows = ["path"]
+    rows = ["path,status"]
     for k in range(8):
         # smooth random deformations: a random affine map per part, blended by the part weights
         from bodydata.registration.prior import part_weights
@@ -23,7 +23,8 @@ def test_prior_build_from_manifest(anny_lite_template, tmp_path, monkeypatch):
         a = np.eye(3) + 0.05 * rng.standard_normal((16, 3, 3))
         v = np.einsum("np,pij,nj->ni", w, a, t.vertices)
         write_mesh(tmp_path / f"m{k}.ply", v, t.faces)
-        rows.append(str(tmp_path / f"m{k}.ply"))
+        rows.append(f"{tmp_path / f'm{k}.ply'},done")
+    rows.append(",failed")   # a failed row of the manifest that wrote the meshes is not a training mesh
     (tmp_path / "m.csv").write_text("\n".join(rows) + "\n")
     monkeypatch.setenv("BODYDATA_CACHE", str(tmp_path / "cache"))
     res = CliRunner().invoke(cli, ["prior", "build", "--template", "anny-lite", "--manifest", str(tmp_path / "m.csv"),

@@ -64,3 +64,17 @@ def test_express_recovers_coefficients_and_roundtrip(anny_lite_template, random_
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
     with pytest.raises(PriorError):
         SparsePrior.load(tmp_path / "bad.npz")
+
+
+def test_weighting_is_recorded_and_checked(anny_lite_template, random_features, tmp_path):
+    t = anny_lite_template
+    pr = build_prior(random_features, t.vertices, t.faces, t.part_labels, 20, "anny-lite", weighting="cotangent")
+    back = SparsePrior.load(pr.save(tmp_path / "c.npz"))
+    assert back.weighting == "cotangent"
+    # a prior file written before the field existed reads as the ACAP authors' weights
+    z = dict(np.load(tmp_path / "c.npz"))
+    del z["weighting"]
+    np.savez(tmp_path / "old.npz", **z)
+    assert SparsePrior.load(tmp_path / "old.npz").weighting == "acap"
+    with pytest.raises(PriorError, match="unknown edge weighting"):
+        build_prior(random_features, t.vertices, t.faces, t.part_labels, 20, "anny-lite", weighting="mean")
