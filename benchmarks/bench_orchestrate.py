@@ -162,10 +162,16 @@ def one_run(count: int, workers: int, work: str, folder: Path, base: str) -> dic
             trace.append((time.perf_counter(), total))
             time.sleep(0.2)
 
-    stage = make_stage(count, base, work)
+    # The stage's functions must reach the workers by reference, as bodydata's own stages do: functions of a
+    # script's __main__ are pickled by value, so every task would bring fresh globals (a new ACAP extractor per
+    # item instead of one per worker). Workers import this file by name through PYTHONPATH (set by _subprocess).
+    import bench_orchestrate as by_name
+
+    make = by_name.make_stage
+    stage = make(count, base, work)
     with open_executor("local", workers=workers) as ex:
         # warm the workers (imports) so the timing is the items, not the start-up
-        run_stage(make_stage(2 * workers, base, work), StageContext(out_dir=folder / "warm"), ex, progress=False)
+        run_stage(make(2 * workers, base, work), StageContext(out_dir=folder / "warm"), ex, progress=False)
         rss_before = psutil.Process().memory_info().rss
         t = threading.Thread(target=sample, daemon=True)
         t.start()
@@ -205,8 +211,10 @@ def one_run(count: int, workers: int, work: str, folder: Path, base: str) -> dic
 
 def _subprocess(count: int, workers: int, work: str, base: str) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-orch-") as tmp:
+        here = str(Path(__file__).resolve().parent)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([here, *filter(None, [os.environ.get("PYTHONPATH")])])}
         res = subprocess.run([sys.executable, __file__, "_one", str(count), str(workers), work, tmp, base],
-                             capture_output=True, text=True, check=False)
+                             capture_output=True, text=True, check=False, env=env)
         if res.returncode != 0:
             raise SystemExit(res.stderr[-3000:])
         return json.loads(res.stdout.strip().splitlines()[-1])

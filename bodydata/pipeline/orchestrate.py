@@ -6,7 +6,8 @@
   ``"synchronous"``/``"inline"`` (or ``workers=0``) -> in this process, no dask. The environment variable
   ``BODYDATA_SCHEDULER`` supplies the default.
 - Workers run with OMP/MKL/OPENBLAS_NUM_THREADS and torch's intra-op threads limited (1 by default), so N
-  workers do not oversubscribe the cores.
+  workers do not oversubscribe the cores. Local workers run without dask's statistical profiler, whose
+  per-second call trees of every task's stack made their memory grow with the number of meshes.
 - At most a window of tasks is in flight; each finished row is appended to the manifest journal (fsync) as it
   arrives, so the driver's memory does not grow with the results and a crash loses nothing. The manifest CSV is
   rewritten atomically every ``flush_seconds`` and at the end.
@@ -318,6 +319,10 @@ def open_executor(
             # One task at a time per single-threaded worker: when a worker dies, dask counts the death against
             # every task assigned to it, so a poison mesh must not take queued innocent ones down with it.
             "distributed.scheduler.worker-saturation": 1.0,
+            # dask's statistical profiler samples every task's stack each 10 ms and keeps a call tree per second
+            # for the last 1,000 seconds (plus per-key trees): with deep numeric stacks that was most of the
+            # workers' memory growth over a 4,000-mesh run (benchmarks/bench_orchestrate.py memory)
+            "distributed.worker.profile.enabled": False,
         }
         with dask.config.set(config):
             cluster = LocalCluster(

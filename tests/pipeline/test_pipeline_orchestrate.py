@@ -172,6 +172,19 @@ def test_workers_limit_threads_and_listen_on_loopback_only(tmp_path, cluster):
     assert all(addr.ip == "127.0.0.1" for addr in listening), listening
 
 
+def _profiler_state(dask_worker):
+    import dask
+
+    return dask.config.get("distributed.worker.profile.enabled"), "profile" in dask_worker.periodic_callbacks
+
+
+def test_local_workers_run_without_dasks_statistical_profiler(cluster):
+    # the profiler keeps a call tree per second of every task's stack: it grew the workers' memory with the
+    # number of meshes (benchmarks/bench_orchestrate.py memory)
+    states = cluster.client.run(_profiler_state)
+    assert len(states) == 2 and all(s == (False, False) for s in states.values()), states
+
+
 def test_existing_scheduler_address(tmp_path, cluster):
     address = cluster.client.scheduler.address
     assert address.startswith("tcp://127.0.0.1:")
