@@ -125,8 +125,14 @@ def prior_lift(cage_rest, fine_rest, poses, smooth, out, quiet) -> None:
 
     from bodydata.registration.lift import lift_pose_files
 
+    import re
+
+    def natural(p: Path) -> list:   # 2.obj before 10.obj
+        return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", p.name) if t]
+
     src = Path(poses)
-    files = sorted(p for p in src.iterdir() if p.suffix.lower() in (".obj", ".off", ".ply")) if src.is_dir() else [src]
+    files = (sorted((p for p in src.iterdir() if p.suffix.lower() in (".obj", ".off", ".ply")), key=natural)
+             if src.is_dir() else [src])
     if not files:
         raise click.UsageError(f"{poses}: no .obj/.off/.ply meshes")
     s = lift_pose_files(cage_rest, fine_rest, files, out, smooth=smooth, progress=not quiet)
