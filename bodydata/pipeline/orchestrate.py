@@ -6,8 +6,8 @@
   ``"synchronous"``/``"inline"`` (or ``workers=0``) -> in this process, no dask. The environment variable
   ``BODYDATA_SCHEDULER`` supplies the default.
 - Workers run with OMP/MKL/OPENBLAS_NUM_THREADS and torch's intra-op threads limited (1 by default), so N
-  workers do not oversubscribe the cores. Local workers run without dask's statistical profiler, whose
-  per-second call trees of every task's stack made their memory grow with the number of meshes.
+  workers do not oversubscribe the cores. Workers run without dask's statistical profiler, whose per-second
+  call trees of every task's stack made their memory grow with the number of meshes.
 - At most a window of tasks is in flight; each finished row is appended to the manifest journal (fsync) as it
   arrives, so the driver's memory does not grow with the results and a crash loses nothing. The manifest CSV is
   rewritten atomically every ``flush_seconds`` and at the end.
@@ -112,7 +112,8 @@ def _thread_plugin(threads: int):
     from distributed.diagnostics.plugin import WorkerPlugin
 
     class ThreadLimits(WorkerPlugin):
-        """Runs on every worker (and every restarted one): limit its compute threads."""
+        """Runs on every worker (and every restarted one): limit its compute threads and stop dask's statistical
+        profiler (a restarted local worker does not get the cluster's start-up configuration back)."""
 
         idempotent = True
         name = "bodydata-thread-limits"
@@ -122,6 +123,10 @@ def _thread_plugin(threads: int):
 
         def setup(self, worker) -> None:
             limit_threads(self.n)
+            for name in ("profile", "profile-cycle"):
+                pc = worker.periodic_callbacks.pop(name, None)
+                if pc is not None:
+                    pc.stop()
 
     return ThreadLimits(threads)
 
