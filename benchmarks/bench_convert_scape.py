@@ -128,6 +128,9 @@ def main() -> None:
     ap.add_argument("--lift-scape", action="store_true",
                     help="add SCAPE's 71 poses (shared 2,161-vertex simplification) lifted onto mesh000 by a cage "
                          "(bodydata.registration.lift) to every prior, minus the held-out body's own pose")
+    ap.add_argument("--lift-weight", type=float, default=1.0,
+                    help="weight of each lifted pose in the prior's per-part SVD (its deviation from the template is "
+                         "scaled by this), to keep 70 poses of one subject from outranking the other bodies")
     ap.add_argument("--seed", type=int, default=0, help="remesh seed (body b uses seed + b)")
     ap.add_argument("--config", default="{}", help="RegistrationConfig overrides as JSON")
     ap.add_argument("--device", default=None)
@@ -179,6 +182,11 @@ def main() -> None:
         # SCAPE pose k (1-based file k.obj) is original mesh k - 1: never train on the held-out body's own pose
         own = int(name.split("mesh")[1]) + 1 if name.startswith("scape_mesh") else -1
         lift_keep = lifted_feats[lifted_pose != own]
+        if args.lift_weight != 1.0:
+            from bodydata.registration.prior import identity_feature
+
+            off = identity_feature(tpl.n_vertices)[None]
+            lift_keep = off + args.lift_weight * (lift_keep - off)
         prior = build_prior(np.concatenate([feats[train], extra, lift_keep]), tpl.vertices, tpl.faces,
                             tpl.part_labels, args.K, "scape", args.falloff, weighting=args.weighting)
         truth = raw[name]
