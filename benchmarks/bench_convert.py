@@ -94,13 +94,12 @@ def main() -> None:
     total = time.perf_counter() - t_all
     summary = {"device": str(reg.device), "template": tpl.name, "n_vertices": tpl.n_vertices, "K": prior.K,
                "bodies": len(rows), "setup_s": setup, "throughput_bodies_per_min": 60 * len(rows) / total}
-    for k in ("med_mm", "landmark_mm", "p2m_mean_mm", "p2m_p95_mm", "m2p_mean_mm", "m2p_p95_mm", "seconds"):
-        summary[k] = float(np.mean([r[k] for r in rows]))
+    from _summary import add_means, emit
+
+    add_means(summary, rows, ("med_mm", "landmark_mm", "p2m_mean_mm", "p2m_p95_mm", "m2p_mean_mm", "m2p_p95_mm",
+                              "seconds"))
     summary["med_mm_max"] = float(np.max([r["med_mm"] for r in rows]))
-    print(json.dumps(summary, indent=1))
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump({"summary": summary, "rows": rows}, fh, indent=1)
+    emit(summary, rows, args.json)
 
 
 if __name__ == "__main__":

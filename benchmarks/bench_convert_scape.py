@@ -224,15 +224,14 @@ def main() -> None:
                 json.dump({"rows": rows}, fh, indent=1)
     ok = [r for r in rows if r["status"] == "ok"]
     summary = {"device": str(reg.device), "bodies": len(rows), "ok": len(ok), "K": args.K, "config": cfg_over}
-    for k in ("med_mm", "rigid_start_med_mm", "landmark_mm", "p2m_mean_mm", "p2m_p95_mm", "m2p_mean_mm",
-              "m2p_p95_mm", "seconds") + (("oracle_prior_med_mm", "acap_roundtrip_med_mm") if args.oracle else ()):
-        summary[f"mean_{k}"] = float(np.mean([r[k] for r in rows]))
+    from _summary import add_means, emit
+
+    add_means(summary, rows, ("med_mm", "rigid_start_med_mm", "landmark_mm", "p2m_mean_mm", "p2m_p95_mm", "m2p_mean_mm",
+                              "m2p_p95_mm", "seconds")
+              + (("oracle_prior_med_mm", "acap_roundtrip_med_mm") if args.oracle else ()), prefix="mean_")
     summary["max_med_mm"] = float(np.max([r["med_mm"] for r in rows]))
     summary["bodies_med_le_5mm"] = int(sum(r["med_mm"] <= 5.0 for r in rows))
-    print(json.dumps(summary, indent=1))
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump({"summary": summary, "rows": rows}, fh, indent=1)
+    emit(summary, rows, args.json)
 
 
 if __name__ == "__main__":

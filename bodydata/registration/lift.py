@@ -74,12 +74,15 @@ class CageLift:
             w = np.ones((len(fv), 1))
         else:
             # candidate triangles: those sharing a corner with the closest one (rows padded with -1)
-            corner_faces = np.argsort(cf.reshape(-1), kind="stable") // 3
-            ptr = np.r_[0, np.cumsum(np.bincount(cf.reshape(-1), minlength=len(cv)))]
-            ring = [np.unique(np.concatenate([corner_faces[ptr[c]:ptr[c + 1]] for c in tri])) for tri in cf]
-            table = np.full((len(cf), max(len(r) for r in ring)), -1, np.int64)
-            for fi, r in enumerate(ring):
-                table[fi, :len(r)] = r
+            import scipy.sparse as sp
+
+            inc = sp.csr_matrix((np.ones(cf.size), (cf.reshape(-1), np.repeat(np.arange(len(cf)), 3))),
+                                shape=(len(cv), len(cf)))
+            share = (inc.T @ inc).tocsr()                                 # (f, f): faces with a common corner
+            counts = np.diff(share.indptr)
+            table = np.full((len(cf), counts.max()), -1, np.int64)
+            table[np.repeat(np.arange(len(cf)), counts),
+                  np.arange(share.nnz) - np.repeat(share.indptr[:-1], counts)] = share.indices
             cand = table[face]                                            # (n, width)
             pad = cand < 0
             cand = np.where(pad, face[:, None], cand)
@@ -129,7 +132,6 @@ def lift_pose_files(cage_rest: str | Path, fine_rest: str | Path, poses: list, o
     import csv
     import io
 
-    from bodydata.errors import MeshError
     from bodydata.fsutil import atomic_write_text
     from bodydata.mesh import read_mesh, write_mesh
 
@@ -151,7 +153,7 @@ def lift_pose_files(cage_rest: str | Path, fine_rest: str | Path, poses: list, o
                 pose = read_mesh(path, expected_vertices=len(cage.vertices), expected_faces=cage.faces)
                 write_mesh(dst, lift(pose.vertices), fine.faces)
             rows.append((path.stem, str(dst), "done", ""))
-        except (MeshError, BodydataError) as exc:
+        except BodydataError as exc:   # MeshError included: a bad pose file is a failed row
             failures.append((str(path), str(exc)))
             rows.append((path.stem, "", "failed", str(exc)))
     buf = io.StringIO()

@@ -1,0 +1,21 @@
+"""Shared epilogue of the conversion benchmarks: column means over the per-body rows, printed and written as JSON."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+
+def add_means(summary: dict, rows: list[dict], keys, prefix: str = "") -> dict:
+    """summary[prefix + k] = mean of column k over rows, for every k of keys; returns summary."""
+    for k in keys:
+        summary[f"{prefix}{k}"] = float(np.mean([r[k] for r in rows]))
+    return summary
+
+
+def emit(summary: dict, rows: list[dict], json_path: str | None) -> None:
+    """Print the summary; with a path, write {"summary", "rows"} there as JSON."""
+    print(json.dumps(summary, indent=1))
+    if json_path:
+        with open(json_path, "w") as fh:
+            json.dump({"summary": summary, "rows": rows}, fh, indent=1)
