@@ -92,17 +92,26 @@ def _registrar(template: str, prior: str, options: Mapping[str, Any]):
     st = os.stat(prior)
     cfg = _config(options)
     # the prior's size and mtime: a prior rebuilt in place is not served from the cache
-    key = json.dumps([template, os.path.abspath(prior), st.st_size, st.st_mtime_ns, dataclasses.asdict(cfg)],
-                     default=str)
+    key = json.dumps([template, os.path.abspath(prior), st.st_size, st.st_mtime_ns, dataclasses.asdict(cfg),
+                      options.get("landmark_pairs")], default=str)
     if key not in _REGISTRARS:
         from bodydata.registration.prior import SparsePrior
         from bodydata.registration.register import Registrar
         from bodydata.templates.template import load_template
 
         tpl = load_template(template)
+        if options.get("landmark_pairs"):
+            tpl.landmarks.update(_pairs(options)[0])
         _REGISTRARS[key] = Registrar(tpl, SparsePrior.load(prior, n_vertices=tpl.n_vertices), cfg)
         _BUILDS += 1
     return _REGISTRARS[key]
+
+
+def _pairs(options: Mapping[str, Any]) -> tuple[dict[str, int], dict[str, int]]:
+    """(template, source) landmarks of the ``landmark_pairs`` file, source ids checked against ``pairs_topology``."""
+    from bodydata.templates.landmarks import TOPOLOGIES, read_landmark_pairs
+
+    return read_landmark_pairs(options["landmark_pairs"], n_source=TOPOLOGIES[options["pairs_topology"]])
 
 
 def _vts_landmarks(registrations: str, root: str):
@@ -235,7 +244,8 @@ def _items(ctx: StageContext, options: Mapping[str, Any]) -> Iterator[Item]:
         return
     prior, _ = _resolve_prior(ctx, options)
     for r in records:
-        inputs = [r["path"]] + ([r["landmarks_path"]] if r["landmarks_path"] else []) + [str(prior)]
+        inputs = ([r["path"]] + ([r["landmarks_path"]] if r["landmarks_path"] else []) + [str(prior)]
+                  + ([options["landmark_pairs"]] if options.get("landmark_pairs") else []))
         # sha256 and the scan's counts are not parameters: the input file's bytes are hashed anyway
         params = {k: v for k, v in r.items() if k not in ("sha256", "n_vertices", "n_faces")}
         yield Item(key=r["id"], inputs=tuple(inputs), params={"row": params, "prior": str(prior)})
@@ -267,6 +277,11 @@ def _process(item: Item, ctx: ItemContext) -> dict[str, Any]:
             row_obj, mesh.vertices)
     else:
         lm = source_landmarks(row_obj, len(mesh.vertices))
+    if o.get("landmark_pairs"):
+        from bodydata.templates.landmarks import TOPOLOGIES
+
+        if len(mesh.vertices) == TOPOLOGIES[o["pairs_topology"]]:
+            lm = {**(lm or {}), **_pairs(o)[1]}
     units = rec.get("units") or "m"
     try:
         res_row, res = convert_one(reg, rec["id"], mesh.vertices, mesh.faces, lm, None, path, units)
@@ -408,7 +423,8 @@ def make_stage(template: str = "anny", prior: str | None = None, sources: str | 
                vts_landmarks: str | None = None, vts_root: str | None = None, hand_weight: float = 1.0,
                reverse_weight: float = 0.0, device: str | None = None, registration: dict | None = None,
                prior_components: int = 200, prior_identities: int = 16, prior_poses: int = 5,
-               prior_falloff: float = 0.05, prior_seed: int = 0, png: bool = True) -> Stage:
+               prior_falloff: float = 0.05, prior_seed: int = 0, png: bool = True,
+               landmark_pairs: str | None = None, pairs_topology: str = "smpl_6890") -> Stage:
     """``convert``: each source mesh registered onto ``template`` (``bodydata convert``; paper Eq. 14).
 
     template : template folder or built-in name. prior : prior ``.npz``; when absent and the template is an anny
@@ -418,6 +434,8 @@ def make_stage(template: str = "anny", prior: str | None = None, sources: str | 
         source adapter run over a folder (no scan step). Default: the previous step's ``sources.csv``.
     kind / match / limit : only rows of this kind / whose id matches the regex / the first ``limit`` rows.
     vts_landmarks (+ vts_root) : remeshed sources: landmarks through .vts maps from this FAUST registrations folder.
+    landmark_pairs : a file of ``template_vertex source_vertex`` lines (the paper's 79 SCAPE <-> SMPL pairs):
+        extra landmarks ``pair_<k>`` on the template and on every source mesh of ``pairs_topology``'s vertex count.
     hand_weight, reverse_weight, device : as ``bodydata convert``; registration : other
         :class:`~bodydata.registration.register.RegistrationConfig` fields (schedule, weights).
     """
@@ -428,12 +446,21 @@ def make_stage(template: str = "anny", prior: str | None = None, sources: str | 
                          f"(RegistrationConfig fields: {', '.join(sorted(_config_fields()))})")
     if limit is not None and int(limit) < 1:
         raise StageError("convert: limit must be >= 1")
+    if landmark_pairs:
+        from bodydata.templates.landmarks import TOPOLOGIES
+
+        if pairs_topology not in TOPOLOGIES:
+            raise StageError(f"convert: unknown pairs_topology {pairs_topology!r} (known: {', '.join(TOPOLOGIES)})")
+        landmark_pairs = str(Path(landmark_pairs).resolve())
+        _pairs({"landmark_pairs": landmark_pairs, "pairs_topology": pairs_topology})  # a bad file fails here, once
     # What a mesh's result depends on (these enter every item's input hash); how the items are chosen does not:
     # a different limit, match or source list must not redo rows already converted.
     options = {
         "template": str(template), "hand_weight": float(hand_weight), "reverse_weight": float(reverse_weight),
         "device": device, "registration": registration, "vts_landmarks": vts_landmarks, "vts_root": vts_root,
     }
+    if landmark_pairs:  # only when used: the item hashes of earlier runs without pairs stay valid
+        options.update(landmark_pairs=landmark_pairs, pairs_topology=pairs_topology)
     listing = {
         **options, "prior": None if prior is None else str(prior), "sources": _as_list(sources),
         "manifest": _as_list(manifest), "source": source, "root": None if root is None else str(root),

@@ -67,6 +67,49 @@ def read_landmarks_csv(path: str | os.PathLike, n_vertices: int | None = None) -
     return landmarks
 
 
+def read_landmark_pairs(path: str | os.PathLike, n_template: int | None = None,
+                        n_source: int | None = None) -> tuple[dict[str, int], dict[str, int]]:
+    """Sparse correspondences between the template and a source topology, as two landmark sets with shared names.
+
+    The file has one pair per line, ``template_vertex source_vertex`` separated by whitespace or a comma (the
+    format of the paper's ``bodyrep_corres.txt``: 79 SCAPE-order <-> SMPL vertex pairs); blank lines and ``#``
+    comments are skipped, and a first line that is not two integers is taken for a header. Line ``k`` of the pairs
+    becomes landmark ``pair_<k>`` (zero-padded) on both sides. Ids are checked against ``n_template`` /
+    ``n_source`` when given. Returns ``(template landmarks, source landmarks)``.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise TemplateError(f"{path}: landmark pair file is missing") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TemplateError(f"{path}: landmark pair file cannot be read ({exc})") from None
+    pairs: list[tuple[int, int]] = []
+    first = True
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        body = line.split("#", 1)[0].replace(",", " ").split()
+        if not body:
+            continue
+        try:
+            if len(body) != 2:
+                raise ValueError
+            pairs.append((int(body[0]), int(body[1])))
+        except ValueError:
+            if not first:
+                raise TemplateError(f"{path}: line {lineno} is not two integer vertex ids "
+                                    f"'template_vertex source_vertex': {line.strip()!r}") from None
+        first = False
+    if not pairs:
+        raise TemplateError(f"{path}: no landmark pairs (expected lines 'template_vertex source_vertex')")
+    width = len(str(len(pairs) - 1))
+    names = [f"pair_{k:0{width}d}" for k in range(len(pairs))]
+    tpl = dict(zip(names, (a for a, _ in pairs)))
+    src = dict(zip(names, (b for _, b in pairs)))
+    validate_landmarks(tpl, n_template, path=f"{path} (template column)")
+    validate_landmarks(src, n_source, path=f"{path} (source column)")
+    return tpl, src
+
+
 def write_landmarks_csv(path: str | os.PathLike, landmarks: dict[str, int]) -> Path:
     """Write ``landmarks`` as a ``name,vertex_id`` CSV (vocabulary order first, others after), atomically."""
     order = [n for n in LANDMARK_NAMES if n in landmarks] + sorted(n for n in landmarks if n not in LANDMARK_NAMES)
