@@ -7,9 +7,10 @@ import numpy as np
 
 
 def add_means(summary: dict, rows: list[dict], keys, prefix: str = "") -> dict:
-    """summary[prefix + k] = mean of column k over rows, for every k of keys; returns summary."""
+    """summary[prefix + k] = mean of column k over rows, for every k of keys that every row has; returns summary."""
     for k in keys:
-        summary[f"{prefix}{k}"] = float(np.mean([r[k] for r in rows]))
+        if rows and all(k in r for r in rows):
+            summary[f"{prefix}{k}"] = float(np.mean([r[k] for r in rows]))
     return summary
 
 

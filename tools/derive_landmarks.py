@@ -68,10 +68,14 @@ said below):
   ankle_L/R             ray from the ankle joint along S, r = 1.5 cm
   heel_L/R              foot vertex farthest along (-F - U)/sqrt(2)
   big_toe_L/R           most anterior foot vertex on the medial side of the foot's centroid
+  thumb_tip_L/R         most anterior hand vertex (the arms hang by the thighs with the palms towards
+                        them, so the thumbs point forward); optional names beyond the shared
+                        vocabulary (``OPTIONAL_LANDMARK_NAMES``): they fix the hand's turn about the
+                        forearm, which wrist and middle fingertip leave free
   ====================  ===================================================================
 
 * Published SMPL keypoint vertex ids (SMPL-H/SMPL-X ``vertex_ids``: nose 332, ears 583/4071,
-  middle fingertips 2445/5905, big toes 3216/6617, heels 3387/6787) check the SMPL set: each must
+  middle fingertips 2445/5905, thumb tips 2746/6191, big toes 3216/6617, heels 3387/6787) check the SMPL set: each must
   lie on the intended side and within 3.5 cm of the rule's vertex on the reference body (the
   distances are printed). The CSV keeps the rule's vertex so that every topology uses one
   definition (e.g. the published ear point is the ear's centre, the rule's the ear's outermost
@@ -99,10 +103,13 @@ LANDMARK_NAMES: tuple[str, ...] = (
     "elbow_L", "elbow_R", "wrist_L", "wrist_R", "middle_fingertip_L", "middle_fingertip_R", "navel", "crotch",
     "hip_L", "hip_R", "knee_L", "knee_R", "ankle_L", "ankle_R", "heel_L", "heel_R", "big_toe_L", "big_toe_R",
 )
+OPTIONAL_NAMES: tuple[str, ...] = ("thumb_tip_L", "thumb_tip_R")
+ALL_NAMES = LANDMARK_NAMES + OPTIONAL_NAMES
 DATA_DIR = REPO / "bodydata" / "templates" / "data"
 
 PUBLISHED_SMPL: dict[str, int] = {
     "nose_tip": 332, "ear_L": 583, "ear_R": 4071, "middle_fingertip_L": 2445, "middle_fingertip_R": 5905,
+    "thumb_tip_L": 2746, "thumb_tip_R": 6191,
     "big_toe_L": 3216, "big_toe_R": 6617, "heel_L": 3387, "heel_R": 6787,
 }
 
@@ -308,6 +315,7 @@ def derive_landmarks(body: Body, partner: np.ndarray | None = None) -> dict[str,
         hand = part(f"hand_{s}")
         axis = v[hand].mean(axis=0) - j[f"wrist_{s}"]
         out[f"middle_fingertip_{s}"] = ray(v, j[f"wrist_{s}"], axis / np.linalg.norm(axis), 0.015, hand)
+        out[f"thumb_tip_{s}"] = argmax_in(v[:, 2], hand)
         out[f"hip_{s}"] = ray(v, j[f"hip_{s}"], side, 0.02, part("hips", f"thigh_{s}"))
         out[f"knee_{s}"] = ray(v, j[f"knee_{s}"], F, 0.02, part(f"thigh_{s}", f"calf_{s}"))
         out[f"ankle_{s}"] = ray(v, j[f"ankle_{s}"], side, 0.015, part(f"calf_{s}", f"foot_{s}"))
@@ -322,7 +330,7 @@ def derive_landmarks(body: Body, partner: np.ndarray | None = None) -> dict[str,
     knees = 0.5 * (j["knee_L"] + j["knee_R"])
     knees[0] = mid_x
     out["crotch"] = ray(v, knees, U, 0.015, part("hips", "thigh_L", "thigh_R", "abdomen"), first=True)
-    return {name: out[name] for name in LANDMARK_NAMES}
+    return {name: out[name] for name in ALL_NAMES}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -486,7 +494,7 @@ def derive_scape(data: Path, verbose: bool = True) -> dict[str, int]:
 def write_csv(path: Path, landmarks: dict[str, int]) -> None:
     from bodydata.fsutil import atomic_write_text
 
-    lines = ["name,vertex_id"] + [f"{n},{landmarks[n]}" for n in LANDMARK_NAMES]
+    lines = ["name,vertex_id"] + [f"{n},{landmarks[n]}" for n in ALL_NAMES]
     atomic_write_text(path, "\n".join(lines) + "\n")
 
 
@@ -520,7 +528,7 @@ def main(argv: list[str] | None = None) -> int:
         path = DATA_DIR / f"landmarks_{topo}.csv"
         if args.check:
             shipped = read_csv(path)
-            diff = {n: (shipped.get(n), lm[n]) for n in LANDMARK_NAMES if shipped.get(n) != lm[n]}
+            diff = {n: (shipped.get(n), lm[n]) for n in ALL_NAMES if shipped.get(n) != lm[n]}
             print(f"{path}: {'matches' if not diff else f'differs: {diff}'}")
             status |= bool(diff)
         else:

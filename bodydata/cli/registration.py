@@ -152,6 +152,19 @@ def _registrar(template_name, prior_path, device, hand_weight, reverse_weight):
     return Registrar(tpl, pr, cfg)
 
 
+def _landmark_schedule(text: str | None) -> dict:
+    """``--landmark-schedule`` -> the ``registration`` overrides of the convert stage."""
+    if not text:
+        return {}
+    try:
+        scale = [float(x) for x in text.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a comma list of numbers", param_hint="--landmark-schedule") from None
+    if any(not x >= 0 for x in scale):
+        raise click.BadParameter("factors must be >= 0", param_hint="--landmark-schedule")
+    return {"fine_landmark_scale": scale}
+
+
 @click.command("convert")
 @click.option("--source", required=True, help="source adapter name (see 'bodydata sources list')")
 @click.option("--root", required=True, type=click.Path(exists=True, file_okay=False), help="the source's folder")
@@ -164,6 +177,16 @@ def _registrar(template_name, prior_path, device, hand_weight, reverse_weight):
 @click.option("--vts-landmarks", type=click.Path(exists=True, file_okay=False), default=None,
               help="remeshed sources: FAUST registrations folder; the SMPL landmarks are carried to each shape "
                    "through its .vts sample map (ground-truth sparse correspondences, like hand-marked landmarks)")
+@click.option("--landmark-pairs", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="file of 'template_vertex source_vertex' lines (e.g. the paper's 79 SCAPE<->SMPL pairs, "
+                   "bodyrep_corres.txt): extra landmarks pair_<k> on the template and on every source mesh with "
+                   "--pairs-topology's vertex count")
+@click.option("--pairs-topology", default="smpl_6890", show_default=True,
+              help="topology of the pair file's second column (smpl_6890, scape_12500, anny_notoes, ...)")
+@click.option("--landmark-schedule", default=None, metavar="S1,S2,...",
+              help="landmark weight factor of each fine round, the last repeated (default 1,0.1,0.01: landmarks of "
+                   "two body models agree only to 1-2 cm, so the surface takes over); use 1 when the landmarks are "
+                   "exact vertex correspondences (pair files, registrations of one topology)")
 @click.option("--hand-weight", type=click.FloatRange(min=0), default=1.0, show_default=True,
               help="ICP weight of the template's hand vertices relative to the rest (below 1 down-weights hands)")
 @click.option("--reverse-weight", type=click.FloatRange(min=0), default=0.0, show_default=True,
@@ -176,9 +199,14 @@ def _registrar(template_name, prior_path, device, hand_weight, reverse_weight):
 @click.option("--scheduler", default=None,
               help="'local' (default), 'synchronous' (in this process, no dask) or a dask scheduler address "
                    "tcp://HOST:PORT (default $BODYDATA_SCHEDULER, else local)")
+@click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True,
+              help="register this many meshes at once in one process (Registrar.register_batch: batched prior "
+                   "evaluations, each result as if alone; pays on CUDA). Above 1 the meshes are converted in this "
+                   "process without the pipeline stage: OUT/meshes, OUT/conversion.csv and OUT/worst.png only")
 @click.option("--quiet", is_flag=True)
-def convert(source, root, template_name, prior_path, out, kind, match, limit, vts_landmarks, hand_weight, reverse_weight,
-            device, redo, workers, scheduler, quiet) -> None:
+def convert(source, root, template_name, prior_path, out, kind, match, limit, vts_landmarks, landmark_pairs,
+            pairs_topology, landmark_schedule, hand_weight, reverse_weight, device, redo, workers, scheduler, batch_size,
+            quiet) -> None:
     """Convert a source's meshes to the template's connectivity (paper Eq. 14); writes OUT/conversion.csv.
 
     Runs the pipeline's ``convert`` stage (docs/pipeline.md) with OUT as its folder: OUT/meshes/<id>.ply,
@@ -188,7 +216,6 @@ def convert(source, root, template_name, prior_path, out, kind, match, limit, vt
     """
     from pathlib import Path
 
-    import numpy as np
 
     from bodydata.errors import BodydataError
     from bodydata.pipeline.manifest import JOURNAL_NAME, MANIFEST_NAME
@@ -198,10 +225,18 @@ def convert(source, root, template_name, prior_path, out, kind, match, limit, vt
     from bodydata.registration.convert import read_results
 
     folder = Path(out).resolve()
+    registration = _landmark_schedule(landmark_schedule)
+    if batch_size > 1:
+        if landmark_pairs:
+            raise click.UsageError("--landmark-pairs goes through the pipeline stage: use it with --batch-size 1")
+        _convert_batched(source, root, template_name, prior_path, folder, kind, match, limit, vts_landmarks,
+                         hand_weight, reverse_weight, device, redo, batch_size, quiet, registration)
+        return
     try:
         stage = make_stage(template=template_name, prior=prior_path, source=source, root=root, kind=kind, match=match,
                            limit=limit, vts_landmarks=vts_landmarks, vts_root=root if vts_landmarks else None,
-                           hand_weight=hand_weight, reverse_weight=reverse_weight, device=device)
+                           hand_weight=hand_weight, reverse_weight=reverse_weight, device=device,
+                           landmark_pairs=landmark_pairs, pairs_topology=pairs_topology, registration=registration)
         if redo:
             for name in (MANIFEST_NAME, JOURNAL_NAME):
                 (folder / name).unlink(missing_ok=True)
@@ -209,15 +244,56 @@ def convert(source, root, template_name, prior_path, out, kind, match, limit, vt
             summary = run_stage(stage, StageContext(out_dir=folder), executor, progress=not quiet)
     except BodydataError as exc:
         raise click.ClickException(str(exc)) from None
-    results = read_results(folder / CONVERSION_CSV)
+    _report(read_results(folder / CONVERSION_CSV), summary.line(), folder / CONVERSION_CSV)
+
+
+def _report(results, how: str, table) -> None:
+    """Print a conversion's counts, mean metrics and failures."""
+    import numpy as np
+
     ok = [r for r in results if r.status == "ok"]
-    click.echo(f"{len(ok)} of {len(results)} converted ({summary.line()}) -> {folder / CONVERSION_CSV}")
+    click.echo(f"{len(ok)} of {len(results)} converted ({how}) -> {table}")
     if ok:
         for key in ("landmark_error_mm", "p2m_mean_mm", "p2m_p95_mm", "m2p_mean_mm", "m2p_p95_mm", "seconds"):
             click.echo(f"  {key}: mean {np.mean([getattr(r, key) for r in ok]):.3f}")
     for r in results:
         if r.status != "ok":
             click.echo(f"  failed {r.id}: {r.reason}")
+
+
+def _convert_batched(source, root, template_name, prior_path, folder, kind, match, limit, vts_landmarks, hand_weight,
+                     reverse_weight, device, redo, batch_size, quiet, registration=None) -> None:
+    """``convert --batch-size N`` (N > 1): the source's rows through :func:`bodydata.registration.convert.
+    convert_rows` in this process, N meshes per :meth:`~bodydata.registration.register.Registrar.register_batch`."""
+    import re
+    from pathlib import Path
+
+
+    from bodydata.errors import BodydataError
+    from bodydata.registration.convert import convert_rows
+    from bodydata.sources.base import get_adapter
+
+    try:
+        rows = [r for r in get_adapter(source).discover(Path(root)) if (kind is None or r.kind == kind)
+                and (match is None or re.search(match, r.id))]
+        landmarks_for = None
+        if vts_landmarks:
+            from bodydata.registration.correspondence import VtsLandmarks
+
+            landmarks_for = VtsLandmarks(vts_landmarks, root)
+        from bodydata.registration.prior import SparsePrior
+        from bodydata.registration.register import Registrar, RegistrationConfig
+        from bodydata.templates.template import load_template
+
+        tpl = load_template(template_name)
+        cfg = RegistrationConfig(device=device, hand_weight=hand_weight, reverse_weight=reverse_weight,
+                                 **(registration or {}))
+        reg = Registrar(tpl, SparsePrior.load(prior_path, n_vertices=tpl.n_vertices), cfg)
+        results = convert_rows(reg, rows, folder, landmarks_for=landmarks_for, skip_done=not redo,
+                               progress=not quiet, limit=limit, batch_size=batch_size)
+    except BodydataError as exc:
+        raise click.ClickException(str(exc)) from None
+    _report(results, f"batches of {batch_size}", folder / "conversion.csv")
 
 
 @click.group("benchmark")

@@ -386,7 +386,6 @@ def _finish(ctx: StageContext, rows: list, options: Mapping[str, Any]) -> None:
         old = None
     png = out / WORST_PNG
     if options.get("png", True) and ok and (old != digest or not png.is_file()):
-        from bodydata.mesh import read_mesh
         from bodydata.registration.convert import worst_png
 
         try:

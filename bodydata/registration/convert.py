@@ -76,9 +76,6 @@ def convert_one(registrar, mesh_id: str, vertices: np.ndarray, faces: np.ndarray
                 out_path: str | Path | None = None, source_path: str = "", units: str = "m") -> tuple[ConvertRow, object]:
     """Register the template onto one mesh (vertices (m, 3), faces (k, 3)); writes the converted mesh to
     ``out_path`` when given and ok. Returns (row, RegistrationResult or None); never raises for a bad fit."""
-    from bodydata.mesh import write_mesh
-    from bodydata.registration.metrics import SurfaceDistances, point_to_mesh
-
     row = ConvertRow(id=mesh_id, source_path=str(source_path), units=units)
     t0 = time.perf_counter()
     if not landmarks:
@@ -86,6 +83,15 @@ def convert_one(registrar, mesh_id: str, vertices: np.ndarray, faces: np.ndarray
         row.seconds = time.perf_counter() - t0
         return row, None
     res = registrar.register(vertices, faces, landmarks)
+    return _fill_row(registrar, row, res, vertices, faces, landmarks, out_path), res
+
+
+def _fill_row(registrar, row: ConvertRow, res, vertices: np.ndarray, faces: np.ndarray, landmarks: dict[str, int],
+              out_path: str | Path | None) -> ConvertRow:
+    """``row`` completed from a RegistrationResult: status, metrics (distances both ways); the mesh written when ok."""
+    from bodydata.mesh import write_mesh
+    from bodydata.registration.metrics import SurfaceDistances, point_to_mesh
+
     ignored = registrar.config.ignore_landmarks
     row.n_landmarks = len([k for k in registrar.template.landmarks if k in landmarks and k not in ignored])
     row.status, row.reason, row.iterations, row.seconds = res.status, res.reason, res.iterations, res.seconds
@@ -101,7 +107,7 @@ def convert_one(registrar, mesh_id: str, vertices: np.ndarray, faces: np.ndarray
     if res.status == "ok" and out_path is not None:
         write_mesh(out_path, res.vertices, registrar.template.faces)
         row.out_path = str(out_path)
-    return row, res
+    return row
 
 
 def read_results(path: str | Path) -> list[ConvertRow]:
@@ -136,41 +142,96 @@ def _write_results(path: Path, rows: list[ConvertRow]) -> None:
     atomic_write_text(path, buf.getvalue())
 
 
+def _failure_row(row, exc: Exception) -> ConvertRow:
+    units = getattr(row, "units", "m") or "m"
+    if isinstance(exc, BodydataError):
+        return ConvertRow(id=row.id, source_path=str(row.path), units=units, reason=str(exc))
+    return ConvertRow(id=row.id, source_path=str(row.path), units=units,
+                      reason=f"{row.path}: {type(exc).__name__}: {exc}")
+
+
+def _convert_pending(registrar, pending: list) -> list[ConvertRow]:
+    """Rows for ``pending`` = [(manifest row, MeshData, landmarks, out path, finished row or None)]: the meshes
+    without a finished row are registered as one batch (:meth:`~bodydata.registration.register.Registrar.
+    register_batch`); one ConvertRow per entry, in order."""
+    todo = [k for k, entry in enumerate(pending) if entry[4] is None]
+    out = [entry[4] for entry in pending]
+    try:
+        if len(todo) == 1:  # the registrar's plain entry point (register = a batch of one)
+            _, mesh, lm, _, _ = pending[todo[0]]
+            results = [registrar.register(mesh.vertices, mesh.faces, lm)]
+        else:
+            results = registrar.register_batch([(pending[k][1].vertices, pending[k][1].faces, pending[k][2])
+                                                for k in todo]) if todo else []
+    except Exception as exc:  # noqa: BLE001 - one bad batch must not end a run of thousands
+        results = [exc] * len(todo)
+    for k, res in zip(todo, results):
+        row, mesh, lm, dst, _ = pending[k]
+        base = ConvertRow(id=row.id, source_path=str(row.path), units=getattr(row, "units", "m") or "m")
+        try:
+            if isinstance(res, Exception):
+                raise res
+            out[k] = _fill_row(registrar, base, res, mesh.vertices, mesh.faces, lm, dst)
+        except Exception as exc:  # noqa: BLE001 - as above, per mesh
+            out[k] = _failure_row(row, exc)
+    return out
+
+
 def convert_rows(registrar, rows, out_dir: str | Path, landmarks_for=None, skip_done: bool = True,
-                 progress: bool = True, limit: int | None = None, png: bool = True) -> list[ConvertRow]:
+                 progress: bool = True, limit: int | None = None, png: bool = True,
+                 batch_size: int = 1) -> list[ConvertRow]:
     """Convert manifest rows (objects with id, path, topology, units, landmarks_path) into ``out_dir``.
 
     landmarks_for : optional callable(row, vertices) -> {name: vertex id} overriding :func:`source_landmarks`.
     Rows already 'ok' in ``out_dir/conversion.csv`` with their mesh present are skipped (``skip_done``).
     A mesh that cannot be read or registered becomes a 'failed' row with the reason; the batch goes on.
+    batch_size : register up to this many pending meshes at once (``Registrar.register_batch``: one batched
+    prior evaluation per L-BFGS step, each body's result as if alone; memory grows with it, see
+    ``benchmarks/bench_convert_batch.py``); ``conversion.csv`` is rewritten after every batch.
     """
     from tqdm import tqdm
 
     from bodydata.mesh import read_mesh
 
+    if int(batch_size) < 1:
+        raise BodydataError(f"batch_size must be >= 1, got {batch_size}")
     out = Path(out_dir)
     (out / "meshes").mkdir(parents=True, exist_ok=True)
     table = out / "conversion.csv"
     results = {r.id: r for r in read_results(table)}
     todo = list(rows)[: limit if limit is not None else None]
-    for row in tqdm(todo, desc="convert", unit="mesh", disable=not progress):
-        mid = _safe_id(row.id)
-        dst = out / "meshes" / f"{mid}.ply"
+    pending: list = []
+    bar = tqdm(total=len(todo), desc="convert", unit="mesh", disable=not progress)
+
+    def flush() -> None:
+        for res_row in _convert_pending(registrar, pending):
+            results[res_row.id] = res_row
+        bar.update(len(pending))
+        pending.clear()
+        _write_results(table, list(results.values()))
+
+    for row in todo:
+        dst = out / "meshes" / f"{_safe_id(row.id)}.ply"
         prev = results.get(row.id)
         if skip_done and prev is not None and prev.status == "ok" and dst.is_file():
+            bar.update(1)
             continue
-        units = getattr(row, "units", "m") or "m"
         try:
             mesh = read_mesh(row.path)
             lm = landmarks_for(row, mesh.vertices) if landmarks_for else source_landmarks(row, len(mesh.vertices))
-            res_row, _ = convert_one(registrar, row.id, mesh.vertices, mesh.faces, lm, dst, row.path, units)
-        except BodydataError as exc:
-            res_row = ConvertRow(id=row.id, source_path=str(row.path), units=units, reason=str(exc))
         except Exception as exc:  # noqa: BLE001 - one bad mesh must not end a batch of thousands
-            res_row = ConvertRow(id=row.id, source_path=str(row.path), units=units,
-                                 reason=f"{row.path}: {type(exc).__name__}: {exc}")
-        results[row.id] = res_row
-        _write_results(table, list(results.values()))
+            pending.append((row, None, None, dst, _failure_row(row, exc)))
+        else:
+            ready = None if lm else convert_one(registrar, row.id, mesh.vertices, mesh.faces, lm, dst, row.path,
+                                                getattr(row, "units", "m") or "m")[0]
+            pending.append((row, mesh, lm, dst, ready))
+        # rows keep their input order in the table; a finished (failed) row waits for the batch before it
+        n_register = sum(entry[4] is None for entry in pending)
+        if n_register == 0 or n_register >= batch_size:
+            flush()
+    if pending:
+        flush()
+    bar.close()
     final = list(results.values())
     if png and any(r.status == "ok" for r in final):
         try:

@@ -21,6 +21,12 @@ LANDMARK_NAMES: tuple[str, ...] = (
     "knee_L", "knee_R", "ankle_L", "ankle_R", "heel_L", "heel_R", "big_toe_L", "big_toe_R",
 )  # fmt: skip
 
+#: Optional landmarks beyond the shared vocabulary, shipped where a rule places them (SMPL and SCAPE orders; not
+#: anny): the thumb tips fix a hand's turn about the forearm, which the wrist and middle fingertip (both on that
+#: axis) leave free. A conversion uses the landmarks its template and target share, so a topology without them
+#: simply does without.
+OPTIONAL_LANDMARK_NAMES: tuple[str, ...] = ("thumb_tip_L", "thumb_tip_R")
+
 #: Topology -> vertex count of the meshes its landmark file indexes.
 TOPOLOGIES: dict[str, int] = {
     "anny_notoes": 12272,
@@ -112,7 +118,8 @@ def read_landmark_pairs(path: str | os.PathLike, n_template: int | None = None,
 
 def write_landmarks_csv(path: str | os.PathLike, landmarks: dict[str, int]) -> Path:
     """Write ``landmarks`` as a ``name,vertex_id`` CSV (vocabulary order first, others after), atomically."""
-    order = [n for n in LANDMARK_NAMES if n in landmarks] + sorted(n for n in landmarks if n not in LANDMARK_NAMES)
+    known = LANDMARK_NAMES + OPTIONAL_LANDMARK_NAMES
+    order = [n for n in known if n in landmarks] + sorted(n for n in landmarks if n not in known)
     text = "name,vertex_id\n" + "".join(f"{n},{int(landmarks[n])}\n" for n in order)
     atomic_write_text(path, text)
     return Path(path)

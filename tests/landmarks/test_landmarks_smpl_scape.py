@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from bodydata.mesh import read_mesh
-from bodydata.templates.landmarks import LANDMARK_NAMES, landmarks_path, load_landmarks
+from bodydata.templates.landmarks import LANDMARK_NAMES, OPTIONAL_LANDMARK_NAMES, landmarks_path, load_landmarks
 
 REPO = Path(__file__).resolve().parents[2]
 PAIRS = [n[:-2] for n in LANDMARK_NAMES if n.endswith("_L")]
@@ -35,7 +35,7 @@ def tools():
 
 
 def _points(vertices: np.ndarray, landmarks: dict[str, int]) -> dict[str, np.ndarray]:
-    return {n: vertices[landmarks[n]] for n in LANDMARK_NAMES}
+    return {n: vertices[i] for n, i in landmarks.items()}
 
 
 def _anny_rest_canonical():
@@ -65,10 +65,10 @@ def rest_bodies(shared_data, tools):
 
 
 def test_shipped_csvs_hold_the_vocabulary(tools):
-    assert tuple(tools.LANDMARK_NAMES) == LANDMARK_NAMES
+    assert tuple(tools.LANDMARK_NAMES) == LANDMARK_NAMES and tuple(tools.OPTIONAL_NAMES) == OPTIONAL_LANDMARK_NAMES
     for topology, n in (("smpl_6890", 6890), ("scape_12500", 12500)):
         lm = load_landmarks(topology)  # validates the header and the id range
-        assert tuple(lm) == LANDMARK_NAMES, topology
+        assert tuple(lm) == LANDMARK_NAMES + OPTIONAL_LANDMARK_NAMES, topology
         assert len(set(lm.values())) == len(lm), f"{topology}: two names share a vertex"
         assert all(0 <= v < n for v in lm.values())
 
@@ -209,3 +209,20 @@ def test_renders(shared_data, tools, tmp_path):
     ]
     for png in pngs:
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+
+
+def test_thumb_tips_sit_forward_of_the_wrists(rest_bodies):
+    """The optional thumb tips (SMPL and SCAPE orders): on the subject's side, in front of the wrist, 4-18 cm
+    from it, and away from the wrist -> middle fingertip axis (what makes them fix the hand's turn)."""
+    for label, (p, arms_down, _) in rest_bodies.items():
+        mid = float(np.mean([p[n][0] for n in MIDLINE]))
+        for s, sign in (("L", 1.0), ("R", -1.0)):
+            thumb, wrist, tip = p[f"thumb_tip_{s}"], p[f"wrist_{s}"], p[f"middle_fingertip_{s}"]
+            assert sign * (thumb[0] - mid) > 0.1, f"{label}: thumb_tip_{s} on the wrong side"
+            assert thumb[2] > wrist[2] + 0.02, f"{label}: thumb_tip_{s} not in front of the wrist"
+            assert 0.04 < np.linalg.norm(thumb - wrist) < 0.18, label
+            axis = (tip - wrist) / np.linalg.norm(tip - wrist)
+            off = (thumb - wrist) - ((thumb - wrist) @ axis) * axis
+            assert np.linalg.norm(off) > 0.02, f"{label}: thumb_tip_{s} lies on the wrist-fingertip axis"
+            if arms_down:
+                assert thumb[1] < wrist[1], f"{label}: thumb_tip_{s} above the wrist"

@@ -228,3 +228,38 @@ def test_one_registrar_per_dask_worker(lite, tmp_path):
         builds = ex.client.run(stage_convert.registrar_builds)
     assert (s.done, s.failed) == (4, 1)
     assert sorted(builds.values()) in ([1, 1], [0, 1]), builds  # a worker that got only the broken file builds none
+
+
+def test_cli_convert_with_landmark_pairs(lite, tmp_path):
+    """A folder of meshes with no landmark file converts once a pair file names corresponding vertices."""
+    from click.testing import CliRunner
+
+    from bodydata.cli.main import cli
+    from bodydata.mesh import write_mesh
+    from bodydata.pipeline.orchestrate import limit_threads
+    from bodydata.registration.convert import read_results
+
+    limit_threads(1)
+    t, tdir, prior, bodies, _ = lite
+    root = tmp_path / "data"
+    root.mkdir()
+    write_mesh(root / "a.ply", bodies[0], t.faces)
+    base = ["convert", "--source", "folder", "--root", str(root), "--template", str(tdir), "--prior", str(prior),
+            "--workers", "0", "--quiet"]
+    res = CliRunner().invoke(cli, base + ["--out", str(tmp_path / "none")])
+    assert "0 of 1 converted" in res.output and "no landmarks" in res.output, res.output
+    # the source is in the template's own connectivity: the pairs are a vertex's id on both sides
+    ids = [t.landmarks[k] for k in ("head_top", "wrist_L", "wrist_R", "knee_L", "knee_R", "heel_L", "heel_R")]
+    (tmp_path / "pairs.txt").write_text("".join(f"{i} {i}\n" for i in ids))
+    args = base + ["--out", str(tmp_path / "out"), "--landmark-schedule", "1", "--landmark-pairs",
+                   str(tmp_path / "pairs.txt"), "--pairs-topology", f"anny_{TOPO}"]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0 and "1 of 1 converted" in res.output, res.output
+    row = read_results(tmp_path / "out" / "conversion.csv")[0]
+    # landmarks kept at full weight through the fine rounds (--landmark-schedule 1) end on their targets
+    assert row.status == "ok" and row.n_landmarks == len(ids) and row.landmark_error_mm < 2
+    junk = CliRunner().invoke(cli, args + ["--landmark-schedule", "1,x"])
+    assert junk.exit_code == 2 and "--landmark-schedule" in junk.output
+    # pairs reach only meshes with the pair topology's vertex count: a 1,229-vertex mesh gets none under smpl_6890
+    bad = CliRunner().invoke(cli, args[:-1] + ["smpl_6890"])
+    assert bad.exit_code == 0 and "0 of 1 converted" in bad.output and "no landmarks" in bad.output, bad.output
