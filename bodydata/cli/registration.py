@@ -201,12 +201,13 @@ def _landmark_schedule(text: str | None) -> dict:
                    "tcp://HOST:PORT (default $BODYDATA_SCHEDULER, else local)")
 @click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True,
               help="register this many meshes at once in one process (Registrar.register_batch: batched prior "
-                   "evaluations, each result as if alone; pays on CUDA). Above 1 the meshes are converted in this "
-                   "process without the pipeline stage: OUT/meshes, OUT/conversion.csv and OUT/worst.png only")
+                   "evaluations, each result as if alone; meant for CUDA, measured no faster on a 2-core CPU). Above "
+                   "1 the meshes are converted in this process without the pipeline stage: OUT/meshes, "
+                   "OUT/conversion.csv and OUT/worst.png only")
 @click.option("--quiet", is_flag=True)
 def convert(source, root, template_name, prior_path, out, kind, match, limit, vts_landmarks, landmark_pairs,
-            pairs_topology, landmark_schedule, hand_weight, reverse_weight, device, redo, workers, scheduler, batch_size,
-            quiet) -> None:
+            pairs_topology, landmark_schedule, hand_weight, reverse_weight, device, redo, workers, scheduler,
+            batch_size, quiet) -> None:
     """Convert a source's meshes to the template's connectivity (paper Eq. 14); writes OUT/conversion.csv.
 
     Runs the pipeline's ``convert`` stage (docs/pipeline.md) with OUT as its folder: OUT/meshes/<id>.ply,
@@ -227,10 +228,9 @@ def convert(source, root, template_name, prior_path, out, kind, match, limit, vt
     folder = Path(out).resolve()
     registration = _landmark_schedule(landmark_schedule)
     if batch_size > 1:
-        if landmark_pairs:
-            raise click.UsageError("--landmark-pairs goes through the pipeline stage: use it with --batch-size 1")
         _convert_batched(source, root, template_name, prior_path, folder, kind, match, limit, vts_landmarks,
-                         hand_weight, reverse_weight, device, redo, batch_size, quiet, registration)
+                         hand_weight, reverse_weight, device, redo, batch_size, quiet, registration,
+                         (landmark_pairs, pairs_topology))
         return
     try:
         stage = make_stage(template=template_name, prior=prior_path, source=source, root=root, kind=kind, match=match,
@@ -261,8 +261,27 @@ def _report(results, how: str, table) -> None:
             click.echo(f"  failed {r.id}: {r.reason}")
 
 
+def _with_pairs(landmarks_for, path, topology):
+    """(template pair landmarks, a ``landmarks_for(row, vertices)`` that adds the source pair landmarks to every mesh
+    with ``topology``'s vertex count, as the convert stage does)."""
+    from bodydata.registration.convert import source_landmarks
+    from bodydata.templates.landmarks import TOPOLOGIES, read_landmark_pairs
+
+    if topology not in TOPOLOGIES:
+        raise click.BadParameter(f"unknown topology {topology!r} (known: {', '.join(TOPOLOGIES)})",
+                                 param_hint="--pairs-topology")
+    pair_tpl, pair_src = read_landmark_pairs(path, n_source=TOPOLOGIES[topology])
+    n_src = TOPOLOGIES[topology]
+
+    def with_pairs(row, vertices):
+        lm = (landmarks_for(row, vertices) if landmarks_for else source_landmarks(row, len(vertices))) or {}
+        return {**lm, **pair_src} if len(vertices) == n_src else lm
+
+    return pair_tpl, with_pairs
+
+
 def _convert_batched(source, root, template_name, prior_path, folder, kind, match, limit, vts_landmarks, hand_weight,
-                     reverse_weight, device, redo, batch_size, quiet, registration=None) -> None:
+                     reverse_weight, device, redo, batch_size, quiet, registration=None, pairs=(None, None)) -> None:
     """``convert --batch-size N`` (N > 1): the source's rows through :func:`bodydata.registration.convert.
     convert_rows` in this process, N meshes per :meth:`~bodydata.registration.register.Registrar.register_batch`."""
     import re
@@ -281,11 +300,15 @@ def _convert_batched(source, root, template_name, prior_path, folder, kind, matc
             from bodydata.registration.correspondence import VtsLandmarks
 
             landmarks_for = VtsLandmarks(vts_landmarks, root)
+        pair_tpl = {}
+        if pairs[0]:
+            pair_tpl, landmarks_for = _with_pairs(landmarks_for, *pairs)
         from bodydata.registration.prior import SparsePrior
         from bodydata.registration.register import Registrar, RegistrationConfig
         from bodydata.templates.template import load_template
 
         tpl = load_template(template_name)
+        tpl.landmarks.update(pair_tpl)
         cfg = RegistrationConfig(device=device, hand_weight=hand_weight, reverse_weight=reverse_weight,
                                  **(registration or {}))
         reg = Registrar(tpl, SparsePrior.load(prior_path, n_vertices=tpl.n_vertices), cfg)

@@ -258,6 +258,11 @@ def test_cli_convert_with_landmark_pairs(lite, tmp_path):
     row = read_results(tmp_path / "out" / "conversion.csv")[0]
     # landmarks kept at full weight through the fine rounds (--landmark-schedule 1) end on their targets
     assert row.status == "ok" and row.n_landmarks == len(ids) and row.landmark_error_mm < 2
+    # the in-process batched path reads the pairs the same way
+    batched = CliRunner().invoke(cli, args + ["--batch-size", "2", "--out", str(tmp_path / "batched")])
+    assert batched.exit_code == 0 and "1 of 1 converted" in batched.output, batched.output
+    brow = read_results(tmp_path / "batched" / "conversion.csv")[0]
+    assert brow.status == "ok" and brow.n_landmarks == len(ids) and brow.landmark_error_mm < 2
     junk = CliRunner().invoke(cli, args + ["--landmark-schedule", "1,x"])
     assert junk.exit_code == 2 and "--landmark-schedule" in junk.output
     # pairs reach only meshes with the pair topology's vertex count: a 1,229-vertex mesh gets none under smpl_6890
