@@ -262,20 +262,17 @@ def _report(results, how: str, table) -> None:
 
 
 def _with_pairs(landmarks_for, path, topology):
-    """(template pair landmarks, a ``landmarks_for(row, vertices)`` that adds the source pair landmarks to every mesh
-    with ``topology``'s vertex count, as the convert stage does)."""
+    """(template pair landmarks, a ``landmarks_for(row, vertices)`` that adds the source pair landmarks as the
+    convert stage does: :func:`bodydata.templates.landmarks.add_pair_landmarks`). Raises TemplateError for a bad
+    file or topology."""
     from bodydata.registration.convert import source_landmarks
-    from bodydata.templates.landmarks import TOPOLOGIES, read_landmark_pairs
+    from bodydata.templates.landmarks import add_pair_landmarks, load_landmark_pairs
 
-    if topology not in TOPOLOGIES:
-        raise click.BadParameter(f"unknown topology {topology!r} (known: {', '.join(TOPOLOGIES)})",
-                                 param_hint="--pairs-topology")
-    pair_tpl, pair_src = read_landmark_pairs(path, n_source=TOPOLOGIES[topology])
-    n_src = TOPOLOGIES[topology]
+    pair_tpl, pair_src = load_landmark_pairs(path, topology)
 
     def with_pairs(row, vertices):
-        lm = (landmarks_for(row, vertices) if landmarks_for else source_landmarks(row, len(vertices))) or {}
-        return {**lm, **pair_src} if len(vertices) == n_src else lm
+        lm = landmarks_for(row, vertices) if landmarks_for else source_landmarks(row, len(vertices))
+        return add_pair_landmarks(lm, len(vertices), pair_src, topology)
 
     return pair_tpl, with_pairs
 

@@ -108,10 +108,15 @@ def _registrar(template: str, prior: str, options: Mapping[str, Any]):
 
 
 def _pairs(options: Mapping[str, Any]) -> tuple[dict[str, int], dict[str, int]]:
-    """(template, source) landmarks of the ``landmark_pairs`` file, source ids checked against ``pairs_topology``."""
-    from bodydata.templates.landmarks import TOPOLOGIES, read_landmark_pairs
+    """(template, source) landmarks of the ``landmark_pairs`` file, read once per process."""
+    return _read_pairs(options["landmark_pairs"], options["pairs_topology"])
 
-    return read_landmark_pairs(options["landmark_pairs"], n_source=TOPOLOGIES[options["pairs_topology"]])
+
+@functools.lru_cache(maxsize=8)
+def _read_pairs(path: str, topology: str) -> tuple[dict[str, int], dict[str, int]]:
+    from bodydata.templates.landmarks import load_landmark_pairs
+
+    return load_landmark_pairs(path, topology)
 
 
 def _vts_landmarks(registrations: str, root: str):
@@ -278,10 +283,9 @@ def _process(item: Item, ctx: ItemContext) -> dict[str, Any]:
     else:
         lm = source_landmarks(row_obj, len(mesh.vertices))
     if o.get("landmark_pairs"):
-        from bodydata.templates.landmarks import TOPOLOGIES
+        from bodydata.templates.landmarks import add_pair_landmarks
 
-        if len(mesh.vertices) == TOPOLOGIES[o["pairs_topology"]]:
-            lm = {**(lm or {}), **_pairs(o)[1]}
+        lm = add_pair_landmarks(lm, len(mesh.vertices), _pairs(o)[1], o["pairs_topology"])
     units = rec.get("units") or "m"
     try:
         res_row, res = convert_one(reg, rec["id"], mesh.vertices, mesh.faces, lm, None, path, units)
@@ -446,12 +450,10 @@ def make_stage(template: str = "anny", prior: str | None = None, sources: str | 
     if limit is not None and int(limit) < 1:
         raise StageError("convert: limit must be >= 1")
     if landmark_pairs:
-        from bodydata.templates.landmarks import TOPOLOGIES
+        from bodydata.templates.landmarks import load_landmark_pairs
 
-        if pairs_topology not in TOPOLOGIES:
-            raise StageError(f"convert: unknown pairs_topology {pairs_topology!r} (known: {', '.join(TOPOLOGIES)})")
         landmark_pairs = str(Path(landmark_pairs).resolve())
-        _pairs({"landmark_pairs": landmark_pairs, "pairs_topology": pairs_topology})  # a bad file fails here, once
+        load_landmark_pairs(landmark_pairs, pairs_topology)  # a bad file or topology fails here, once
     # What a mesh's result depends on (these enter every item's input hash); how the items are chosen does not:
     # a different limit, match or source list must not redo rows already converted.
     options = {

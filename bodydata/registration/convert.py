@@ -157,12 +157,8 @@ def _convert_pending(registrar, pending: list) -> list[ConvertRow]:
     todo = [k for k, entry in enumerate(pending) if entry[4] is None]
     out = [entry[4] for entry in pending]
     try:
-        if len(todo) == 1:  # the registrar's plain entry point (register = a batch of one)
-            _, mesh, lm, _, _ = pending[todo[0]]
-            results = [registrar.register(mesh.vertices, mesh.faces, lm)]
-        else:
-            results = registrar.register_batch([(pending[k][1].vertices, pending[k][1].faces, pending[k][2])
-                                                for k in todo]) if todo else []
+        results = registrar.register_batch([(pending[k][1].vertices, pending[k][1].faces, pending[k][2])
+                                            for k in todo]) if todo else []
     except Exception as exc:  # noqa: BLE001 - one bad batch must not end a run of thousands
         results = [exc] * len(todo)
     for k, res in zip(todo, results):

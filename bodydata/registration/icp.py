@@ -50,10 +50,11 @@ def closest(tree, tree_points: np.ndarray, tree_normals: np.ndarray, query: np.n
 
 
 def point_to_plane(x, points, normals, weight):
-    """x, points, normals : (n, 3) tensors, weight : (n,) -> sum_i weight_i (n_i . (x_i - points_i))^2."""
-    return (weight * (((x - points) * normals).sum(-1) ** 2)).sum()
+    """x, points, normals : (n, 3) tensors, weight : (n,) -> (n,) terms weight_i (n_i . (x_i - points_i))^2
+    (per pair, so that a batch can sum them per body)."""
+    return weight * (((x - points) * normals).sum(-1) ** 2)
 
 
 def point_to_point(x, points, weight):
-    """x, points : (n, 3), weight : (n,) -> sum_i weight_i |x_i - points_i|^2."""
-    return (weight * ((x - points) ** 2).sum(-1)).sum()
+    """x, points : (n, 3), weight : (n,) -> (n,) terms weight_i |x_i - points_i|^2."""
+    return weight * ((x - points) ** 2).sum(-1)

@@ -58,7 +58,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bodydata.registration.deform import PriorDeformer
-from bodydata.registration.icp import TargetMesh, closest
+from bodydata.registration.icp import TargetMesh, closest, point_to_plane, point_to_point
 
 __all__ = ["HAND_PARTS", "Registrar", "RegistrationConfig", "RegistrationResult", "similarity_from_points"]
 
@@ -428,9 +428,9 @@ class Registrar:
                 p = self.deformer.reconstructor.solve(self.deformer.rhs(tr))
                 x, _, _ = pose(p)
                 e_prior = self.deformer.prior_energy(p, tr) / (n * cfg.unit ** 2)
-                e_icp = per_body(f_w * (((x[fb, fv] - tv[fi]) * tn[fi]).sum(-1) ** 2), fb)
-                e_back = per_body(b_w * ((x[bb, bv] - tv[bi]) ** 2).sum(-1), bb)
-                e_lan = per_body(l_w * ((x[lb_t, l_tpl] - tv[l_tgt]) ** 2).sum(-1), lb_t)
+                e_icp = per_body(point_to_plane(x[fb, fv], tv[fi], tn[fi], f_w), fb)
+                e_back = per_body(point_to_point(x[bb, bv], tv[bi], b_w), bb)
+                e_lan = per_body(point_to_point(x[lb_t, l_tpl], tv[l_tgt], l_w), lb_t)
                 e_l1 = torch.sqrt(w * w + 1e-6).mean(1)
                 return (e_prior + cfg.lambda_icp * (e_icp + cfg.reverse_weight * e_back)
                         + cfg.lambda_lan * e_lan + cfg.lambda_l1 * e_l1)

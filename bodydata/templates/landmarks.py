@@ -116,6 +116,23 @@ def read_landmark_pairs(path: str | os.PathLike, n_template: int | None = None,
     return tpl, src
 
 
+def load_landmark_pairs(path: str | os.PathLike, topology: str,
+                        n_template: int | None = None) -> tuple[dict[str, int], dict[str, int]]:
+    """:func:`read_landmark_pairs` with the source column checked against ``topology`` (a key of :data:`TOPOLOGIES`)."""
+    if topology not in TOPOLOGIES:
+        raise TemplateError(f"unknown pair topology {topology!r} (known: {', '.join(TOPOLOGIES)})")
+    return read_landmark_pairs(path, n_template=n_template, n_source=TOPOLOGIES[topology])
+
+
+def add_pair_landmarks(landmarks: dict[str, int] | None, n_vertices: int, pair_source: dict[str, int],
+                       topology: str) -> dict[str, int] | None:
+    """A source mesh's landmarks plus the pair file's source side when the mesh has ``topology``'s vertex count
+    (the pairs index that topology; any other mesh keeps its own landmarks)."""
+    if n_vertices != TOPOLOGIES[topology]:
+        return landmarks
+    return {**(landmarks or {}), **pair_source}
+
+
 def write_landmarks_csv(path: str | os.PathLike, landmarks: dict[str, int]) -> Path:
     """Write ``landmarks`` as a ``name,vertex_id`` CSV (vocabulary order first, others after), atomically."""
     known = LANDMARK_NAMES + OPTIONAL_LANDMARK_NAMES

@@ -41,3 +41,20 @@ def test_missing_pair_file(tmp_path):
 
     with pytest.raises(TemplateError, match="landmark pair file is missing"):
         read_landmark_pairs(tmp_path / "nope.txt")
+
+
+def test_pairs_reach_only_meshes_of_their_topology(tmp_path):
+    from bodydata.errors import TemplateError
+    from bodydata.templates.landmarks import add_pair_landmarks, load_landmark_pairs
+
+    (tmp_path / "p.txt").write_text("10 6000\n11 6889\n")
+    tpl, src = load_landmark_pairs(tmp_path / "p.txt", "smpl_6890", n_template=12500)
+    assert tpl == {"pair_0": 10, "pair_1": 11} and src == {"pair_0": 6000, "pair_1": 6889}
+    own = {"nose_tip": 332}
+    assert add_pair_landmarks(own, 6890, src, "smpl_6890") == {"nose_tip": 332, **src}
+    assert add_pair_landmarks(None, 6890, src, "smpl_6890") == src
+    assert add_pair_landmarks(own, 12500, src, "smpl_6890") is own       # another topology: untouched
+    with pytest.raises(TemplateError, match="unknown pair topology 'smpl'"):
+        load_landmark_pairs(tmp_path / "p.txt", "smpl")
+    with pytest.raises(TemplateError, match=r"outside 0\.\.1228"):
+        load_landmark_pairs(tmp_path / "p.txt", "anny_notoes_collapse10pc")
