@@ -1,0 +1,1 @@
+"""Manifests: the one place that defines the CSV rows passed between stages, their columns and status words."""
