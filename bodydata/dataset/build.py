@@ -1,16 +1,6 @@
 """Build the paired training set: features of every mesh, pairs, split, memory-mappable float32 arrays, scaling, card.
 
-Output folder (schema in ``docs/dataset.md``)::
-
-    DATASET/f.npy               (P, n, 9) float32   ACAP features of pair i's mesh (unscaled)
-    DATASET/g.npy               (P, 16, 9) float32  coarse features of pair i's mesh (unscaled)
-    DATASET/neutral_index.npy   (P,) int64          row of f.npy / g.npy holding pair i's f_s / g_s
-    DATASET/scaling.npz         per-dimension scaling to [-0.95, 0.95], fitted on the train split only
-    DATASET/pairs.csv           one row per pair: ids, role, split, source, subject, pose, paths, sha256
-    DATASET/failures.csv        rows left out and why
-    DATASET/card.json, card.md  counts per source / role / split (like the paper's Table 1), template,
-                                scaling, split, inputs, versions, file sizes
-    DATASET/cache/features-<digest>/   per-mesh features (<sha256>.npz)
+Output folder: :mod:`bodydata.dataset.format` (names, columns) and ``docs/dataset.md``.
 
 Every neutral mesh is its own pair, so ``f_s`` is never stored twice: ``f_s[i] = f[neutral_index[i]]``.
 Arrays are written row by row into a memory map (a temporary name, renamed when complete), so RAM does
@@ -39,29 +29,13 @@ from bodydata.dataset.mesh_features import (
     load_cached,
     template_digest,
 )
+from bodydata.dataset.format import DATASET_FORMAT, DATASET_VERSION, FAILURE_COLUMNS, FILES, PAIR_COLUMNS
 from bodydata.dataset.pairing import Failure, Pairing, drop_failed, pair_meshes, read_inputs
 from bodydata.dataset.split import make_split
 from bodydata.errors import BodydataError
 from bodydata.fsutil import atomic_path, atomic_write_text, sha256_file
 
-__all__ = ["DATASET_FORMAT", "DATASET_VERSION", "FILES", "FeatureRunner", "FeatureCounts", "BuildResult", "build_dataset",
-           "run_features", "assemble_arrays"]
-
-DATASET_FORMAT = "bodydata-pairs"
-DATASET_VERSION = 1
-FILES = {
-    "f": "f.npy",
-    "g": "g.npy",
-    "neutral_index": "neutral_index.npy",
-    "scaling": "scaling.npz",
-    "pairs": "pairs.csv",
-    "failures": "failures.csv",
-    "card_json": "card.json",
-    "card_md": "card.md",
-}
-PAIR_COLUMNS = ["index", "id", "role", "split", "source", "subject", "pose", "identity", "neutral_index",
-                "neutral_id", "path", "sha256", "neutral_path", "neutral_sha256", "manifest"]
-FAILURE_COLUMNS = ["id", "source", "subject", "path", "stage", "reason"]
+__all__ = ["FeatureRunner", "FeatureCounts", "BuildResult", "build_dataset", "run_features", "assemble_arrays"]
 
 
 @dataclass
