@@ -26,8 +26,8 @@ def main() -> None:
 
     import torch
 
-    from bodydata.sources import anny_poses
-    from bodydata.sources.anny_synth import AnnySynth, run_synth, write_identity
+    from bodydata.generator import poses as anny_poses
+    from bodydata.generator.synth import AnnySynth, run_synth, write_identity
 
     t = time.perf_counter()
     synth = AnnySynth(topology=args.topology, batch_size=args.batch_size, device=args.device)

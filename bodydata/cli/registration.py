@@ -62,7 +62,7 @@ def prior_build(template_name, manifest, anny_identities, anny_poses, holdout_id
         topo = (tpl.meta or {}).get("anny_topology")
         if not topo:
             raise click.UsageError(f"template {tpl.name!r} is not an anny template; use --manifest")
-        from bodydata.registration.synthetic import anny_bodies
+        from bodydata.generator.bodies import anny_bodies
 
         train = anny_bodies(topo, anny_identities, anny_poses, seed=seed).vertices[topo]
         test = (anny_bodies(topo, holdout_identities, anny_poses, seed=seed, first_identity=10_000).vertices[topo]
@@ -71,7 +71,7 @@ def prior_build(template_name, manifest, anny_identities, anny_poses, holdout_id
         import csv
 
         from bodydata.mesh import read_mesh
-        from bodydata.neutral.procrustes import align
+        from bodydata.mesh.alignment import align
 
         with open(manifest, newline="") as fh:
             paths = [r["path"] for r in csv.DictReader(fh) if r.get("status", "done") in ("done", "")]

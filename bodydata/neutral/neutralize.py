@@ -57,7 +57,7 @@ import numpy as np
 
 from bodydata.errors import BodydataError
 from bodydata.neutral.arap import ArapResult, ArapSolver
-from bodydata.neutral.procrustes import align
+from bodydata.mesh.alignment import align
 from bodydata.neutral.segments import SEGMENTS, Segment, SegmentModel
 
 

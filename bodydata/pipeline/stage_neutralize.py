@@ -62,7 +62,7 @@ def _process(item: Item, ctx: ItemContext) -> dict[str, Any]:
     if item.params.get("truth"):
         # Generated sources know the true neutral: report the construction error with the row.
         from bodydata.mesh import read_mesh
-        from bodydata.neutral.procrustes import mean_euclidean_distance
+        from bodydata.mesh.alignment import mean_euclidean_distance
 
         built = read_mesh(ctx.out_dir / row["output"]).vertices
         true = read_mesh(item.params["truth"], expected_vertices=len(built)).vertices

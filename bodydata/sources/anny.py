@@ -1,6 +1,6 @@
 """Adapter for the output folder of ``bodydata synth anny``: generated anny bodies with per-mesh ground truth.
 
-The layout is the generator's (``bodydata/sources/anny_synth.py``, layout_version 1)::
+The layout is the generator's (``bodydata/generator/synth.py``, layout_version 1)::
 
     DIR/synth.json                      run metadata; its "topologies" lists each connectivity's folder
                                         ("." for the main one), anny topology name and vertex count

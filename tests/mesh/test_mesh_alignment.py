@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from bodydata.neutral.procrustes import AlignmentError, align, kabsch_rotation, mean_euclidean_distance, rigid_residual
+from bodydata.mesh.alignment import AlignmentError, align, kabsch_rotation, mean_euclidean_distance, rigid_residual
 
 
 def test_recovers_rigid_and_similarity_transforms_batched():
