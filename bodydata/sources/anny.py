@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from bodydata.errors import MeshError
-from bodydata.sources.base import ManifestRow, SourceError, natural_key, register, require_dir, row_id
+from bodydata.naming import natural_key
+from bodydata.sources.base import ManifestRow, SourceError, register, require_dir, row_id
 
 # Generator topology name -> manifest topology name.
 ANNY_TOPOLOGIES: dict[str, str] = {
