@@ -69,7 +69,9 @@ import numpy as np
 
 from bodydata.errors import BodydataError
 from bodydata.fsutil import atomic_write_text
+from bodydata.generator import layout
 from bodydata.generator import poses as pose_library
+from bodydata.generator.layout import identity_name, pose_stem
 from bodydata.mesh.rotations import rotation_vectors
 from bodydata.mesh.subdivision import BarycentricRemesh, jittered_subdivision
 from bodydata.mesh.topology import edges
@@ -85,7 +87,6 @@ REMESHES = ("subdiv",)
 PHENOTYPE_KEYS = ("gender", "age", "muscle", "weight", "height", "proportions")
 #: Fixed seed of the ``subdiv`` connectivity, so every run (any --seed) shares it.
 SUBDIV_SEED = 20260
-LAYOUT_VERSION = 1
 
 
 class SynthError(BodydataError, ValueError):
@@ -144,7 +145,7 @@ class SynthBody:
 
     @property
     def stem(self) -> str:
-        return f"{self.pose_name}_{self.pose_index:03d}"
+        return pose_stem(self.pose_name, self.pose_index)
 
 
 @dataclass
@@ -170,10 +171,6 @@ class SynthSummary:
     n_fallback: int
     seconds: float
     sheet: Path | None = None
-
-
-def identity_name(i: int) -> str:
-    return f"anny{i:05d}"
 
 
 def _rng(*key: int) -> np.random.Generator:
@@ -455,8 +452,8 @@ def _truth_record(synth: AnnySynth, ident: SynthIdentity, body: SynthBody) -> di
     keys = pose_library.dof_keys()
     return {
         "identity": ident.identity,
-        "mesh": f"meshes/{ident.identity}/{body.stem}.ply",
-        "neutral": f"neutral/{ident.identity}.ply",
+        "mesh": layout.mesh_path(ident.identity, body.stem),
+        "neutral": layout.neutral_path(ident.identity),
         "topology": synth.topology,
         "phenotype": ident.phenotype.values(),
         "sex": ident.phenotype.sex,
@@ -479,13 +476,13 @@ def write_identity(out_dir: Path, synth: AnnySynth, ident: SynthIdentity) -> Non
 
     for t, v in ident.neutral.items():
         base = out_dir if t == synth.topology else out_dir / t
-        write_mesh(base / "neutral" / f"{ident.identity}.ply", v, synth.faces[t])
+        write_mesh(base / layout.neutral_path(ident.identity), v, synth.faces[t])
     for body in ident.bodies:
-        write_mesh(out_dir / "meshes" / ident.identity / f"{body.stem}.ply", body.vertices, synth.faces[synth.topology])
+        write_mesh(out_dir / layout.mesh_path(ident.identity, body.stem), body.vertices, synth.faces[synth.topology])
         for t, v in body.extra.items():
-            write_mesh(out_dir / t / "meshes" / ident.identity / f"{body.stem}.ply", v, synth.faces[t])
+            write_mesh(out_dir / t / layout.mesh_path(ident.identity, body.stem), v, synth.faces[t])
         atomic_write_text(
-            out_dir / "truth" / ident.identity / f"{body.stem}.json",
+            out_dir / layout.truth_path(ident.identity, body.stem),
             json.dumps(_truth_record(synth, ident, body), indent=1) + "\n",
         )
 
@@ -550,14 +547,14 @@ def run_synth(
         ]
         idents.append(ident)
     bar.close()
-    atomic_write_text(out / "identities.csv", _identities_csv(idents))
+    atomic_write_text(out / layout.IDENTITIES_CSV, _identities_csv(idents))
     for t, r in synth.remeshes.items():
-        _write_map(out / t / "map.npz", r)
+        _write_map(out / layout.map_path(t), r)
     n_rejected = sum(x.rejected for x in idents)
     n_fallback = sum(b.fallback for x in idents for b in x.bodies)
     n_bodies = sum(len(x.bodies) for x in idents)
     meta = {
-        "layout_version": LAYOUT_VERSION,
+        "layout_version": layout.LAYOUT_VERSION,
         "generator": "bodydata synth anny",
         "bodydata_version": _bodydata_version(),
         "anny_version": synth.anny_version,
@@ -572,7 +569,7 @@ def run_synth(
             **{t: {"anny_topology": TOPOLOGIES[t], "vertices": int(synth.models[t].template_vertices.shape[0]),
                    "faces": int(len(synth.faces[t])), "folder": "." if t == synth.topology else t}
                for t in synth.models},
-            **{t: {"derived_from": r.source, "map": f"{t}/map.npz", "vertices": int(len(r.face_ids)),
+            **{t: {"derived_from": r.source, "map": layout.map_path(t), "vertices": int(len(r.face_ids)),
                    "faces": int(len(r.faces)), "folder": t,
                    "construction": "midpoint subdivision, each vertex moved at random inside an incident source "
                                    f"triangle (fixed seed {SUBDIV_SEED})"}
@@ -589,7 +586,7 @@ def run_synth(
         "counts": {"identities": len(idents), "bodies": n_bodies, "rejected_samples": n_rejected,
                    "fallback_to_key_pose": n_fallback},
     }
-    atomic_write_text(out / "synth.json", json.dumps(meta, indent=1) + "\n")
+    atomic_write_text(out / layout.SYNTH_JSON, json.dumps(meta, indent=1) + "\n")
     sheet_path = None
     if sheet:
         from bodydata.viz.contact_sheet import render_contact_sheet
