@@ -47,13 +47,8 @@ def project_mesh(
     return polygons, shade
 
 
-def project_faces(
-    vertices: np.ndarray,
-    faces: np.ndarray,
-    view: Sequence[float] = (0.0, 1.0, 0.0),
-    up: Sequence[float] = (0.0, 0.0, 1.0),
-    light: Sequence[float] | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def project_faces(vertices: np.ndarray, faces: np.ndarray, view: Sequence[float], up: Sequence[float],
+                  light: Sequence[float] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`project_mesh` plus ``face_ids`` (k,) int64: the row of ``faces`` each drawn polygon comes from,
     so per-face values (colours, errors) can follow the polygons."""
     vertices = np.asarray(vertices, dtype=np.float64)
