@@ -1,24 +1,34 @@
 """Axis-angle rotations (Rodrigues), swing/twist decomposition and rotation vectors of rotation matrices, batched.
 
 The ACAP rotation log/exp maps with their axis conventions live in :mod:`bodydata.features.polar` (they
-belong to the feature definition); this module builds rotations from joint axes and angles for the
+belong to the feature definition and build on :func:`skew` from here); this module builds rotations from joint axes and angles for the
 generator and the neutral-pose segments, and reads rotation vectors back for the generator's truth files.
 """
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["axis_angle_matrix", "rotation_vectors", "swing_rotation", "twist_angle"]
+__all__ = ["axis_angle_matrix", "rotation_vectors", "skew", "swing_rotation", "twist_angle"]
+
+
+def skew(v: np.ndarray) -> np.ndarray:
+    """(..., 3) -> (..., 3, 3) cross-product matrices [v]_x."""
+    v = np.asarray(v, dtype=np.float64)
+    z = np.zeros(v.shape[:-1])
+    return np.stack(
+        [
+            np.stack([z, -v[..., 2], v[..., 1]], -1),
+            np.stack([v[..., 2], z, -v[..., 0]], -1),
+            np.stack([-v[..., 1], v[..., 0], z], -1),
+        ],
+        -2,
+    )
 
 
 def axis_angle_matrix(axis: np.ndarray, angle: np.ndarray) -> np.ndarray:
     """Rotations (..., 3, 3) about unit ``axis`` (..., 3) by ``angle`` (...,) radians (Rodrigues)."""
-    axis = np.asarray(axis, dtype=np.float64)
     angle = np.asarray(angle, dtype=np.float64)
-    k = np.zeros(axis.shape[:-1] + (3, 3))
-    k[..., 0, 1], k[..., 0, 2] = -axis[..., 2], axis[..., 1]
-    k[..., 1, 0], k[..., 1, 2] = axis[..., 2], -axis[..., 0]
-    k[..., 2, 0], k[..., 2, 1] = -axis[..., 1], axis[..., 0]
+    k = skew(axis)
     s, c = np.sin(angle)[..., None, None], np.cos(angle)[..., None, None]
     return np.eye(3) + s * k + (1.0 - c) * (k @ k)
 

@@ -39,7 +39,7 @@ import numpy as np
 
 from bodydata.errors import BodydataError
 from bodydata.mesh.alignment import kabsch_rotation
-from bodydata.mesh.rotations import axis_angle_matrix, swing_rotation, twist_angle
+from bodydata.mesh.rotations import axis_angle_matrix, skew, swing_rotation
 
 
 class SegmentError(BodydataError, ValueError):
@@ -376,17 +376,13 @@ class SegmentModel:
         rot = swing_rotation(u, d)
         if mode == "swing":
             return rot
-        k = len(self.segments)
         sel = self.vertex_segment >= 0
         swung = subj.copy()
         swung[sel] = np.einsum("vab,vb->va", rot[self.vertex_segment[sel]], subj[sel])
         cov = self._covariances(swung, tgt)
         # The twist T(theta) about d that best aligns the swung segment maximises tr(T^T C):
         # T = cos I + sin K + (1 - cos) d d^T  ->  tr(T^T C) = a cos + b sin + const.
-        kmat = np.zeros((k, 3, 3))
-        kmat[:, 0, 1], kmat[:, 0, 2] = -d[:, 2], d[:, 1]
-        kmat[:, 1, 0], kmat[:, 1, 2] = d[:, 2], -d[:, 0]
-        kmat[:, 2, 0], kmat[:, 2, 1] = -d[:, 1], d[:, 0]
+        kmat = skew(d)
         a = np.trace(cov, axis1=1, axis2=2) - np.einsum("ki,kij,kj->k", d, cov, d)
         b = np.einsum("kij,kij->k", kmat, cov)
         theta = np.arctan2(b, a)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from bodydata.mesh.rotations import axis_angle_matrix, rotation_vectors, swing_rotation, twist_angle
+from bodydata.mesh.rotations import axis_angle_matrix, rotation_vectors, skew, swing_rotation, twist_angle
 
 
 def test_rodrigues_matches_a_plain_loop():
@@ -75,3 +75,13 @@ def test_rotation_vectors_invert_axis_angle_matrix():
     assert rv.shape == (3, 7, 3)
     assert np.allclose(rv, axes * theta[..., None], atol=1e-9)
     assert np.allclose(rotation_vectors(np.eye(3)), 0.0)
+
+
+def test_skew_is_the_cross_product_matrix():
+    rng = np.random.default_rng(8)
+    v, w = rng.normal(size=(2, 4, 5, 3))
+    k = skew(v)
+    assert k.shape == (4, 5, 3, 3) and np.allclose(k, -np.swapaxes(k, -1, -2))
+    for i in range(4):
+        for j in range(5):
+            assert np.allclose(k[i, j] @ w[i, j], np.cross(v[i, j], w[i, j]))
