@@ -26,7 +26,7 @@ def anny_bodies(topology: str = "notoes") -> tuple[np.ndarray, np.ndarray]:
     """(B, n, 3) posed anny bodies (rest first; the far-apart poses the ACAP tests use) and faces."""
     import anny
 
-    from bodydata.sources.anny_poses import FAR_POSES, pose_axis_angles
+    from bodydata.generator.poses import FAR_POSES, pose_axis_angles
 
     model = anny.Anny(topology=topology)
     return pose_axis_angles(model, FAR_POSES), np.asarray(model.faces, np.int64)

@@ -44,7 +44,7 @@ def main() -> None:
     from bodydata.registration.metrics import med, surface_distances
     from bodydata.registration.prior import SparsePrior
     from bodydata.registration.register import Registrar, RegistrationConfig
-    from bodydata.registration.synthetic import anny_bodies, transfer_landmarks
+    from bodydata.generator.bodies import anny_bodies, transfer_landmarks
     from bodydata.templates.template import load_template
 
     tpl = load_template(args.template)
@@ -55,7 +55,7 @@ def main() -> None:
     setup = time.perf_counter() - t0
     if args.bodies:  # pre-generated (no anny needed): vertices_<topo>, faces_<topo>, names
         z = np.load(args.bodies)
-        from bodydata.registration.synthetic import AnnyBodies
+        from bodydata.generator.bodies import AnnyBodies
 
         bodies = AnnyBodies({t: z[f"vertices_{t}"] for t in (topo, args.source_topology)},
                             {t: z[f"faces_{t}"] for t in (topo, args.source_topology)}, list(z["names"]))

@@ -75,7 +75,7 @@ def main() -> None:
     from bodydata.registration.metrics import med
     from bodydata.registration.prior import SparsePrior, build_prior
     from bodydata.registration.register import Registrar, RegistrationConfig
-    from bodydata.registration.synthetic import anny_bodies, transfer_landmarks
+    from bodydata.generator.bodies import anny_bodies, transfer_landmarks
     from bodydata.templates.template import load_template
 
     t0 = time.perf_counter()

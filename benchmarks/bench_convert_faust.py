@@ -26,7 +26,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from bodydata.mesh import read_mesh
-    from bodydata.registration.metrics import point_to_mesh
+    from bodydata.mesh.closest import point_to_mesh
     from bodydata.templates.template import load_template
 
     tpl = load_template(args.template)

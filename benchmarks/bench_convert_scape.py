@@ -96,7 +96,7 @@ def lifted_scape_poses(shared: Path, mesh000: np.ndarray, template_vertices: np.
 
     Returns ((71, 12500, 3) float64 bodies, (71,) int64 pose numbers 1..71)."""
     from bodydata.mesh import read_mesh
-    from bodydata.neutral.procrustes import align
+    from bodydata.mesh.alignment import align
     from bodydata.registration.lift import CageLift
 
     folder = shared / "scape" / "simplified_2161"
@@ -162,7 +162,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     from bodydata.features.acap import AcapExtractor
-    from bodydata.neutral.procrustes import align
+    from bodydata.mesh.alignment import align
     from bodydata.registration.metrics import med, surface_distances
     from bodydata.registration.prior import build_prior, expression_med
     from bodydata.registration.register import Registrar, RegistrationConfig, similarity_from_points

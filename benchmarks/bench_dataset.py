@@ -46,7 +46,7 @@ def main() -> None:
     from bodydata.dataset.pairing import pair_meshes, read_inputs
     from bodydata.fsutil import sha256_file
     from bodydata.pipeline.orchestrate import open_executor
-    from bodydata.sources.anny_synth import run_synth
+    from bodydata.generator.synth import run_synth
     from bodydata.sources.scan import scan_source
     from bodydata.templates.template import load_template
 

@@ -1,6 +1,6 @@
 """Accuracy and speed of neutral-pose construction on anny identities posed by the generator (true neutral known).
 
-Prints, for ``--identities`` x ``--poses`` bodies (``bodydata.sources.anny_synth``, seed ``--seed``):
+Prints, for ``--identities`` x ``--poses`` bodies (``bodydata.generator.synth``, seed ``--seed``):
 
 * per subject (default method: the ``--average`` poses with the smallest joint-angle distance to the
   target deformed and averaged; ``--selection rigid --average 1`` is the paper's smallest rigid residual):
@@ -51,7 +51,7 @@ def faust_consistency(data: str, png_dir: str | None, k_target: int = 0) -> None
 
     from bodydata.mesh import read_mesh
     from bodydata.neutral.neutralize import NeutralConfig, Neutralizer
-    from bodydata.neutral.procrustes import align, mean_euclidean_distance
+    from bodydata.mesh.alignment import align, mean_euclidean_distance
     from bodydata.templates.landmarks import load_landmarks
     from bodydata.templates.parts import PART_INDEX, PART_NAMES
     from bodydata.templates.template import Template
@@ -125,8 +125,8 @@ def main() -> None:
         return
 
     from bodydata.neutral.neutralize import NeutralConfig, Neutralizer
-    from bodydata.neutral.procrustes import mean_euclidean_distance
-    from bodydata.sources.anny_synth import AnnySynth
+    from bodydata.mesh.alignment import mean_euclidean_distance
+    from bodydata.generator.synth import AnnySynth
     from bodydata.templates.template import load_template
 
     name = "anny" if args.topology == "notoes" else "anny-lite"

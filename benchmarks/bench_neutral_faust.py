@@ -102,7 +102,7 @@ def converted_meshes(folder: Path) -> dict[int, dict]:
 
 def pairwise_med(meshes: list[np.ndarray]) -> np.ndarray:
     """Pairwise MED (mm, rigid alignment of the first onto the second) of every unordered pair."""
-    from bodydata.neutral.procrustes import mean_euclidean_distance
+    from bodydata.mesh.alignment import mean_euclidean_distance
 
     return np.array([mean_euclidean_distance(meshes[a], meshes[b]) * 1000.0
                      for a in range(len(meshes)) for b in range(a + 1, len(meshes))])
@@ -110,7 +110,7 @@ def pairwise_med(meshes: list[np.ndarray]) -> np.ndarray:
 
 def part_distances(meshes: list[np.ndarray], labels: np.ndarray, n_parts: int) -> np.ndarray:
     """(n_parts,) mean over unordered pairs of the mean vertex distance (mm) inside each part, after rigid alignment."""
-    from bodydata.neutral.procrustes import align
+    from bodydata.mesh.alignment import align
 
     out = np.zeros(n_parts)
     count = np.bincount(labels, minlength=n_parts).astype(np.float64)
@@ -144,7 +144,7 @@ def main() -> None:
 
     from bodydata.mesh import read_mesh
     from bodydata.neutral.neutralize import Neutralizer, load_target
-    from bodydata.neutral.procrustes import align, mean_euclidean_distance
+    from bodydata.mesh.alignment import align, mean_euclidean_distance
     from bodydata.templates.template import axis_vector, load_template
 
     folders = [Path(f) for f in args.converted]

@@ -26,8 +26,8 @@ def main() -> None:
 
     import torch
 
-    from bodydata.sources import anny_poses
-    from bodydata.sources.anny_synth import AnnySynth, run_synth, write_identity
+    from bodydata.generator import poses as pose_library
+    from bodydata.generator.synth import AnnySynth, run_synth, write_identity
 
     t = time.perf_counter()
     synth = AnnySynth(topology=args.topology, batch_size=args.batch_size, device=args.device)
@@ -37,9 +37,9 @@ def main() -> None:
 
     phen = synth.phenotype(0, 0)
     rng = np.random.default_rng(0)
-    names = list(anny_poses.POSE_NAMES)
+    names = list(pose_library.POSE_NAMES)
     for b in (1, 4, 16, 64):
-        angles = np.stack([anny_poses.perturb(anny_poses.key_pose_vector(names[k % len(names)]), rng) for k in range(b)])
+        angles = np.stack([pose_library.perturb(pose_library.key_pose_vector(names[k % len(names)]), rng) for k in range(b)])
         synth.forward(phen, angles)  # warm-up
         reps = max(1, 32 // b)
         t = time.perf_counter()
@@ -49,7 +49,7 @@ def main() -> None:
         print(f"forward pass batch {b:3d}: {dt * 1e3:8.1f} ms = {b / dt:7.1f} bodies/s")
     neutral = synth.forward(phen, None)
     v0, h0 = neutral["vertices"][0], neutral["bone_heads"][0]
-    angles = np.stack([anny_poses.key_pose_vector(names[k % len(names)]) for k in range(16)])
+    angles = np.stack([pose_library.key_pose_vector(names[k % len(names)]) for k in range(16)])
     out = synth.forward(phen, angles)
     coll = synth.collision
     t = time.perf_counter()

@@ -8,10 +8,6 @@ import click
 
 def _load_template(spec: str, parts: Path | None):
     """(vertices, faces, part_labels | None, name) from a template name/folder or a mesh file (+ parts CSV)."""
-    import numpy as np
-
-    from bodydata.errors import BodydataError
-
     p = Path(spec)
     if p.is_file():
         from bodydata.mesh import read_mesh
@@ -19,15 +15,9 @@ def _load_template(spec: str, parts: Path | None):
         mesh = read_mesh(p)
         labels = None
         if parts is not None:
-            import pandas as pd
+            from bodydata.templates.parts import read_parts_csv
 
-            table = pd.read_csv(parts)
-            if not {"vertex_id", "part_id"} <= set(table.columns):
-                raise BodydataError(f"{parts}: needs columns vertex_id,part_id")
-            labels = np.full(len(mesh.vertices), -1, dtype=np.int64)
-            labels[table["vertex_id"].to_numpy()] = table["part_id"].to_numpy()
-            if np.any(labels < 0):
-                raise BodydataError(f"{parts}: {int((labels < 0).sum())} vertices have no part")
+            labels = read_parts_csv(parts, len(mesh.vertices))
         return mesh.vertices, mesh.faces, labels, str(p)
     from bodydata.templates import load_template
 

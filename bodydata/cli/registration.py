@@ -62,7 +62,7 @@ def prior_build(template_name, manifest, anny_identities, anny_poses, holdout_id
         topo = (tpl.meta or {}).get("anny_topology")
         if not topo:
             raise click.UsageError(f"template {tpl.name!r} is not an anny template; use --manifest")
-        from bodydata.registration.synthetic import anny_bodies
+        from bodydata.generator.bodies import anny_bodies
 
         train = anny_bodies(topo, anny_identities, anny_poses, seed=seed).vertices[topo]
         test = (anny_bodies(topo, holdout_identities, anny_poses, seed=seed, first_identity=10_000).vertices[topo]
@@ -71,7 +71,7 @@ def prior_build(template_name, manifest, anny_identities, anny_poses, holdout_id
         import csv
 
         from bodydata.mesh import read_mesh
-        from bodydata.neutral.procrustes import align
+        from bodydata.mesh.alignment import align
 
         with open(manifest, newline="") as fh:
             paths = [r["path"] for r in csv.DictReader(fh) if r.get("status", "done") in ("done", "")]
@@ -121,16 +121,13 @@ def prior_build(template_name, manifest, anny_identities, anny_poses, holdout_id
 @click.option("--quiet", is_flag=True)
 def prior_lift(cage_rest, fine_rest, poses, smooth, out, quiet) -> None:
     """Carry a coarse pose collection onto the template connectivity, as training meshes for 'prior build'."""
-    import re
     from pathlib import Path
 
+    from bodydata.naming import natural_key
     from bodydata.registration.lift import lift_pose_files
 
-    def natural(p: Path) -> list:   # 2.obj before 10.obj
-        return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", p.name) if t]
-
     src = Path(poses)
-    files = (sorted((p for p in src.iterdir() if p.suffix.lower() in (".obj", ".off", ".ply")), key=natural)
+    files = (sorted((p for p in src.iterdir() if p.suffix.lower() in (".obj", ".off", ".ply")), key=lambda p: natural_key(p.name))
              if src.is_dir() else [src])
     if not files:
         raise click.UsageError(f"{poses}: no .obj/.off/.ply meshes")

@@ -7,7 +7,7 @@ import click
 def _list_poses(ctx: click.Context, _param, value: bool) -> None:
     if not value or ctx.resilient_parsing:
         return
-    from bodydata.sources.anny_poses import KEY_POSES
+    from bodydata.generator.poses import KEY_POSES
 
     for name, joints in KEY_POSES.items():
         desc = "; ".join(f"{j} " + ", ".join(f"{d} {v:+g}" for d, v in dofs.items()) for j, dofs in joints.items())
@@ -53,9 +53,9 @@ def synth_anny(identities, poses, seed, topology, also, out_dir, jitter, pose_na
 
     Layout: DIR/meshes/<id>/<pose>_<j>.ply, DIR/neutral/<id>.ply, DIR/truth/<id>/<pose>_<j>.json,
     DIR/identities.csv, DIR/synth.json, DIR/<other topology>/..., DIR/contact_sheet.png
-    (details: bodydata/sources/anny_synth.py).
+    (details: bodydata/generator/synth.py).
     """
-    from bodydata.sources.anny_synth import SynthError, run_synth
+    from bodydata.generator.synth import SynthError, run_synth
 
     names = [n.strip() for n in pose_names.split(",") if n.strip()] if pose_names else None
     try:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from bodydata.errors import BodydataError
-from bodydata.sources.base import natural_key
+from bodydata.naming import natural_key
 
 __all__ = ["ROLES", "MeshRecord", "Failure", "Pairing", "read_inputs", "pair_meshes", "drop_failed"]
 

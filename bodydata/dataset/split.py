@@ -10,7 +10,7 @@ from typing import Sequence
 import numpy as np
 
 from bodydata.errors import BodydataError
-from bodydata.sources.base import natural_key
+from bodydata.naming import natural_key
 
 __all__ = ["SPLIT_METHODS", "SplitError", "paper_split", "subject_split", "make_split"]
 

@@ -25,7 +25,8 @@ import os
 
 import numpy as np
 
-from bodydata.features.polar import skew, sym_to_vec6, vec6_to_sym
+from bodydata.features.polar import sym_to_vec6, vec6_to_sym
+from bodydata.mesh.rotations import skew
 
 __all__ = ["to_acap_matrices", "from_acap_matrices", "write_acap_txt", "read_acap_txt"]
 

@@ -13,20 +13,16 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from pathlib import Path
 
 import numpy as np
 
 from bodydata.errors import BodydataError
+from bodydata.naming import natural_key
 
 __all__ = ["list_meshes", "save_features", "load_features", "extract_files", "reconstruct_files", "MESH_SUFFIXES"]
 
 MESH_SUFFIXES = (".obj", ".ply", ".off")
-
-
-def _natural_key(p: Path):
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", p.name)]
 
 
 def list_meshes(source: str | os.PathLike) -> list[Path]:
@@ -34,7 +30,7 @@ def list_meshes(source: str | os.PathLike) -> list[Path]:
     relative to the manifest's folder; blank lines and ``#`` comments ignored)."""
     src = Path(source)
     if src.is_dir():
-        files = sorted((p for p in src.iterdir() if p.suffix.lower() in MESH_SUFFIXES and p.is_file()), key=_natural_key)
+        files = sorted((p for p in src.iterdir() if p.suffix.lower() in MESH_SUFFIXES and p.is_file()), key=lambda p: natural_key(p.name.lower()))
     elif src.is_file():
         files = []
         for line in src.read_text().splitlines():

@@ -9,12 +9,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bodydata.mesh.rotations import skew
+
 __all__ = [
     "polar_decompose",
     "rotation_log",
     "rotation_exp",
     "rotation_exp_torch",
-    "skew",
     "sym_to_vec6",
     "vec6_to_sym",
     "sym_to_vec6_torch",
@@ -99,20 +100,6 @@ def rotation_log(r: np.ndarray, zero_tol: float = 0.0) -> AxisAngle:
     theta = np.where(zero, 0.0, theta)
     axis[zero] = 0.0
     return AxisAngle(axis=axis, theta=theta)
-
-
-def skew(v: np.ndarray) -> np.ndarray:
-    """(..., 3) -> (..., 3, 3) cross-product matrices [v]_x."""
-    v = np.asarray(v, dtype=np.float64)
-    z = np.zeros(v.shape[:-1])
-    return np.stack(
-        [
-            np.stack([z, -v[..., 2], v[..., 1]], -1),
-            np.stack([v[..., 2], z, -v[..., 0]], -1),
-            np.stack([-v[..., 1], v[..., 0], z], -1),
-        ],
-        -2,
-    )
 
 
 def rotation_exp(r: np.ndarray) -> np.ndarray:

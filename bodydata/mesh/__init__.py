@@ -1,4 +1,5 @@
-"""Mesh I/O, validation and mesh operations (edges, one rings, cotangent weights, normals, areas)."""
+"""Mesh I/O, validation and mesh geometry: topology, cotangent weights, normals, areas (re-exported here); alignment,
+rotations, closest points and subdivision in their own modules (bodydata.mesh.alignment, .rotations, .closest, .subdivision)."""
 from bodydata.mesh.areas import face_areas, surface_area, vertex_areas
 from bodydata.mesh.cotangent import cotangent_laplacian, cotangent_weights, cotangents
 from bodydata.mesh.io import MeshData, read_mesh, write_mesh

@@ -40,7 +40,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from bodydata.errors import BodydataError
-from bodydata.neutral.procrustes import kabsch_rotation
+from bodydata.mesh.alignment import kabsch_rotation
 
 
 class ArapError(BodydataError, ValueError):

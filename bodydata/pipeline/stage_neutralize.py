@@ -52,20 +52,24 @@ def _process(item: Item, ctx: ItemContext) -> dict[str, Any]:
     o = ctx.options
     neutralizer = _neutralizer(o["template"], o["target"], o.get("spring_dir"))
     poses = list(zip(item.params["labels"], (Path(p) for p in item.inputs)))
-    row = neutralize_subject_files(neutralizer, item.key, poses, ctx.out_dir, png=bool(o.get("png", True)))
+    true = None
+    if item.params.get("truth"):
+        from bodydata.mesh import read_mesh
+
+        true = read_mesh(item.params["truth"], expected_vertices=neutralizer.template.n_vertices).vertices
+    row = neutralize_subject_files(neutralizer, item.key, poses, ctx.out_dir, png=bool(o.get("png", True)), truth=true)
     for rel in (row.get("output"), row.get("png")):
         if rel:
             ctx.outputs.append(Path(rel).as_posix())
     result = {k: v for k, v in row.items() if k not in ("subject", "status", "reason", "output", "png", "seconds")
               and isinstance(v, (str, int, float, bool))}
     result["solve_seconds"] = row.get("seconds", "")
-    if item.params.get("truth"):
+    if true is not None:
         # Generated sources know the true neutral: report the construction error with the row.
         from bodydata.mesh import read_mesh
-        from bodydata.neutral.procrustes import mean_euclidean_distance
+        from bodydata.mesh.alignment import mean_euclidean_distance
 
         built = read_mesh(ctx.out_dir / row["output"]).vertices
-        true = read_mesh(item.params["truth"], expected_vertices=len(built)).vertices
         result["med_to_truth_mm"] = round(1000.0 * mean_euclidean_distance(built, true, rigid=True), 3)
     return result
 

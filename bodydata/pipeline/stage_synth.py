@@ -11,12 +11,12 @@ __all__ = ["make_stage"]
 
 def _items(ctx: StageContext) -> Iterator[Item]:
     # One item: the generator is deterministic and writes every file atomically, so a run cut short is simply
-    # redone whole and gives the same bytes (tests/sources/test_anny_synth.py checks that).
+    # redone whole and gives the same bytes (tests/generator/test_generator_synth.py checks that).
     yield Item(key="bodies")
 
 
 def _process(item: Item, ctx: ItemContext) -> dict[str, Any]:
-    from bodydata.sources.anny_synth import run_synth
+    from bodydata.generator.synth import run_synth
 
     o = dict(ctx.options)
     summary = run_synth(

@@ -90,7 +90,8 @@ def _fill_row(registrar, row: ConvertRow, res, vertices: np.ndarray, faces: np.n
               out_path: str | Path | None) -> ConvertRow:
     """``row`` completed from a RegistrationResult: status, metrics (distances both ways); the mesh written when ok."""
     from bodydata.mesh import write_mesh
-    from bodydata.registration.metrics import SurfaceDistances, point_to_mesh
+    from bodydata.mesh.closest import point_to_mesh
+    from bodydata.registration.metrics import SurfaceDistances
 
     ignored = registrar.config.ignore_landmarks
     row.n_landmarks = len([k for k in registrar.template.landmarks if k in landmarks and k not in ignored])
@@ -252,7 +253,7 @@ def worst_png(rows: list[ConvertRow], template_faces: np.ndarray, path: str | Pa
 
     from bodydata.mesh import read_mesh
     from bodydata.mesh.normals import vertex_normals
-    from bodydata.registration.metrics import point_to_mesh
+    from bodydata.mesh.closest import point_to_mesh
     from bodydata.viz.png import save_png
 
     ok = [r for r in rows if r.status == "ok" and r.out_path and Path(r.out_path).is_file()]

@@ -74,7 +74,7 @@ def transfer(a: RemeshedShape, conv_a: np.ndarray, conv_b: np.ndarray, conv_face
     """Predicted B vertex (k,) for each sample ``a.vts`` via the converted meshes (same connectivity ``conv_faces``)."""
     from scipy.spatial import cKDTree
 
-    from bodydata.registration.metrics import closest_points
+    from bodydata.mesh.closest import closest_points
 
     _, face, bary, _ = closest_points(a.vertices[a.vts], conv_a, conv_faces)
     pb = np.einsum("kj,kjc->kc", bary, conv_b[conv_faces[face]])

@@ -59,7 +59,7 @@ class CageLift:
         the triangles incident to the closest triangle's corners as well, weighted by
         ``exp(-(d / h)^2)`` with ``d`` the distance from its closest point to each triangle's centroid and
         ``h`` the mean coarse edge length times ``smooth``."""
-        from bodydata.registration.metrics import closest_points
+        from bodydata.mesh.closest import closest_points
 
         cv = np.asarray(coarse_vertices, np.float64)
         cf = np.asarray(coarse_faces, np.int64)

@@ -2,7 +2,7 @@
 
 A body ``V (n, 3)`` in the template's own vertex order is turned into a target mesh of a different
 connectivity: midpoint subdivision (every triangle into 4) with every vertex moved at random inside one of
-its source triangles (:func:`bodydata.sources.anny_synth.jittered_subdivision`), then the vertex order is
+its source triangles (:func:`bodydata.mesh.subdivision.jittered_subdivision`), then the vertex order is
 shuffled so that no index carries over. The target lies exactly on ``V``'s surface, and ``V`` itself is the
 ground truth of a conversion back to the template's connectivity: converted vertex ``i`` should land on
 ``V[i]`` (MED = mean ``|converted_i - V_i|``). Landmarks on the target are the target vertices nearest to
@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bodydata.errors import BodydataError
+from bodydata.errors import BodydataError, MeshError
+from bodydata.mesh.subdivision import jittered_subdivision
 
 __all__ = ["RemeshedBody", "remesh_body"]
 
@@ -43,12 +44,11 @@ def remesh_body(vertices: np.ndarray, faces: np.ndarray, landmarks: dict[str, in
 
     vertices : (n, 3) float64; faces : (f, 3) int64 (every vertex used by a face); landmarks : {name:
     vertex id of ``vertices``}. The target has ``n + #edges`` vertices and ``4 f`` faces. Jitter sizes as
-    in :func:`bodydata.sources.anny_synth.jittered_subdivision` (small or sharply curved triangles whose
+    in :func:`bodydata.mesh.subdivision.jittered_subdivision` (small or sharply curved triangles whose
     normal would flip by the jitter keep exact corners and midpoints). Deterministic for a seed.
     """
     from scipy.spatial import cKDTree
 
-    from bodydata.sources.anny_synth import SynthError, jittered_subdivision
 
     v = np.asarray(vertices, np.float64)
     f = np.asarray(faces, np.int64)
@@ -62,8 +62,8 @@ def remesh_body(vertices: np.ndarray, faces: np.ndarray, landmarks: dict[str, in
     rng = np.random.default_rng(seed)
     try:
         rm = jittered_subdivision(f, len(v), rng, "body", corner_jitter, edge_jitter, reference_vertices=v)
-    except SynthError as exc:
-        raise BodydataError(str(exc)) from None
+    except MeshError as exc:
+        raise BodydataError(f"remesh: {exc.reason}") from None
     tv, tf = rm.apply(v), rm.faces
     face_ids, bary = rm.face_ids, rm.barycentrics
     if shuffle:

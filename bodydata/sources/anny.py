@@ -1,6 +1,6 @@
 """Adapter for the output folder of ``bodydata synth anny``: generated anny bodies with per-mesh ground truth.
 
-The layout is the generator's (``bodydata/sources/anny_synth.py``, layout_version 1)::
+The layout is the generator's (:mod:`bodydata.generator.layout`, layout_version 1)::
 
     DIR/synth.json                      run metadata; its "topologies" lists each connectivity's folder
                                         ("." for the main one), anny topology name and vertex count
@@ -17,13 +17,14 @@ z-up, facing -y, metres.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import numpy as np
 
 from bodydata.errors import MeshError
-from bodydata.sources.base import ManifestRow, SourceError, natural_key, register, require_dir, row_id
+from bodydata.generator import layout as synth_layout
+from bodydata.naming import natural_key
+from bodydata.sources.base import ManifestRow, SourceError, register, require_dir, row_id
 
 # Generator topology name -> manifest topology name.
 ANNY_TOPOLOGIES: dict[str, str] = {
@@ -31,8 +32,6 @@ ANNY_TOPOLOGIES: dict[str, str] = {
     "notoes_collapse10pc": "anny_notoes_collapse10pc",
     "anny": "anny_default",
 }
-_IDENTITY = re.compile(r"anny(\d+)")
-_STEM = re.compile(r"(.+)_(\d+)")
 
 
 def _plys(folder: Path) -> list[Path]:
@@ -56,7 +55,7 @@ class AnnyAdapter:
     def discover(self, root: Path, **options) -> list[ManifestRow]:
         root = require_dir(root, self.name, self.layout)
         self._root = root
-        meta_path = root / "synth.json"
+        meta_path = root / synth_layout.SYNTH_JSON
         if not meta_path.is_file():
             raise SourceError(f"{root}: no synth.json; expected {self.layout}")
         try:
@@ -71,19 +70,19 @@ class AnnyAdapter:
         for topo, folder in folders.items():
             manifest_topo = ANNY_TOPOLOGIES.get(topo, "auto")
             base = root / folder
-            for p in _plys(base / "meshes"):
+            for p in _plys(base / synth_layout.MESHES):
                 ident, stem = p.parent.name, p.stem
-                m_id, m_stem = _IDENTITY.fullmatch(ident), _STEM.fullmatch(stem)
-                truth = root / "truth" / ident / f"{stem}.json"
+                i_id, i_pose = synth_layout.identity_index(ident), synth_layout.pose_index(stem)
+                truth = root / synth_layout.truth_path(ident, stem)
                 rows.append(ManifestRow(
                     id=row_id(self.name, root, p), source=self.name, kind="generated", path=str(p), topology=manifest_topo,
-                    subject=str(int(m_id.group(1))) if m_id else ident, pose=str(int(m_stem.group(2))) if m_stem else "",
+                    subject=str(i_id) if i_id is not None else ident, pose=str(i_pose) if i_pose is not None else "",
                     units=units, up_axis=up, gt_path=str(truth), gt_kind="anny"))
-            for p in _plys(base / "neutral"):
-                m_id = _IDENTITY.fullmatch(p.stem)
+            for p in _plys(base / synth_layout.NEUTRAL):
+                i_id = synth_layout.identity_index(p.stem)
                 rows.append(ManifestRow(
                     id=row_id(self.name, root, p), source=self.name, kind="neutral", path=str(p), topology=manifest_topo,
-                    subject=str(int(m_id.group(1))) if m_id else p.stem, units=units, up_axis=up))
+                    subject=str(i_id) if i_id is not None else p.stem, units=units, up_axis=up))
         if not rows:
             raise SourceError(f"{root}: synth.json found but no meshes; expected {self.layout}")
         return rows

@@ -14,6 +14,7 @@ from typing import Callable, Protocol
 import numpy as np
 
 from bodydata.errors import BodydataError
+from bodydata.naming import natural_key
 
 # Vertex counts of the named topologies (a mesh of that topology must have exactly this many).
 # "own" = every mesh has its own connectivity (scans, independently remeshed shapes): no count check.
@@ -149,11 +150,6 @@ def mesh_files(root: Path, pattern: re.Pattern | None = None, suffixes=MESH_SUFF
             continue
         out.append(p)
     return sorted(out, key=lambda q: natural_key(str(q.relative_to(root))))
-
-
-def natural_key(text: str) -> list:
-    """Sort key that orders ``2.obj`` before ``10.obj``."""
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text)]
 
 
 def row_id(source: str, root: Path, path: Path) -> str:

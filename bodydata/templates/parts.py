@@ -19,11 +19,17 @@ a left/right swap is visible at a glance in renders.
 """
 from __future__ import annotations
 
+import os
+from pathlib import Path
+from typing import Sequence
+
 import networkx as nx
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components as _cc
 
+from bodydata.errors import TemplateError
+from bodydata.fsutil import atomic_write_text
 from bodydata.mesh.topology import edges as mesh_edges
 
 PART_NAMES: tuple[str, ...] = (
@@ -217,3 +223,60 @@ def part_graph_problems(graph: nx.Graph, part_names: tuple[str, ...] | list[str]
     if graph.number_of_nodes() and not nx.is_connected(graph):
         problems.append(f"part graph is not connected ({nx.number_connected_components(graph)} components)")
     return problems
+
+
+# ------------------------------------------------------------------------------------- parts CSV
+#: Columns of a parts CSV: one row per vertex.
+PARTS_CSV_COLUMNS: tuple[str, ...] = ("vertex_id", "part_id", "part_name")
+
+
+def write_parts_csv(path: str | os.PathLike, labels: np.ndarray, part_names: Sequence[str]) -> None:
+    """Write ``vertex_id,part_id,part_name`` rows for labels (n,) int (ids into ``part_names``), atomically."""
+    import pandas as pd
+
+    labels = np.asarray(labels, dtype=np.int64)
+    table = pd.DataFrame({
+        "vertex_id": np.arange(len(labels)),
+        "part_id": labels,
+        "part_name": np.asarray(part_names, dtype=object)[labels],
+    })
+    atomic_write_text(path, table.to_csv(index=False, lineterminator="\n"))
+
+
+def read_parts_csv(path: str | os.PathLike, n_vertices: int, part_names: Sequence[str] | None = None) -> np.ndarray:
+    """(n,) int64 part labels from a parts CSV that lists every vertex id 0..n-1 exactly once.
+
+    With ``part_names`` (a template folder) the header must be exactly ``vertex_id,part_id,part_name`` and
+    each row's name must be the name of its id; without (a bare mesh's parts file) the columns
+    ``vertex_id,part_id`` suffice. Problems raise one-line :class:`TemplateError`s naming the file (and line).
+    """
+    import pandas as pd
+
+    path = Path(path)
+    try:
+        df = pd.read_csv(path, dtype={"vertex_id": "int64", "part_id": "int64", "part_name": str}, keep_default_na=False)
+    except (ValueError, pd.errors.ParserError, OSError) as exc:
+        raise TemplateError(f"{path}: cannot parse ({' '.join(str(exc).split())})") from None
+    if part_names is not None and list(df.columns) != list(PARTS_CSV_COLUMNS):
+        raise TemplateError(f"{path}: the first line must be the header '{','.join(PARTS_CSV_COLUMNS)}'")
+    if not set(PARTS_CSV_COLUMNS[:2]) <= set(df.columns):
+        raise TemplateError(f"{path}: needs the columns {','.join(PARTS_CSV_COLUMNS[:2])}")
+    vid, pid = df["vertex_id"].to_numpy(), df["part_id"].to_numpy()
+    if len(vid) != n_vertices or not np.array_equal(np.sort(vid), np.arange(n_vertices)):
+        raise TemplateError(f"{path}: has {len(vid)} rows; expected each of the {n_vertices} vertex ids exactly once")
+    top = max(len(part_names), 1) if part_names is not None else np.iinfo(np.int64).max
+    bad = np.flatnonzero((pid < 0) | (pid >= top))
+    if len(bad):
+        allowed = f"0..{len(part_names) - 1}" if part_names is not None else "0 and up"
+        raise TemplateError(f"{path}: line {int(bad[0]) + 2}: part id {int(pid[bad[0]])} is outside {allowed}")
+    if part_names is not None:
+        names = df["part_name"].str.strip().to_numpy(dtype=object)
+        mism = np.flatnonzero(np.asarray(part_names, dtype=object)[pid] != names)
+        if len(mism):
+            i = int(mism[0])
+            raise TemplateError(
+                f"{path}: line {i + 2}: part id {int(pid[i])} is {part_names[pid[i]]!r} in template.json, not {names[i]!r}"
+            )
+    labels = np.empty(n_vertices, dtype=np.int64)
+    labels[vid] = pid
+    return labels

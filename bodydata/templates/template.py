@@ -30,7 +30,9 @@ from bodydata.templates.parts import (
     PART_NAMES,
     part_graph,
     part_graph_problems,
+    read_parts_csv,
     regions_per_part,
+    write_parts_csv,
 )
 
 FORMAT = "bodydata-template"
@@ -253,8 +255,6 @@ class Template:
     # ------------------------------------------------------------------ folder I/O
     def save(self, directory: str | os.PathLike) -> Path:
         """Write the template folder (created if needed); each file atomically, template.json last."""
-        import pandas as pd
-
         from bodydata.mesh import write_mesh
 
         self.validate_structure()
@@ -262,14 +262,7 @@ class Template:
         d.mkdir(parents=True, exist_ok=True)
         colors = np.round(PART_COLORS[self.part_labels] * 255).astype(np.uint8)
         write_mesh(d / FILES["mesh"], self.vertices, self.faces, colors=colors, binary=True)
-        table = pd.DataFrame(
-            {
-                "vertex_id": np.arange(self.n_vertices),
-                "part_id": self.part_labels,
-                "part_name": np.asarray(self.part_names, dtype=object)[self.part_labels],
-            }
-        )
-        atomic_write_text(d / FILES["parts"], table.to_csv(index=False, lineterminator="\n"))
+        write_parts_csv(d / FILES["parts"], self.part_labels, self.part_names)
         write_landmarks_csv(d / FILES["landmarks"], self.landmarks)
         doc = {
             "format": FORMAT,
@@ -325,7 +318,7 @@ class Template:
         except BodydataError as exc:
             raise TemplateError(str(exc)) from None
         part_names = list(doc.get("part_names", []))
-        labels = _read_parts_csv(d / files["parts"], len(mesh.vertices), part_names)
+        labels = read_parts_csv(d / files["parts"], len(mesh.vertices), part_names)
         landmarks = read_landmarks_csv(d / files["landmarks"], n_vertices=len(mesh.vertices))
         tpl = cls(
             name=str(doc.get("name", d.name)),
@@ -356,32 +349,6 @@ class Template:
             and (self.units, self.up_axis, self.front_axis) == (other.units, other.up_axis, other.front_axis)
             and json.loads(json.dumps(self.meta)) == json.loads(json.dumps(other.meta))
         )
-
-
-def _read_parts_csv(path: Path, n_vertices: int, part_names: list[str]) -> np.ndarray:
-    """(n,) int64 part labels from ``vertex_id,part_id,part_name`` rows (every vertex exactly once)."""
-    import pandas as pd
-
-    try:
-        df = pd.read_csv(path, dtype={"vertex_id": "int64", "part_id": "int64", "part_name": str}, keep_default_na=False)
-    except (ValueError, pd.errors.ParserError) as exc:
-        raise TemplateError(f"{path}: cannot parse ({' '.join(str(exc).split())})") from None
-    if list(df.columns) != ["vertex_id", "part_id", "part_name"]:
-        raise TemplateError(f"{path}: the first line must be the header 'vertex_id,part_id,part_name'")
-    vid, pid = df["vertex_id"].to_numpy(), df["part_id"].to_numpy()
-    if len(vid) != n_vertices or not np.array_equal(np.sort(vid), np.arange(n_vertices)):
-        raise TemplateError(f"{path}: has {len(vid)} rows; expected each of the {n_vertices} vertex ids exactly once")
-    bad = np.flatnonzero((pid < 0) | (pid >= max(len(part_names), 1)))
-    if len(bad):
-        raise TemplateError(f"{path}: line {int(bad[0]) + 2}: part id {int(pid[bad[0]])} is outside 0..{len(part_names) - 1}")
-    names = df["part_name"].str.strip().to_numpy(dtype=object)
-    mism = np.flatnonzero(np.asarray(part_names, dtype=object)[pid] != names)
-    if len(mism):
-        i = int(mism[0])
-        raise TemplateError(f"{path}: line {i + 2}: part id {int(pid[i])} is {part_names[pid[i]]!r} in template.json, not {names[i]!r}")
-    labels = np.empty(n_vertices, dtype=np.int64)
-    labels[vid] = pid
-    return labels
 
 
 # ---------------------------------------------------------------------- building and loading by name

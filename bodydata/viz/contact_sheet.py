@@ -15,6 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
+from bodydata.mesh.normals import face_normals
 from bodydata.viz.png import save_png
 
 
@@ -42,14 +43,21 @@ def project_mesh(
     Returns ``polygons`` (k, 3, 2) float64 image-plane corners (x right, y up, metres) and
     ``shade`` (k,) float64 in [0, 1] (Lambert term with a headlight slightly above the camera).
     """
+    polygons, shade, _ = project_faces(vertices, faces, view, up, light)
+    return polygons, shade
+
+
+def project_faces(vertices: np.ndarray, faces: np.ndarray, view: Sequence[float], up: Sequence[float],
+                  light: Sequence[float] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`project_mesh` plus ``face_ids`` (k,) int64: the row of ``faces`` each drawn polygon comes from,
+    so per-face values (colours, errors) can follow the polygons."""
     vertices = np.asarray(vertices, dtype=np.float64)
     faces = np.asarray(faces, dtype=np.int64)
     right, true_up, forward = _camera_axes(view, up)
     tri = vertices[faces]  # (m, 3, 3)
-    normals = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    norms = np.linalg.norm(normals, axis=1)
-    normals = normals / np.maximum(norms, 1e-300)[:, None]
+    normals = face_normals(vertices, faces)
     facing = normals @ forward < 0.0  # counter-clockwise outward normals point at the camera
+    face_ids = np.flatnonzero(facing)
     tri = tri[facing]
     normals = normals[facing]
     if light is None:
@@ -62,7 +70,7 @@ def project_mesh(
     order = np.argsort(-depth, kind="stable")  # far first
     tri = tri[order]
     polygons = np.stack([tri @ right, tri @ true_up], axis=-1)
-    return polygons, shade[order]
+    return polygons, shade[order], face_ids[order]
 
 
 def render_contact_sheet(

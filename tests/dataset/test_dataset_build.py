@@ -27,7 +27,7 @@ def data(tmp_path_factory):
     """Generated bodies, their manifest (scanned by the anny adapter) plus two bad rows, and two builds."""
     from bodydata.dataset.build import build_dataset
     from bodydata.fsutil import sha256_file
-    from bodydata.sources.anny_synth import run_synth
+    from bodydata.generator.synth import run_synth
     from bodydata.sources.scan import scan_source
 
     root = tmp_path_factory.mktemp("ds")

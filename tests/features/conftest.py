@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bodydata.sources.anny_poses import FAR_POSES as ANNY_POSES
-from bodydata.sources.anny_poses import pose_axis_angles as pose_anny
+from bodydata.generator.poses import FAR_POSES as ANNY_POSES
+from bodydata.generator.poses import pose_axis_angles as pose_anny
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ def anny_lite_bodies():
     Returns dict: ``poses`` (5, 3, n, 3) float64, ``neutral`` (5, n, 3) float64 (each identity's
     reference pose = true neutral), ``names`` (5, 3) pose stems, ``faces`` (m, 3) int64.
     """
-    from bodydata.sources.anny_synth import AnnySynth
+    from bodydata.generator.synth import AnnySynth
 
     synth = AnnySynth(topology="notoes_collapse10pc", check_intersections=False, device="cpu")
     poses, neutral, names = [], [], []

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from bodydata.neutral.neutralize import NeutralConfig, NeutralizeError, Neutralizer
-from bodydata.neutral.procrustes import mean_euclidean_distance
+from bodydata.mesh.alignment import mean_euclidean_distance
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,7 @@ def test_paper_rule_picks_the_smallest_rigid_residual(anny_lite_template, anny_l
 def test_joint_angles_are_relative_to_the_parent(neutralizer):
     sm = neutralizer.segments
     rng = np.random.default_rng(3)
-    from bodydata.neutral.segments import axis_angle_matrix
+    from bodydata.mesh.rotations import axis_angle_matrix
 
     # One rotation for the whole body: only the root has a joint angle.
     r = axis_angle_matrix(np.array([0.0, 0.6, 0.8]), np.array(0.7))

@@ -29,7 +29,7 @@ def _manifest(tmp_path, bodies, faces):
 
 def test_cli_writes_meshes_rows_and_skips_done(tmp_path, anny_lite_template, anny_lite_bodies, monkeypatch):
     from bodydata.cli.main import cli
-    from bodydata.neutral.procrustes import mean_euclidean_distance
+    from bodydata.mesh.alignment import mean_euclidean_distance
 
     tpl_dir = anny_lite_template.save(tmp_path / "tpl")
     # A template folder is not named 'anny-lite', so pass the target as a mesh file.

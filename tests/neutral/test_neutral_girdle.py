@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from bodydata.neutral.segments import SegmentModel, anny_joint_positions, axis_angle_matrix
+from bodydata.mesh.rotations import axis_angle_matrix
+from bodydata.neutral.segments import SegmentModel, anny_joint_positions
 
 
 def test_girdle_puts_the_shoulder_joint_back(anny_lite_template):

@@ -12,37 +12,8 @@ from bodydata.neutral.segments import (
     Segment,
     SegmentError,
     SegmentModel,
-    axis_angle_matrix,
-    swing_rotation,
-    twist_angle,
 )
-
-
-def test_swing_maps_u_to_d_with_the_smallest_angle():
-    rng = np.random.default_rng(0)
-    u = rng.normal(size=(200, 3))
-    u /= np.linalg.norm(u, axis=1, keepdims=True)
-    d = rng.normal(size=(200, 3))
-    d /= np.linalg.norm(d, axis=1, keepdims=True)
-    d[0], d[1] = u[0], -u[1]  # parallel and antiparallel
-    r = swing_rotation(u, d)
-    assert np.allclose(np.einsum("kab,kb->ka", r, u), d, atol=1e-9)
-    assert np.allclose(np.linalg.det(r), 1.0)
-    angle = Rotation.from_matrix(r).magnitude()
-    assert np.allclose(angle, np.arccos(np.clip(np.sum(u * d, 1), -1, 1)), atol=1e-7)
-
-
-def test_twist_angle_of_swing_times_twist():
-    rng = np.random.default_rng(1)
-    axis = rng.normal(size=(50, 3))
-    axis /= np.linalg.norm(axis, axis=1, keepdims=True)
-    theta = rng.uniform(-3.0, 3.0, 50)
-    twist = axis_angle_matrix(axis, theta)
-    perp = np.cross(axis, rng.normal(size=(50, 3)))
-    perp /= np.linalg.norm(perp, axis=1, keepdims=True)
-    swing = axis_angle_matrix(perp, rng.uniform(-1.0, 1.0, 50))
-    # R = swing @ twist: its twist about the axis is theta (swing about a perpendicular axis adds none).
-    assert np.allclose(twist_angle(swing @ twist, axis), theta, atol=1e-9)
+from bodydata.mesh.rotations import axis_angle_matrix
 
 
 def test_recovers_a_global_rotation(anny_lite_template):

@@ -19,7 +19,7 @@ def lite(anny_lite_template, anny_lite_template_dir, tmp_path_factory):
     """(template, template folder, prior path, bodies (2, 1229, 3) posed anny-lite bodies with their folder)."""
     from bodydata.features.acap import AcapExtractor
     from bodydata.registration.prior import build_prior
-    from bodydata.registration.synthetic import anny_bodies
+    from bodydata.generator.bodies import anny_bodies
 
     t = anny_lite_template
     root = tmp_path_factory.mktemp("convert_stage")
@@ -97,7 +97,7 @@ def test_convert_stage_rows_resume_and_downstream(lite, tmp_path):
         e = t.faces[:, :2]
         assert np.allclose(np.linalg.norm(al[e[:, 0]] - al[e[:, 1]], axis=1),
                            np.linalg.norm(got[e[:, 0]] - got[e[:, 1]], axis=1), atol=1e-9)
-        from bodydata.neutral.procrustes import align
+        from bodydata.mesh.alignment import align
 
         torso = np.isin(t.part_labels, [list(t.part_names).index(n) for n in stage_convert.TORSO_PARTS])
         assert np.allclose(al, align(got[torso], t.vertices[torso]).apply(got), atol=1e-9)

@@ -76,7 +76,7 @@ def test_convert_remeshed_scape_body(shared_data, tmp_path):
     The bound below is the measured figure plus ~20 %, so a regression fails."""
     from bodydata.features.acap import AcapExtractor
     from bodydata.mesh import read_mesh
-    from bodydata.neutral.procrustes import align
+    from bodydata.mesh.alignment import align
     from bodydata.registration.metrics import med, surface_distances
     from bodydata.registration.prior import build_prior
     from bodydata.registration.register import Registrar, RegistrationConfig

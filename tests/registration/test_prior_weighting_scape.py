@@ -10,7 +10,7 @@ def test_cotangent_round_trip_keeps_the_size_of_a_scape_body(shared_data, tmp_pa
     from bodydata.features.acap import AcapExtractor
     from bodydata.features.reconstruct import reconstruct
     from bodydata.mesh import read_mesh
-    from bodydata.neutral.procrustes import align
+    from bodydata.mesh.alignment import align
     from bodydata.templates.template import build_template, load_template
 
     files = {"mesh": shared_data / "scape" / "original_12500" / "mesh000.off",

@@ -38,7 +38,7 @@ def batch_setup(anny_lite_template, tmp_path_factory):
     from bodydata.features.acap import AcapExtractor
     from bodydata.registration.prior import build_prior
     from bodydata.registration.register import Registrar
-    from bodydata.registration.synthetic import anny_bodies, transfer_landmarks
+    from bodydata.generator.bodies import anny_bodies, transfer_landmarks
 
     t = anny_lite_template
     topo = "notoes_collapse10pc"

@@ -24,7 +24,7 @@ def lite_setup(anny_lite_template):
     from bodydata.features.acap import AcapExtractor
     from bodydata.registration.prior import build_prior
     from bodydata.registration.register import Registrar
-    from bodydata.registration.synthetic import anny_bodies
+    from bodydata.generator.bodies import anny_bodies
 
     t = anny_lite_template
     topo = "notoes_collapse10pc"
@@ -38,7 +38,7 @@ def lite_setup(anny_lite_template):
 def test_convert_anny_default_topology_to_lite(lite_setup):
     """A body in anny's 13,718-vertex topology, converted to the 1,229-vertex template: close to the truth."""
     from bodydata.registration.metrics import med
-    from bodydata.registration.synthetic import transfer_landmarks
+    from bodydata.generator.bodies import transfer_landmarks
 
     t, reg, test = lite_setup
     truth = test.vertices["notoes_collapse10pc"][0]
@@ -70,7 +70,7 @@ def test_failures_are_rows(lite_setup):
 def test_convert_rows_driver(lite_setup, tmp_path):
     from bodydata.mesh import write_mesh
     from bodydata.registration.convert import convert_rows, read_results
-    from bodydata.registration.synthetic import transfer_landmarks
+    from bodydata.generator.bodies import transfer_landmarks
     from bodydata.sources.base import ManifestRow
     from bodydata.templates.landmarks import write_landmarks_csv
 

@@ -31,7 +31,7 @@ def test_cavity_vertices_are_the_mouth_interior(anny_lite_template):
 def lite(anny_lite_template):
     from bodydata.features.acap import AcapExtractor
     from bodydata.registration.prior import build_prior
-    from bodydata.registration.synthetic import anny_bodies
+    from bodydata.generator.bodies import anny_bodies
 
     t = anny_lite_template
     topo = "notoes_collapse10pc"

@@ -257,7 +257,7 @@ def test_anny_generated_folder(tmp_path):
 
 def test_anny_adapter_reads_the_generator_output(tmp_path):
     """Coordination check with `bodydata synth anny`: its real output scans with every row ok."""
-    anny_synth = pytest.importorskip("bodydata.sources.anny_synth")
+    anny_synth = pytest.importorskip("bodydata.generator.synth")
     out = tmp_path / "synth"
     anny_synth.run_synth(out, identities=1, poses=1, topology="notoes_collapse10pc", sheet=False, progress=False)
     res = scan_source("anny", out, None, progress=False)

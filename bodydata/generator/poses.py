@@ -32,6 +32,8 @@ from typing import Mapping
 
 import numpy as np
 
+from bodydata.mesh.rotations import axis_angle_matrix
+
 ANTERIOR = np.array([0.0, -1.0, 0.0])
 POSTERIOR = -ANTERIOR
 LEFT = np.array([1.0, 0.0, 0.0])
@@ -471,7 +473,7 @@ class PoseRig:
         for d in range(len(self.dof_bones) - 1, -1, -1):
             bones, axes = self.dof_bones[d], self.dof_axes[d]
             theta = np.deg2rad(angles[:, d]) * self.dof_share[d]  # (B,)
-            rot = _rodrigues(axes[None, :, :], theta[:, None])  # (B, k, 3, 3)
+            rot = axis_angle_matrix(axes[None, :, :], theta[:, None])  # (B, k, 3, 3)
             out[:, bones] = rot @ out[:, bones]
         return out
 
@@ -482,18 +484,6 @@ class PoseRig:
         out[..., :3, :3] = rot
         out[..., 3, 3] = 1.0
         return out
-
-
-def _rodrigues(axes: np.ndarray, theta: np.ndarray) -> np.ndarray:
-    """Rotation matrices about unit ``axes`` (..., 3) by ``theta`` (...) radians -> (..., 3, 3)."""
-    x, y, z = axes[..., 0], axes[..., 1], axes[..., 2]
-    zero = np.zeros_like(x)
-    k = np.stack(
-        [np.stack([zero, -z, y], -1), np.stack([z, zero, -x], -1), np.stack([-y, x, zero], -1)], -2
-    )
-    s, c = np.sin(theta)[..., None, None], np.cos(theta)[..., None, None]
-    eye = np.eye(3)
-    return eye + s * k + (1.0 - c) * (k @ k)
 
 
 # A few far-apart raw poses (bone label -> axis-angle, radians), beyond the key-pose library's limits on purpose:

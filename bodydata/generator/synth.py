@@ -11,7 +11,7 @@ Output layout of ``bodydata synth anny --out DIR`` (``<id>`` = ``anny00000``, ``
     DIR/neutral/<id>.ply               the identity's true neutral body: anny's reference pose (every pose
                                        parameter identity; an A-pose), same topology
     DIR/truth/<id>/<stem>.json         ground truth of one posed mesh: identity, phenotype, pose name and
-                                       index, the anatomical joint angles (degrees, see anny_poses) and the
+                                       index, the anatomical joint angles (degrees, see generator/poses.py) and the
                                        anny ``local-ref`` pose parameters (one rotation vector per bone,
                                        radians, in ``synth.json`` bone order), checks (intersecting faces,
                                        edge stretch, attempts)
@@ -35,7 +35,7 @@ Phenotype distribution (:class:`PhenotypeDistribution`, adults; anny phenotype v
 * muscle, weight ``~ Beta(2, 2)``; proportions ``~ U(0, 1)``. (anny's own calibrated muscle and weight
   Betas are U-shaped, i.e. mostly extreme bodies, so they are not used.)
 
-Poses: key pose ``(offset_i + j) mod L`` of the library (:mod:`bodydata.sources.anny_poses`, ``L`` key
+Poses: key pose ``(offset_i + j) mod L`` of the library (:mod:`bodydata.generator.poses`, ``L`` key
 poses, ``offset_i`` drawn per identity), perturbed by Gaussian noise inside joint limits. anny places
 the root bone's head (the pelvis) at the origin; there is no global translation, and the only global
 rotation is the key pose's (and jitter's) ``pelvis`` DOFs.
@@ -69,7 +69,12 @@ import numpy as np
 
 from bodydata.errors import BodydataError
 from bodydata.fsutil import atomic_write_text
-from bodydata.sources import anny_poses
+from bodydata.generator import layout
+from bodydata.generator import poses as pose_library
+from bodydata.generator.layout import identity_name, pose_stem
+from bodydata.mesh.rotations import rotation_vectors
+from bodydata.mesh.subdivision import BarycentricRemesh, jittered_subdivision
+from bodydata.mesh.topology import edges
 
 #: Our topology names -> anny topology names.
 TOPOLOGIES: dict[str, str] = {
@@ -82,7 +87,6 @@ REMESHES = ("subdiv",)
 PHENOTYPE_KEYS = ("gender", "age", "muscle", "weight", "height", "proportions")
 #: Fixed seed of the ``subdiv`` connectivity, so every run (any --seed) shares it.
 SUBDIV_SEED = 20260
-LAYOUT_VERSION = 1
 
 
 class SynthError(BodydataError, ValueError):
@@ -123,7 +127,7 @@ class SynthBody:
     """One posed body.
 
     vertices : (n, 3) float64 in the main topology; ``extra`` maps another topology to its (n', 3) float64.
-    angles : (n_dofs,) float64 degrees (order of ``anny_poses.dof_keys()``).
+    angles : (n_dofs,) float64 degrees (order of ``pose_library.dof_keys()``).
     rotvecs : (n_bones, 3) float64 anny ``local-ref`` rotation vectors (radians).
     """
 
@@ -141,7 +145,7 @@ class SynthBody:
 
     @property
     def stem(self) -> str:
-        return f"{self.pose_name}_{self.pose_index:03d}"
+        return pose_stem(self.pose_name, self.pose_index)
 
 
 @dataclass
@@ -167,10 +171,6 @@ class SynthSummary:
     n_fallback: int
     seconds: float
     sheet: Path | None = None
-
-
-def identity_name(i: int) -> str:
-    return f"anny{i:05d}"
 
 
 def _rng(*key: int) -> np.random.Generator:
@@ -220,127 +220,6 @@ def sample_phenotype(
     return Phenotype(sex, float(age_years), float(gender), age, muscle, weight, height, proportions)
 
 
-def _rotvecs(rot: np.ndarray) -> np.ndarray:
-    """Rotation matrices (..., 3, 3) -> rotation vectors (..., 3) radians."""
-    from scipy.spatial.transform import Rotation
-
-    shape = rot.shape[:-2]
-    return Rotation.from_matrix(rot.reshape(-1, 3, 3)).as_rotvec().reshape(shape + (3,))
-
-
-@dataclass
-class BarycentricRemesh:
-    """A connectivity whose vertices lie on the faces of a source topology (the map is exact).
-
-    face_ids : (n,) int64 source face of each vertex; barycentrics : (n, 3) float64 weights of that
-    face's corners (rows sum to 1); faces : (m, 3) int64 the new triangles; source : topology name.
-    A body in the source topology, ``V (n_src, 3)``, is ``(barycentrics[..., None] * V[src_faces[face_ids]]).sum(1)``
-    in this one.
-    """
-
-    face_ids: np.ndarray
-    barycentrics: np.ndarray
-    faces: np.ndarray
-    source: str
-    source_faces: np.ndarray
-
-    def apply(self, vertices: np.ndarray) -> np.ndarray:
-        """(..., n_src, 3) float64 source-topology vertices -> (..., n, 3) float64."""
-        corners = vertices[..., self.source_faces[self.face_ids], :]  # (..., n, 3, 3)
-        return np.einsum("nk,...nkd->...nd", self.barycentrics, corners)
-
-
-def jittered_subdivision(
-    faces: np.ndarray, n_vertices: int, rng: np.random.Generator, source: str,
-    corner_jitter: float = 0.15, edge_jitter: float = 0.15, reference_vertices: np.ndarray | None = None,
-) -> BarycentricRemesh:
-    """Midpoint subdivision of ``faces`` (every triangle into 4) with every vertex moved at random
-    inside one of its incident source triangles, so no vertex coincides with a source vertex and the
-    connectivity differs, while each vertex keeps an exact (face, barycentric) map to the source.
-
-    Original vertex ``i`` keeps its index; the midpoint of unique edge ``e`` (sorted, as
-    ``np.unique``) gets ``n_vertices + e``. Corner vertices move a barycentric distance up to
-    ``corner_jitter`` into an incident face, midpoints up to ``edge_jitter`` towards the opposite corner
-    and up to 0.1 along their edge. With ``reference_vertices`` ((n_vertices, 3) or (k, n_vertices, 3)
-    float64, bodies in the source topology), vertices of small triangles whose normal turns by more than 60 degrees
-    against the plain subdivision (tiny or strongly curved source triangles: fingers, ears) are put
-    back at their exact corner or midpoint, repeatedly until none does.
-    """
-    faces = np.asarray(faces, dtype=np.int64)
-    m = len(faces)
-    corner_edges = np.stack([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]], axis=1)  # (m, 3, 2)
-    edges, inverse = np.unique(np.sort(corner_edges.reshape(-1, 2), axis=1), axis=0, return_inverse=True)
-    inverse = inverse.reshape(m, 3)
-    mid = n_vertices + inverse  # (m, 3): midpoints of edges ab, bc, ca
-    a, b, c = faces[:, 0], faces[:, 1], faces[:, 2]
-    mab, mbc, mca = mid[:, 0], mid[:, 1], mid[:, 2]
-    new_faces = np.concatenate([
-        np.stack([a, mab, mca], 1), np.stack([mab, b, mbc], 1),
-        np.stack([mca, mbc, c], 1), np.stack([mab, mbc, mca], 1),
-    ])
-    # Corner vertices: a random incident face (corner slot k of face f).
-    flat = faces.reshape(-1)
-    order = np.argsort(flat, kind="stable")
-    counts = np.bincount(flat, minlength=n_vertices)
-    if np.any(counts == 0):
-        raise SynthError("subdiv: the source topology has vertices without faces")
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    pick = order[starts + np.floor(rng.random(n_vertices) * counts).astype(np.int64)]
-    v_face, v_slot = pick // 3, pick % 3
-    s = rng.random(n_vertices) * corner_jitter
-    w = 0.25 + 0.5 * rng.random(n_vertices)
-    v_bary = np.empty((n_vertices, 3))
-    v_bary[np.arange(n_vertices), v_slot] = 1.0 - s
-    v_bary[np.arange(n_vertices), (v_slot + 1) % 3] = s * w
-    v_bary[np.arange(n_vertices), (v_slot + 2) % 3] = s * (1.0 - w)
-    # Midpoints: a random adjacent face of each edge (edge slot k of face f joins corners k, k+1).
-    n_edges = len(edges)
-    e_flat = inverse.reshape(-1)
-    e_order = np.argsort(e_flat, kind="stable")
-    e_counts = np.bincount(e_flat, minlength=n_edges)
-    e_starts = np.concatenate([[0], np.cumsum(e_counts)[:-1]])
-    e_pick = e_order[e_starts + np.floor(rng.random(n_edges) * e_counts).astype(np.int64)]
-    e_face, e_slot = e_pick // 3, e_pick % 3
-    t = rng.random(n_edges) * edge_jitter
-    d = (rng.random(n_edges) - 0.5) * 0.2
-    e_bary = np.empty((n_edges, 3))
-    rows = np.arange(n_edges)
-    e_bary[rows, e_slot] = (0.5 + d) * (1.0 - t)
-    e_bary[rows, (e_slot + 1) % 3] = (0.5 - d) * (1.0 - t)
-    e_bary[rows, (e_slot + 2) % 3] = t
-    remesh = BarycentricRemesh(
-        face_ids=np.concatenate([v_face, e_face]).astype(np.int64),
-        barycentrics=np.concatenate([v_bary, e_bary]),
-        faces=new_faces,
-        source=source,
-        source_faces=faces,
-    )
-    if reference_vertices is not None:
-        exact = np.concatenate([
-            np.eye(3)[v_slot],
-            np.stack([(e_slot == 0) | (e_slot == 2), (e_slot == 0) | (e_slot == 1), (e_slot == 1) | (e_slot == 2)], 1)
-            * 0.5,
-        ])
-        plain = BarycentricRemesh(remesh.face_ids, exact, new_faces, source, faces)
-        refs = np.asarray(reference_vertices, dtype=np.float64).reshape(-1, n_vertices, 3)
-        targets = [_unit_normals(plain.apply(r), new_faces) for r in refs]
-        for _ in range(10):
-            bad = np.zeros(len(new_faces), dtype=bool)
-            for r, target in zip(refs, targets):
-                normals = _unit_normals(remesh.apply(r), new_faces)
-                bad |= np.einsum("ij,ij->i", normals, target) < 0.5
-            if not bad.any():
-                break
-            verts = np.unique(new_faces[bad])
-            remesh.barycentrics[verts] = exact[verts]
-    return remesh
-
-
-def _unit_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    n = np.cross(vertices[faces[:, 1]] - vertices[faces[:, 0]], vertices[faces[:, 2]] - vertices[faces[:, 0]])
-    return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-300)
-
-
 class AnnySynth:
     """Builds the anny model(s) once, then samples, poses (batched), checks and writes bodies.
 
@@ -370,10 +249,10 @@ class AnnySynth:
                 raise SynthError(f"unknown topology {t!r}; choose from {', '.join((*TOPOLOGIES, *REMESHES))}")
         if topology in extra_topologies:
             raise SynthError(f"extra topology {topology!r} is the main topology")
-        names = tuple(pose_names) if pose_names else anny_poses.POSE_NAMES
-        unknown = [n for n in names if n not in anny_poses.KEY_POSES]
+        names = tuple(pose_names) if pose_names else pose_library.POSE_NAMES
+        unknown = [n for n in names if n not in pose_library.KEY_POSES]
         if unknown:
-            raise SynthError(f"unknown pose names {unknown}; known: {', '.join(anny_poses.POSE_NAMES)}")
+            raise SynthError(f"unknown pose names {unknown}; known: {', '.join(pose_library.POSE_NAMES)}")
         if jitter < 0 or max_attempts < 1 or batch_size < 1:
             raise SynthError("jitter must be >= 0, max_attempts and batch_size >= 1")
         import torch
@@ -410,7 +289,7 @@ class AnnySynth:
             ref = main()
         # Axes of the anatomical DOFs come from the average body's reference pose, so the pose
         # parameters of a key pose do not depend on the identity.
-        self.rig = anny_poses.PoseRig.from_reference(self.bone_labels, ref["bone_poses"][0, :, :3, 3].cpu().numpy())
+        self.rig = pose_library.PoseRig.from_reference(self.bone_labels, ref["bone_poses"][0, :, :3, 3].cpu().numpy())
         self.remeshes: dict[str, BarycentricRemesh] = {}
         if "subdiv" in self.extra_topologies:
             self.remeshes["subdiv"] = jittered_subdivision(
@@ -419,7 +298,7 @@ class AnnySynth:
             )
             self.faces["subdiv"] = self.remeshes["subdiv"].faces
         self.bone_parents = np.asarray(main.bone_parents, dtype=np.int64)
-        self.edges = _edges(self.faces[topology])
+        self.edges = edges(self.faces[topology])
         self.collision = None
         if check_intersections:
             try:
@@ -430,7 +309,7 @@ class AnnySynth:
                 import warnings
 
                 warnings.warn(f"self-intersection check disabled: {exc}")
-        self.key_vectors = {n: anny_poses.key_pose_vector(n) for n in self.pose_names}
+        self.key_vectors = {n: pose_library.key_pose_vector(n) for n in self.pose_names}
 
     def _extreme_bodies(self) -> np.ndarray:
         """(9, n, 3) float64: the average body and the 8 corners of (gender, weight, height) at the
@@ -455,7 +334,7 @@ class AnnySynth:
     def pose_angles(self, seed: int, index: int, j: int, attempt: int) -> np.ndarray:
         """(n_dofs,) float64 degrees for pose ``j`` of identity ``index``, attempt ``attempt``."""
         key = self.key_vectors[self.pose_name(seed, index, j)]
-        return anny_poses.perturb(key, _rng(seed, 1, index, j, attempt), self.jitter)
+        return pose_library.perturb(key, _rng(seed, 1, index, j, attempt), self.jitter)
 
     # ------------------------------------------------------------------ forward pass
     def forward(self, phenotype: Phenotype, angles: np.ndarray, topology: str | None = None) -> dict[str, np.ndarray]:
@@ -555,7 +434,7 @@ class AnnySynth:
                 else self.forward(phen, batch_angles, t)["vertices"]
                 for t in self.extra_topologies
             }
-            rot = _rotvecs(self.rig.rotations(batch_angles))
+            rot = rotation_vectors(self.rig.rotations(batch_angles))
             for k, j in enumerate(js):
                 a, v, inter_j, stretch_j, n_att, fb = done[j]
                 bodies.append(SynthBody(
@@ -569,18 +448,12 @@ class AnnySynth:
 
 
 # ---------------------------------------------------------------------------------------- writing
-def _edges(faces: np.ndarray) -> np.ndarray:
-    e = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
-    e = np.sort(e, axis=1)
-    return np.unique(e, axis=0)
-
-
 def _truth_record(synth: AnnySynth, ident: SynthIdentity, body: SynthBody) -> dict:
-    keys = anny_poses.dof_keys()
+    keys = pose_library.dof_keys()
     return {
         "identity": ident.identity,
-        "mesh": f"meshes/{ident.identity}/{body.stem}.ply",
-        "neutral": f"neutral/{ident.identity}.ply",
+        "mesh": layout.mesh_path(ident.identity, body.stem),
+        "neutral": layout.neutral_path(ident.identity),
         "topology": synth.topology,
         "phenotype": ident.phenotype.values(),
         "sex": ident.phenotype.sex,
@@ -603,13 +476,13 @@ def write_identity(out_dir: Path, synth: AnnySynth, ident: SynthIdentity) -> Non
 
     for t, v in ident.neutral.items():
         base = out_dir if t == synth.topology else out_dir / t
-        write_mesh(base / "neutral" / f"{ident.identity}.ply", v, synth.faces[t])
+        write_mesh(base / layout.neutral_path(ident.identity), v, synth.faces[t])
     for body in ident.bodies:
-        write_mesh(out_dir / "meshes" / ident.identity / f"{body.stem}.ply", body.vertices, synth.faces[synth.topology])
+        write_mesh(out_dir / layout.mesh_path(ident.identity, body.stem), body.vertices, synth.faces[synth.topology])
         for t, v in body.extra.items():
-            write_mesh(out_dir / t / "meshes" / ident.identity / f"{body.stem}.ply", v, synth.faces[t])
+            write_mesh(out_dir / t / layout.mesh_path(ident.identity, body.stem), v, synth.faces[t])
         atomic_write_text(
-            out_dir / "truth" / ident.identity / f"{body.stem}.json",
+            out_dir / layout.truth_path(ident.identity, body.stem),
             json.dumps(_truth_record(synth, ident, body), indent=1) + "\n",
         )
 
@@ -674,14 +547,14 @@ def run_synth(
         ]
         idents.append(ident)
     bar.close()
-    atomic_write_text(out / "identities.csv", _identities_csv(idents))
+    atomic_write_text(out / layout.IDENTITIES_CSV, _identities_csv(idents))
     for t, r in synth.remeshes.items():
-        _write_map(out / t / "map.npz", r)
+        _write_map(out / layout.map_path(t), r)
     n_rejected = sum(x.rejected for x in idents)
     n_fallback = sum(b.fallback for x in idents for b in x.bodies)
     n_bodies = sum(len(x.bodies) for x in idents)
     meta = {
-        "layout_version": LAYOUT_VERSION,
+        "layout_version": layout.LAYOUT_VERSION,
         "generator": "bodydata synth anny",
         "bodydata_version": _bodydata_version(),
         "anny_version": synth.anny_version,
@@ -696,7 +569,7 @@ def run_synth(
             **{t: {"anny_topology": TOPOLOGIES[t], "vertices": int(synth.models[t].template_vertices.shape[0]),
                    "faces": int(len(synth.faces[t])), "folder": "." if t == synth.topology else t}
                for t in synth.models},
-            **{t: {"derived_from": r.source, "map": f"{t}/map.npz", "vertices": int(len(r.face_ids)),
+            **{t: {"derived_from": r.source, "map": layout.map_path(t), "vertices": int(len(r.face_ids)),
                    "faces": int(len(r.faces)), "folder": t,
                    "construction": "midpoint subdivision, each vertex moved at random inside an incident source "
                                    f"triangle (fixed seed {SUBDIV_SEED})"}
@@ -708,12 +581,12 @@ def run_synth(
         "neutral_pose": "anny reference pose (all local-ref pose parameters identity; an A-pose)",
         "phenotype_distribution": asdict(synth.distribution),
         "bone_labels": synth.bone_labels,
-        "dof_keys": anny_poses.dof_keys(),
-        "key_poses": {n: anny_poses.KEY_POSES[n] for n in synth.pose_names},
+        "dof_keys": pose_library.dof_keys(),
+        "key_poses": {n: pose_library.KEY_POSES[n] for n in synth.pose_names},
         "counts": {"identities": len(idents), "bodies": n_bodies, "rejected_samples": n_rejected,
                    "fallback_to_key_pose": n_fallback},
     }
-    atomic_write_text(out / "synth.json", json.dumps(meta, indent=1) + "\n")
+    atomic_write_text(out / layout.SYNTH_JSON, json.dumps(meta, indent=1) + "\n")
     sheet_path = None
     if sheet:
         from bodydata.viz.contact_sheet import render_contact_sheet

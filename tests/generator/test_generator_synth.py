@@ -14,8 +14,8 @@ anny = pytest.importorskip("anny")
 
 from bodydata.fsutil import sha256_file  # noqa: E402
 from bodydata.mesh import read_mesh  # noqa: E402
-from bodydata.sources import anny_poses  # noqa: E402
-from bodydata.sources.anny_synth import (  # noqa: E402
+from bodydata.generator import poses as anny_poses  # noqa: E402
+from bodydata.generator.synth import (  # noqa: E402
     AnnySynth,
     PhenotypeDistribution,
     SynthError,
@@ -182,7 +182,7 @@ def test_subdiv_connectivity_has_an_exact_map_back(tmp_path):
     assert np.allclose(bary.sum(1), 1.0) and bary.min() >= 0.0
     meta = json.loads((out / "synth.json").read_text())
     assert meta["topologies"]["subdiv"]["derived_from"] == TOPO
-    from bodydata.sources.anny_synth import jittered_subdivision
+    from bodydata.mesh.subdivision import jittered_subdivision
 
     for stem in sorted(p.name for p in (out / "meshes" / "anny00001").iterdir()):
         main = read_mesh(out / "meshes" / "anny00001" / stem)

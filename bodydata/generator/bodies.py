@@ -20,10 +20,10 @@ class AnnyBodies:
 
 def anny_bodies(topology: str, n_identities: int, n_poses: int, seed: int = 0, first_identity: int = 0,
                 extra_topologies: tuple[str, ...] = (), device: str | None = None) -> AnnyBodies:
-    """Sample ``n_identities x n_poses`` plausible posed anny bodies (bodydata.sources.anny_synth), identities
+    """Sample ``n_identities x n_poses`` plausible posed anny bodies (bodydata.generator.synth), identities
     ``first_identity ..``; the same bodies are also produced in ``extra_topologies`` (e.g. ``"anny"``, the
     13,718-vertex default topology)."""
-    from bodydata.sources.anny_synth import AnnySynth
+    from bodydata.generator.synth import AnnySynth
 
     synth = AnnySynth(topology=topology, extra_topologies=extra_topologies, check_intersections=False,
                       device=device or "cpu")

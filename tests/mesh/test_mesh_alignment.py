@@ -5,7 +5,14 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from bodydata.neutral.procrustes import AlignmentError, align, kabsch_rotation, mean_euclidean_distance, rigid_residual
+from bodydata.mesh.alignment import (
+    AlignmentError,
+    align,
+    kabsch_rotation,
+    mean_euclidean_distance,
+    rigid_residual,
+    vertex_distances,
+)
 
 
 def test_recovers_rigid_and_similarity_transforms_batched():
@@ -56,3 +63,19 @@ def test_bad_input_raises():
         align(np.zeros((5, 3)), np.zeros((6, 3)))
     with pytest.raises(AlignmentError):
         align(np.full((5, 3), np.nan), np.zeros((5, 3)))
+
+
+def test_vertex_distances_after_alignment_match_a_loop():
+    rng = np.random.default_rng(6)
+    a = rng.normal(size=(30, 3))
+    b = a @ Rotation.random(random_state=7).as_matrix().T + [0.5, -1.0, 2.0]
+    bump = np.zeros_like(b)
+    bump[3] = [0.0, 0.0, 0.2]  # one vertex off: the rigid fit spreads a little of it over the others
+    d = vertex_distances(a, b + bump)
+    fit = align(a, b + bump)
+    for i in range(len(a)):
+        moved = fit.scale * fit.rotation @ a[i] + fit.translation
+        assert np.isclose(d[i], np.linalg.norm(moved - (b + bump)[i]))
+    assert d.argmax() == 3 and 0.15 < d[3] < 0.2
+    assert np.isclose(mean_euclidean_distance(a, b + bump), d.mean())
+    assert np.allclose(vertex_distances(a, a + 1.0, rigid=False), np.sqrt(3.0))

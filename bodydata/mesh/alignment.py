@@ -109,9 +109,15 @@ def rigid_residual(source: np.ndarray, target: np.ndarray, weights: np.ndarray |
     return align(source, target, weights).rms
 
 
-def mean_euclidean_distance(a: np.ndarray, b: np.ndarray, rigid: bool = True) -> float:
-    """Mean per-vertex Euclidean distance between (n, 3) point sets, after rigid alignment of a onto b if ``rigid``."""
+def vertex_distances(a: np.ndarray, b: np.ndarray, rigid: bool = True) -> np.ndarray:
+    """(n,) float64 Euclidean distance of each point of a (n, 3) to its counterpart in b (n, 3), after rigid
+    alignment of a onto b if ``rigid`` (same units as the input)."""
     a = np.asarray(a, dtype=np.float64)
     if rigid:
         a = align(a, b).apply(a)
-    return float(np.linalg.norm(a - np.asarray(b, dtype=np.float64), axis=-1).mean())
+    return np.linalg.norm(a - np.asarray(b, dtype=np.float64), axis=-1)
+
+
+def mean_euclidean_distance(a: np.ndarray, b: np.ndarray, rigid: bool = True) -> float:
+    """Mean per-vertex Euclidean distance between (n, 3) point sets, after rigid alignment of a onto b if ``rigid``."""
+    return float(vertex_distances(a, b, rigid).mean())

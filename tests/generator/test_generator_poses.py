@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bodydata.sources import anny_poses as ap
+from bodydata.generator import poses as ap
 
 torch = pytest.importorskip("torch")
 anny = pytest.importorskip("anny")
@@ -64,24 +64,6 @@ def test_rotations_are_proper_and_identity_at_zero(model_and_rig):
     assert np.allclose(rot @ np.swapaxes(rot, -1, -2), eye, atol=1e-12)
     assert np.allclose(np.linalg.det(rot), 1.0)
     assert np.allclose(rig.rotations(np.zeros((1, len(ap.dof_keys())))), np.eye(3))
-
-
-def test_rodrigues_matches_a_plain_loop():
-    rng = np.random.default_rng(3)
-    axes = rng.normal(size=(5, 3))
-    axes /= np.linalg.norm(axes, axis=1, keepdims=True)
-    theta = rng.uniform(-3, 3, size=5)
-    got = ap._rodrigues(axes, theta)
-    for k in range(5):
-        x, y, z = axes[k]
-        c, s = np.cos(theta[k]), np.sin(theta[k])
-        C = 1 - c
-        ref = np.array([
-            [c + x * x * C, x * y * C - z * s, x * z * C + y * s],
-            [y * x * C + z * s, c + y * y * C, y * z * C - x * s],
-            [z * x * C - y * s, z * y * C + x * s, c + z * z * C],
-        ])
-        assert np.allclose(got[k], ref)
 
 
 def test_left_is_plus_x_and_front_is_minus_y(model_and_rig):
