@@ -8,7 +8,7 @@ import pytest
 def tiny_dataset(tmp_path_factory):
     """(dataset folder, synth folder): subject split with one test identity."""
     from bodydata.dataset.build import build_dataset
-    from bodydata.sources.anny_synth import run_synth
+    from bodydata.generator.synth import run_synth
     from bodydata.sources.scan import scan_source
 
     root = tmp_path_factory.mktemp("tiny_ds")
