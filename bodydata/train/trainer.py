@@ -72,7 +72,7 @@ def train_step(net: torch.nn.Module, batch: PairBatch, eps: torch.Tensor | None,
     loss = total_loss(terms, weights)
     if not torch.isfinite(loss):
         bad = next((k for k, v in terms.items() if not torch.isfinite(v)), "total")
-        raise TrainError(f"loss term {bad} is {float(terms.get(bad, loss))}")
+        raise TrainError(f"loss term {bad} is {float(terms.get(bad, loss).detach())}")
     if optimizer is not None:
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
