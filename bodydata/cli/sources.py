@@ -34,6 +34,7 @@ def scan(source: str, root: str, out: str, landmarks: str | None, units: str | N
          strict: bool, quiet: bool) -> None:
     """Scan ROOT with the SOURCE adapter: hash and validate every mesh, write the manifest to OUT."""
     from bodydata.errors import BodydataError
+    from bodydata.manifest.status import STATUS_FAILED
     from bodydata.sources.scan import scan_source
 
     options = {k: v for k, v in {"landmarks": landmarks, "units": units, "up_axis": up_axis}.items() if v is not None}
@@ -43,7 +44,7 @@ def scan(source: str, root: str, out: str, landmarks: str | None, units: str | N
         raise click.ClickException(str(exc)) from None
     click.echo(f"{out}: {len(result.rows)} rows, {result.n_ok} ok, {result.n_failed} failed")
     for row in result.rows:
-        if row.status != "ok":
+        if row.status == STATUS_FAILED:
             click.echo(f"  failed: {row.error}", err=True)
     if strict and result.n_failed:
         raise SystemExit(1)

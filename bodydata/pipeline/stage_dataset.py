@@ -37,36 +37,28 @@ def _combined_manifest(sources_csv: str, neutral_dir: str, path: Path) -> None:
     """Pose rows of the source manifest (role pose) + one row per constructed neutral (role neutral).
 
     With a neutral step, ground-truth neutrals of the source (``kind=neutral``) are left out: the dataset is built
-    the way it would be from real scans, from the constructed neutrals.
+    the way it would be from real scans, from the constructed neutrals. A neutral step's items are the subject
+    keys of :func:`bodydata.neutral.neutralize.read_subjects` over the same manifest.
     """
-    import pandas as pd
-
     from bodydata.fsutil import sha256_file
-    from bodydata.sources.scan import read_manifest
+    from bodydata.manifest.source_rows import read_source_rows, write_source_rows
+    from bodydata.neutral.neutralize import constructed_neutral_row, read_subjects
 
-    table = read_manifest(sources_csv)
+    rows = read_source_rows(sources_csv)
     if neutral_dir:
-        table = table[table["kind"] != "neutral"].copy()
-        table["role"] = "pose"
-        source_of = {}
-        for rec in table.to_dict("records"):
-            multi = table["source"].nunique() > 1
-            source_of[f"{rec['source']}_{rec['subject']}" if multi else rec["subject"]] = (rec["source"], rec["subject"])
-        extra = []
-        for r in read_rows(Path(neutral_dir)):
-            if r.status != "done" or r.item not in source_of:
+        subjects = read_subjects(sources_csv)
+        rows = [r for r in rows if r.kind != "neutral"]
+        for r in rows:
+            r.extra["role"] = "pose"
+        for done in read_rows(Path(neutral_dir)):
+            mesh = next((o for o in done.outputs if o.endswith(".ply")), None)
+            if done.status != "done" or done.item not in subjects or mesh is None:
                 continue
-            mesh = next((o for o in r.outputs if o.endswith(".ply")), None)
-            if mesh is None:
-                continue
-            src, subj = source_of[r.item]
             full = (Path(neutral_dir) / mesh).resolve()
-            extra.append({**{c: "" for c in table.columns}, "id": f"{src}-neutral-{subj}", "source": src,
-                          "kind": "constructed_neutral", "path": str(full), "subject": subj,
-                          "sha256": sha256_file(full), "status": "ok", "role": "neutral",
-                          "topology": table["topology"].iloc[0] if len(table) else ""})
-        table = pd.concat([table, pd.DataFrame(extra)], ignore_index=True)
-    table.to_csv(path, index=False)
+            row = constructed_neutral_row(subjects[done.item], full, sha256_file(full))
+            row.extra["role"] = "neutral"
+            rows.append(row)
+    write_source_rows(path, rows)
 
 
 def _process(item: Item, ctx: ItemContext) -> dict[str, Any]:

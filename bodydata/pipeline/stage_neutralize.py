@@ -26,24 +26,13 @@ def _neutralizer(template: str, target: str, spring_dir: str | None):
     return _NEUTRALIZERS[key]
 
 
-def _true_neutrals(path: Path) -> dict[str, str]:
-    """Subject -> path of its ground-truth neutral (``kind=neutral`` rows, e.g. the anny generator's)."""
-    import csv
-
-    with open(path, newline="", encoding="utf-8") as fh:
-        rows = [r for r in csv.DictReader(fh) if r.get("kind") == "neutral" and r.get("status", "ok") == "ok"]
-    sources = {r.get("source", "") for r in rows}
-    return {(f"{r['source']}_{r['subject']}" if len(sources) > 1 else r["subject"]): r["path"] for r in rows}
-
-
 def _items(ctx: StageContext, manifest: str | None) -> Iterator[Item]:
-    from bodydata.neutral.neutralize import read_pose_manifest
+    from bodydata.neutral.neutralize import read_subjects
 
     path = Path(manifest) if manifest else find_sources_csv(ctx.input_dir)
-    truth = _true_neutrals(path)
-    for subject, poses in sorted(read_pose_manifest(path).items()):
-        yield Item(key=subject, inputs=tuple(str(p) for _, p in poses),
-                   params={"labels": [label for label, _ in poses], "truth": truth.get(subject, "")})
+    for key, sub in sorted(read_subjects(path).items()):
+        yield Item(key=key, inputs=tuple(str(p) for _, p in sub.poses),
+                   params={"labels": [label for label, _ in sub.poses], "truth": sub.truth})
 
 
 def _process(item: Item, ctx: ItemContext) -> dict[str, Any]:

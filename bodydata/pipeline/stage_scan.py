@@ -38,16 +38,16 @@ def _items(ctx: StageContext, root: str | None) -> Iterator[Item]:
 
 
 def _process(item: Item, ctx: ItemContext) -> dict[str, Any]:
+    from bodydata.manifest.source_rows import write_source_rows
+    from bodydata.manifest.status import is_done
     from bodydata.sources.scan import scan_source
 
     o = dict(ctx.options)
     with ctx.output(SOURCES_CSV) as tmp:
         res = scan_source(str(o["source"]), item.params["root"], out=None, progress=True,
                           **dict(o.get("adapter_options") or {}))
-        from bodydata.sources.scan import write_manifest
-
-        write_manifest(tmp, res.rows)
-    failed = sum(r.status != "ok" for r in res.rows)
+        write_source_rows(tmp, res.rows)
+    failed = sum(not is_done(r.status) for r in res.rows)
     return {"rows": len(res.rows), "ok": len(res.rows) - failed, "failed_rows": failed}
 
 

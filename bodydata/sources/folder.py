@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 
 from bodydata.errors import MeshError
-from bodydata.sources.base import ManifestRow, SourceError, mesh_files, register, require_dir, row_id
+from bodydata.manifest.source_rows import ManifestRow
+from bodydata.sources.base import SourceError, mesh_files, register, require_dir, row_id
 
 PACKAGED_LANDMARKS = Path(__file__).resolve().parents[1] / "templates" / "data"
 
