@@ -54,6 +54,7 @@ __all__ = [
     "open_executor",
     "default_workers",
     "run_stage",
+    "executor_of_this_task",
 ]
 
 SCHEDULER_ENV = "BODYDATA_SCHEDULER"
@@ -250,6 +251,23 @@ class LazyExecutor(Executor):
 
     def __exit__(self, *exc) -> None:
         self._stack.close()
+
+
+@contextlib.contextmanager
+def executor_of_this_task() -> Iterator[Executor | None]:
+    """Inside a task on a dask worker: an executor on the same cluster, so that a stage item can fan work out to
+    every worker (the task leaves its worker's thread pool while it waits; dask's ``worker_client``). Elsewhere
+    (an inline run, no dask): None."""
+    try:
+        from distributed import get_worker, worker_client
+
+        get_worker()
+    except (ImportError, ValueError):
+        yield None
+        return
+    threads = int(os.environ.get(THREAD_ENV_VARS[0], "1") or 1)
+    with worker_client() as client:
+        yield DaskExecutor(client, "the dask cluster of this run", threads=threads)
 
 
 def default_workers(memory_per_worker: int = MEMORY_PER_WORKER) -> int:

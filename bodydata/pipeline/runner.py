@@ -43,6 +43,8 @@ __all__ = [
     "find_pipeline",
     "builtin_pipelines_dir",
     "run_pipeline",
+    "check_step_options",
+    "stage_summary",
 ]
 
 # name -> "module:factory". The lead wires each stage here as it lands (see docs/pipeline.md).
@@ -241,11 +243,44 @@ def load_pipeline(path: str | os.PathLike, expand_env: bool = True) -> Pipeline:
 # Running
 
 
-def build_stage(step: Step) -> Stage:
-    """Call the step's factory with its options; the stage's hashed options default to the step's options."""
-    factory = resolve_stage(step.stage)
+def check_step_options(step: Step, factory: Callable[..., Stage] | None = None) -> dict[str, Any]:
+    """The step's options, checked (and converted as on the command line) against its stage's options class
+    (:mod:`bodydata.pipeline.stage_options`) or, for a stage without one, its factory's signature.
+
+    Raises :class:`PipelineError` naming the step, the option and the reason.
+    """
+    from bodydata.pipeline.stage_options import OptionsError, check_signature, options_class, parse_options
+
+    factory = factory or resolve_stage(step.stage)
+    cls = options_class(step.stage)
     try:
-        stage = factory(**dict(step.options))
+        if cls is None:
+            check_signature(factory, step.options)
+            return dict(step.options)
+        parsed = parse_options(cls, step.options)
+    except OptionsError as exc:
+        raise PipelineError(f"step {step.name} (stage {step.stage}): {exc}") from None
+    return {k: getattr(parsed, k) for k in step.options}
+
+
+def stage_summary(name: str) -> str:
+    """What a registered stage does: the first line of its factory's docstring, without the ``name``: prefix."""
+    import inspect
+
+    try:
+        doc = inspect.getdoc(resolve_stage(name)) or ""
+    except PipelineError as exc:
+        return f"(unavailable: {exc})"
+    line = doc.strip().splitlines()[0] if doc.strip() else ""
+    return re.sub(rf"^``{re.escape(name)}``:\s*", "", line).replace("``", "")
+
+
+def build_stage(step: Step) -> Stage:
+    """Call the step's factory with its checked options; the stage's hashed options default to the step's options."""
+    factory = resolve_stage(step.stage)
+    options = check_step_options(step, factory)
+    try:
+        stage = factory(**options)
     except TypeError as exc:
         raise PipelineError(f"step {step.name} (stage {step.stage}): bad options ({exc})") from None
     if not isinstance(stage, Stage):

@@ -1,12 +1,14 @@
 """Pipeline stage ``build-dataset``: pose meshes of the source manifest + constructed neutrals -> training set."""
 from __future__ import annotations
 
+import dataclasses
 import functools
 from pathlib import Path
 from typing import Any, Iterator
 
 from bodydata.pipeline.manifest import read_rows
 from bodydata.pipeline.stage import Item, ItemContext, Stage, StageContext, StageError
+from bodydata.pipeline.stage_options import DatasetOptions
 from bodydata.pipeline.stage_scan import find_sources_csv
 
 __all__ = ["make_stage", "INPUTS_CSV"]
@@ -64,15 +66,20 @@ def _combined_manifest(sources_csv: str, neutral_dir: str, path: Path) -> None:
 def _process(item: Item, ctx: ItemContext) -> dict[str, Any]:
     from bodydata.dataset.build import build_dataset
     from bodydata.dataset.mesh_features import compute_inline
+    from bodydata.pipeline.feature_runner import orchestrated_runner
+    from bodydata.pipeline.orchestrate import executor_of_this_task
 
-    o = ctx.options
+    o = DatasetOptions(**ctx.options)
     with ctx.output(INPUTS_CSV) as tmp:
         _combined_manifest(item.params["sources"], item.params["neutral_dir"], tmp)
-    res = build_dataset(
-        [ctx.out_dir / INPUTS_CSV], o["template"], ctx.out_dir / "dataset", split=o["split"],
-        n_test_neutral=int(o["test_neutral"]), n_test_pose=int(o["test_pose"]), seed=int(o["seed"]),
-        runner=compute_inline, progress=True,
-    )
+    # On a dask worker the features are spread over the run's cluster, as `bodydata build-dataset` spreads them
+    # over its own; an inline run computes them here (as `build-dataset --workers 0`). Same files either way.
+    with executor_of_this_task() as executor:
+        runner = compute_inline if executor is None else orchestrated_runner(executor=executor)
+        res = build_dataset(
+            [ctx.out_dir / INPUTS_CSV], o.template, ctx.out_dir / "dataset", split=o.split,
+            n_test_neutral=o.test_neutral, n_test_pose=o.test_pose, seed=o.seed, runner=runner, progress=True,
+        )
     ctx.outputs.append("dataset/card.json")
     return {"pairs": int(getattr(res, "n_pairs", 0) or 0), "folder": str(ctx.out_dir / "dataset")}
 
@@ -80,10 +87,11 @@ def _process(item: Item, ctx: ItemContext) -> dict[str, Any]:
 def make_stage(template: str = "anny", split: str = "subject", test_neutral: int = 2, test_pose: int = 20,
                seed: int = 0, sources_step: str | None = None, neutral_step: str | None = None) -> Stage:
     """``build-dataset``: features, pairs, split and scaling (``bodydata build-dataset``) inside a pipeline."""
+    opts = DatasetOptions(template=template, split=split, test_neutral=test_neutral, test_pose=test_pose, seed=seed,
+                          sources_step=sources_step, neutral_step=neutral_step)
     return Stage(
         name="build-dataset", process=_process,
         items=functools.partial(_items, sources_step=sources_step, neutral_step=neutral_step),
-        options={"template": template, "split": split, "test_neutral": test_neutral, "test_pose": test_pose,
-                 "seed": seed, "sources_step": sources_step, "neutral_step": neutral_step},
+        options=dataclasses.asdict(opts),
         description="paired, split, scaled training set",
     )

@@ -1,12 +1,14 @@
 """Pipeline stage ``neutralize``: one item per subject of the source manifest, run in parallel on the workers."""
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 from pathlib import Path
 from typing import Any, Iterator
 
 from bodydata.pipeline.stage import Item, ItemContext, Stage, StageContext
+from bodydata.pipeline.stage_options import NeutralizeOptions
 from bodydata.pipeline.stage_scan import find_sources_csv
 
 __all__ = ["make_stage"]
@@ -38,10 +40,10 @@ def _items(ctx: StageContext, manifest: str | None) -> Iterator[Item]:
 def _process(item: Item, ctx: ItemContext) -> dict[str, Any]:
     from bodydata.neutral.neutralize import neutralize_subject_files
 
-    o = ctx.options
-    neutralizer = _neutralizer(o["template"], o["target"], o.get("spring_dir"))
+    o = NeutralizeOptions(**ctx.options)
+    neutralizer = _neutralizer(o.template, o.target, o.spring_dir)
     poses = list(zip(item.params["labels"], (Path(p) for p in item.inputs)))
-    row = neutralize_subject_files(neutralizer, item.key, poses, ctx.out_dir, png=bool(o.get("png", True)))
+    row = neutralize_subject_files(neutralizer, item.key, poses, ctx.out_dir, png=o.png)
     for rel in (row.get("output"), row.get("png")):
         if rel:
             ctx.outputs.append(Path(rel).as_posix())
@@ -62,8 +64,9 @@ def _process(item: Item, ctx: ItemContext) -> dict[str, Any]:
 def make_stage(template: str = "anny", target: str = "anny", manifest: str | None = None,
                spring_dir: str | None = None, png: bool = True) -> Stage:
     """``neutralize``: a neutral body per subject (ARAP with segment orientations; ``bodydata neutralize``)."""
+    opts = NeutralizeOptions(template=template, target=target, manifest=manifest, spring_dir=spring_dir, png=png)
     return Stage(
         name="neutralize", process=_process, items=functools.partial(_items, manifest=manifest),
-        options={"template": template, "target": target, "manifest": manifest, "spring_dir": spring_dir, "png": png},
+        options=dataclasses.asdict(opts),
         description="neutral pose per subject",
     )
