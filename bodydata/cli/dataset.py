@@ -15,8 +15,10 @@ import click
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=str), help="dataset folder to write")
 @click.option("--split", "split", type=click.Choice(["paper", "subject"]), default="paper", show_default=True,
               help="paper: random neutral/pose test pairs; subject: no identity in both train and test")
-@click.option("--test-neutral", type=int, default=160, show_default=True, help="neutral test pairs (at least, for --split subject)")
-@click.option("--test-pose", type=int, default=160, show_default=True, help="pose test pairs (at least, for --split subject)")
+@click.option("--test-neutral", type=click.IntRange(min=0), default=160, show_default=True,
+              help="neutral test pairs (at least, for --split subject)")
+@click.option("--test-pose", type=click.IntRange(min=0), default=160, show_default=True,
+              help="pose test pairs (at least, for --split subject)")
 @click.option("--seed", type=int, default=0, show_default=True, help="seed of the split")
 @click.option("--workers", type=int, default=None,
               help="local worker processes for the features (0 = in this process; default: one per CPU)")

@@ -147,7 +147,7 @@ def _convert(name: str, value: Any, tp: Any, ptype: click.ParamType | None) -> A
             return [ptype.convert(v, None, None) for v in items]
         out = ptype.convert(value, None, None)
     except click.BadParameter as exc:
-        raise OptionsError(f"option {name}: {exc.format_message()}") from None
+        raise OptionsError(f"option {name}: {exc.message}") from None
     if not _matches(out, tp):
         raise OptionsError(f"option {name}: expected {_type_name(tp)}, got {value!r}")
     return out

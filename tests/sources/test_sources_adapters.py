@@ -301,3 +301,21 @@ def test_cli_list_and_scan(tmp_path):
     assert res.exit_code != 0 and "meshNNN" in res.output and not (tmp_path / "s.csv").exists()
     res = runner.invoke(cli, ["sources", "scan", "--source", "nosuch", "--root", str(tmp_path), "--out", str(tmp_path / "s.csv")])
     assert res.exit_code != 0 and "unknown source" in res.output
+
+
+def test_folder_subject_from_a_path_pattern(tmp_path):
+    # Issue #14 item 8: a folder source had no way to set a subject, so a dataset build failed every row.
+    for rel in ("s1/pose_00.ply", "s1/pose_01.ply", "s2/pose_00.ply", "loose.ply"):
+        _mesh(tmp_path / "data" / rel, 4)
+    out = tmp_path / "m.csv"
+    res = CliRunner().invoke(cli, ["sources", "scan", "--source", "folder", "--root", str(tmp_path / "data"),
+                                   "--out", str(out), "--quiet",
+                                   "--subject-regex", r"(?P<subject>s\d+)/pose_(?P<pose>\d+)"])
+    assert res.exit_code == 0, res.output
+    rows = {r["id"]: r for r in csv.DictReader(open(out, newline=""))}
+    assert [(rows[f"folder/{k}"]["subject"], rows[f"folder/{k}"]["pose"]) for k in ("s1/pose_00", "s1/pose_01", "s2/pose_00")] \
+        == [("s1", "00"), ("s1", "01"), ("s2", "00")]
+    assert rows["folder/loose"]["status"] == "failed" and "does not match the subject pattern" in rows["folder/loose"]["error"]
+    bad = CliRunner().invoke(cli, ["sources", "scan", "--source", "folder", "--root", str(tmp_path / "data"),
+                                   "--out", str(tmp_path / "x.csv"), "--subject-regex", "(?P<who>.*)"])
+    assert bad.exit_code == 2 and "needs a named group (?P<subject>...)" in bad.output and not (tmp_path / "x.csv").exists()
