@@ -14,6 +14,7 @@ DOC = ROOT / "docs" / "architecture.md"
 # The order data flows in; nothing imports from a package listed after it.
 LAYERS = [
     ("bodydata", "package root: version, errors, atomic file helpers"),
+    ("bodydata.manifest", "manifest rows passed between stages: source rows, status words, subject keys"),
     ("bodydata.mesh", "mesh I/O, validation and mesh operations"),
     ("bodydata.templates", "reference templates (anny default, anny-lite, scape), parts, landmarks"),
     ("bodydata.sources", "dataset adapters into manifest rows; the anny generator"),
