@@ -109,11 +109,12 @@ def read_source_rows(path: str | os.PathLike, required: Sequence[str] = tuple(CO
     file, or one that lacks a required column.
     """
     path = Path(path)
+    if not path.is_file():
+        raise ManifestFormatError(f"{path}: manifest file does not exist" if not path.exists() else
+                                  f"{path}: not a file, a manifest CSV is expected")
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ManifestFormatError(f"{path}: manifest file does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
+        text = path.read_bytes().decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:  # unreadable, or not text at all
         raise ManifestFormatError(f"{path}: cannot read manifest ({getattr(exc, 'strerror', None) or exc})") from None
     if not text.strip():
         raise ManifestFormatError(f"{path}: empty file, not a bodydata manifest (no header line)")

@@ -401,9 +401,10 @@ def _read_done(csv_path: Path) -> dict[str, dict]:
             for r in rows}
 
 
-def _write_rows(csv_path: Path, rows: dict[str, dict], subjects: dict[str, Subject]) -> None:
-    """``neutral.csv``: one source row per subject (:func:`constructed_neutral_row`, path relative to the CSV),
-    then the key and the per-subject figures of :data:`COLUMNS`."""
+def write_neutral_csv(csv_path: Path, rows: dict[str, dict], subjects: dict[str, Subject]) -> None:
+    """``neutral.csv`` from ``rows`` (subject key -> a :data:`COLUMNS` dict, ``output`` relative to the CSV's
+    folder): one source row per subject (:func:`constructed_neutral_row`), then the key and the per-subject
+    figures. Written atomically."""
     from bodydata.fsutil import sha256_file
 
     out = []
@@ -519,9 +520,9 @@ def run_neutralize(
                    "n_poses": len(groups[subject]), "seconds": f"{time.perf_counter() - t0:.3f}"}
             failed += 1
         rows[subject] = row
-        _write_rows(csv_path, rows, subjects)
+        write_neutral_csv(csv_path, rows, subjects)
         if on_subject is not None:
             on_subject(subject, row)
     if not csv_path.exists():
-        _write_rows(csv_path, rows, subjects)
+        write_neutral_csv(csv_path, rows, subjects)
     return NeutralizeSummary(done, failed, skipped, [rows[k] for k in sorted(rows)], csv_path)

@@ -61,12 +61,26 @@ def _process(item: Item, ctx: ItemContext) -> dict[str, Any]:
     return result
 
 
+def _finish(ctx: StageContext, rows: list, manifest: str | None) -> None:
+    """``neutral.csv`` in the step folder, as ``bodydata neutralize`` writes it (``build-dataset --neutral`` reads it)."""
+    from bodydata.neutral.neutralize import CSV_NAME, read_subjects, write_neutral_csv
+
+    path = Path(manifest) if manifest else find_sources_csv(ctx.input_dir)
+    table = {}
+    for r in rows:
+        files = {Path(o).suffix: o for o in r.outputs}
+        table[r.item] = {**r.columns, "subject": r.item, "status": r.status, "reason": r.reason,
+                         "output": files.get(".ply", ""), "png": files.get(".png", "")}
+    write_neutral_csv(ctx.out_dir / CSV_NAME, table, read_subjects(path))
+
+
 def make_stage(template: str = "anny", target: str = "anny", manifest: str | None = None,
                spring_dir: str | None = None, png: bool = True) -> Stage:
     """``neutralize``: a neutral body per subject (ARAP with segment orientations; ``bodydata neutralize``)."""
     opts = NeutralizeOptions(template=template, target=target, manifest=manifest, spring_dir=spring_dir, png=png)
     return Stage(
         name="neutralize", process=_process, items=functools.partial(_items, manifest=manifest),
+        finish=functools.partial(_finish, manifest=manifest),
         options=dataclasses.asdict(opts),
         description="neutral pose per subject",
     )

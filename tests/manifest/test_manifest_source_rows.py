@@ -55,19 +55,18 @@ def test_legacy_ok_rows_are_done(tmp_path):
     assert row.status == "done" and is_done("ok") and normalise_status("OK ") == "done" and not is_done("failed")
 
 
-@pytest.mark.parametrize("text, reason", [
-    ("", "empty file"),
-    ("\n\n", "empty file"),
-    ("a,b\n1,2\n", "missing columns: id, source, kind"),
-])
-def test_bad_files_are_one_line_errors_naming_the_file(tmp_path, text, reason):
-    path = tmp_path / "bad.csv"
-    path.write_text(text)
-    with pytest.raises(ManifestFormatError, match=reason) as err:
-        read_source_rows(path)
-    assert str(err.value).startswith(str(path)) and "\n" not in str(err.value)
+def test_bad_files_are_one_line_errors_naming_the_file(tmp_path):
+    cases = {"": "empty file", "\n\n": "empty file", "a,b\n1,2\n": "missing columns: id, source, kind"}
+    for k, (text, reason) in enumerate(cases.items()):
+        path = tmp_path / f"bad{k}.csv"
+        path.write_text(text)
+        with pytest.raises(ManifestFormatError, match=reason) as err:
+            read_source_rows(path)
+        assert str(err.value).startswith(str(path)) and "\n" not in str(err.value)
     with pytest.raises(ManifestFormatError, match="does not exist"):
         read_source_rows(tmp_path / "nope.csv")
+    with pytest.raises(ManifestFormatError, match="not a file"):
+        read_source_rows(tmp_path)
 
 
 def test_non_integer_vertex_count_names_line_and_column(tmp_path):

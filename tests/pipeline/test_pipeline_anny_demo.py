@@ -57,6 +57,13 @@ def test_build_dataset_features_go_through_the_cluster_with_the_same_result(tmp_
     pipeline = load_pipeline(_tiny_demo(tmp_path))
     work = tmp_path / "work"
     run_pipeline(pipeline, work, scheduler="synchronous", progress=False, echo=None)
+    # The neutralize step also writes neutral.csv as `bodydata neutralize` does: the rows build-dataset paired.
+    from bodydata.manifest.source_rows import read_source_rows
+
+    neut = {(r.id, r.path, r.sha256, r.status) for r in read_source_rows(work / "neutralize" / "neutral.csv")}
+    used = {(r.id, r.path, r.sha256, r.status) for r in read_source_rows(work / "build-dataset" / "inputs.csv")
+            if r.extra["role"] == "neutral"}
+    assert len(neut) == 3 and neut == used
     inline_cache = next((work / "build-dataset" / "dataset" / "cache").glob("features-*"))
     assert not (inline_cache / "manifest.csv").exists()  # in process: no feature stage
 
