@@ -30,6 +30,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from bodydata.errors import BodydataError
 from bodydata.fsutil import atomic_write_text
+from bodydata.manifest.status import STATUS_DONE, STATUS_FAILED
 from bodydata.pipeline.manifest import Manifest, Row
 from bodydata.pipeline.stage import (
     Item,
@@ -412,7 +413,7 @@ def _plan(stage: Stage, items: list[Item], manifest: Manifest) -> tuple[list[Ite
         row = manifest.rows.get(item.key)
         if (
             row is not None
-            and row.status == "done"
+            and row.status == STATUS_DONE
             and row.input_hash
             and all((manifest.folder / o).exists() for o in row.outputs)
         ):
@@ -505,9 +506,9 @@ def _execute(stage, todo, out_dir, executor, manifest, summary, retries, progres
                 except (BodydataError, KeyError, TypeError, ValueError) as bad:
                     exc = bad
             if exc is not None:
-                row = Row(item=item.key, status="failed", reason=one_line(exc), finished_at=_now())
+                row = Row(item=item.key, status=STATUS_FAILED, reason=one_line(exc), finished_at=_now())
             manifest.record(row)
-            if row.status == "done":
+            if row.status == STATUS_DONE:
                 summary.done += 1
             else:
                 summary.failed += 1

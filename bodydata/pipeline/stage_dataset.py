@@ -6,6 +6,7 @@ import functools
 from pathlib import Path
 from typing import Any, Iterator
 
+from bodydata.manifest.status import STATUS_DONE
 from bodydata.pipeline.manifest import read_rows
 from bodydata.pipeline.stage import Item, ItemContext, Stage, StageContext, StageError
 from bodydata.pipeline.stage_options import DatasetOptions
@@ -29,7 +30,7 @@ def _items(ctx: StageContext, sources_step: str | None, neutral_step: str | None
     inputs = [str(sources)]
     neutral_dir = step_dir(neutral_step, "neutral")
     if neutral_dir is not None:
-        rows = [r for r in read_rows(neutral_dir) if r.status == "done"]
+        rows = [r for r in read_rows(neutral_dir) if r.status == STATUS_DONE]
         inputs += [str(neutral_dir / out) for r in rows for out in r.outputs if out.endswith(".ply")]
     yield Item(key="dataset", inputs=tuple(inputs),
                params={"sources": str(sources), "neutral_dir": str(neutral_dir) if neutral_dir else ""})
@@ -54,7 +55,7 @@ def _combined_manifest(sources_csv: str, neutral_dir: str, path: Path) -> None:
             r.extra["role"] = "pose"
         for done in read_rows(Path(neutral_dir)):
             mesh = next((o for o in done.outputs if o.endswith(".ply")), None)
-            if done.status != "done" or done.item not in subjects or mesh is None:
+            if done.status != STATUS_DONE or done.item not in subjects or mesh is None:
                 continue
             full = (Path(neutral_dir) / mesh).resolve()
             row = constructed_neutral_row(subjects[done.item], full, sha256_file(full))
