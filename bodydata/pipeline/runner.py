@@ -323,8 +323,9 @@ def run_pipeline(
 
     Each step writes into ``workdir / step.name`` and skips items that are already done with unchanged inputs, so
     running the same pipeline again resumes it. Steps before the selected ones must have run (their folders are
-    the selected steps' inputs). Failed items never stop a step; a step whose item listing fails (a missing data
-    folder, say) stops the pipeline with a :class:`PipelineError`.
+    the selected steps' inputs). Failed items never stop a step; a step whose items all failed is the end of its
+    branch (steps reading it, directly or through others, are not run and say so); a step whose item listing fails
+    (a missing data folder, say) stops the pipeline with a :class:`PipelineError`.
     """
     say = echo or (lambda s: None)
     # Absolute, so that paths a step records for later steps stay valid whatever folder they are read from.
@@ -350,9 +351,15 @@ def run_pipeline(
             raise PipelineError(f"step {s.name} has not run yet in {root} (its output is an input of the steps you chose)")
 
     say(f"pipeline {pipeline.name}: {len(steps)} step(s) in {root}")
+    blocked: set[str] = set()  # steps with no usable output: every item failed, or not run for that reason
     with LazyExecutor(scheduler, workers, threads=threads, host=host, dashboard=dashboard,
                       on_open=lambda d: say(f"started {d}")) as executor:
         for step, stage in stages:
+            if step.input in blocked:
+                # Its input has nothing done: running it would only report a missing file instead of the cause.
+                say(f"{step.name}: not run (every item of its input step {step.input} failed)")
+                blocked.add(step.name)
+                continue
             names = [p.name for p in pipeline.steps]
             before = {n: upstream[n] for n in names[: names.index(step.name)]}
             ctx = StageContext(out_dir=root / step.name, upstream=before,
@@ -368,4 +375,6 @@ def run_pipeline(
                 say(f"  failed {item}: {reason}")
             if summary.failed > 5:
                 say(f"  ... and {summary.failed - 5} more (status=failed rows of the manifest)")
+            if summary.failed and not summary.done and not summary.skipped:
+                blocked.add(step.name)
     return summaries
