@@ -6,7 +6,7 @@ import click
 
 @click.command("neutralize")
 @click.option("--manifest", type=click.Path(dir_okay=False, exists=True, path_type=str), required=True,
-              help="manifest CSV of converted meshes (columns subject, path; optional pose, status)")
+              help="manifest CSV of meshes in the template's connectivity (source rows, or columns subject, path)")
 @click.option("--template", "template_name", required=True, help="template name (anny, anny-lite) or template folder")
 @click.option("--target", required=True,
               help="target neutral: 'anny' (anny's mean-phenotype rest pose), 'scape' (mean of the SPRING means) or a mesh file")
@@ -28,7 +28,12 @@ import click
 def neutralize(manifest: str, template_name: str, target: str, spring_dir: str | None, out: str, iterations: int,
                tol: float, handle_weight: float, selection: str, average: int, girdle: bool, no_png: bool,
                quiet: bool) -> None:
-    """Write OUT/neutral/<subject>.ply and OUT/neutral.csv (one row per subject; failures recorded, done subjects skipped)."""
+    """Write OUT/neutral/<subject>.ply and OUT/neutral.csv (one row per subject; failures recorded, done subjects skipped).
+
+    OUT/neutral.csv is a source-row manifest: pass it to `bodydata build-dataset --neutral`. Exit status: 0 every
+    subject done, 1 some failed, 2 bad input (nothing ran).
+    """
+    from bodydata.cli._exit import CannotStart, exit_for_failures
     from bodydata.errors import BodydataError
     from bodydata.neutral.neutralize import NeutralConfig, load_target, run_neutralize
     from bodydata.templates.template import load_template
@@ -40,11 +45,12 @@ def neutralize(manifest: str, template_name: str, target: str, spring_dir: str |
                             girdle=("upper_arm_L", "upper_arm_R") if girdle else ())
         summary = run_neutralize(manifest, tpl, tgt, out, cfg, png=not no_png, progress=not quiet)
     except BodydataError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise CannotStart(str(exc)) from None
     click.echo(f"{summary.csv_path}: {summary.n_done} done, {summary.n_failed} failed, {summary.n_skipped} skipped (already done)")
     for row in summary.rows:
         if row.get("status") == "failed":
             click.echo(f"  failed {row['subject']}: {row.get('reason', '')}")
+    exit_for_failures(summary.n_failed)
 
 
 COMMANDS = [neutralize]

@@ -5,9 +5,7 @@ import sys
 
 import click
 
-EXIT_FAILED_ROWS = 1
-EXIT_CONFIG = 2
-EXIT_INTERRUPTED = 130
+from bodydata.cli._exit import EXIT_CANNOT_START, EXIT_INTERRUPTED, exit_for_failures
 
 
 @click.command("run")
@@ -30,7 +28,8 @@ EXIT_INTERRUPTED = 130
 @click.option("--dashboard", metavar="ADDRESS", default=None,
               help="Serve the dask dashboard of the local cluster (':8787' binds to --host). Default: off.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
-@click.option("--list-stages", is_flag=True, help="List the registered stages and the shipped pipelines, then exit.")
+@click.option("--list-stages", is_flag=True,
+              help="List the registered stages (what each does, its options) and the shipped pipelines, then exit.")
 def run_command(pipeline, workdir, from_step, only, scheduler, workers, threads, retries, host, dashboard,
                 no_progress, list_stages):
     """Run (or resume) the pipeline file PIPELINE (a path, or the name of a shipped one such as anny-demo).
@@ -39,14 +38,28 @@ def run_command(pipeline, workdir, from_step, only, scheduler, workers, threads,
     same command resumes an interrupted run. Prints "N done, K skipped, F failed" per step.
 
     Exit status: 0 when every item is done, 1 when some items failed (see the manifests' failed rows),
-    2 for an invalid pipeline or a step that cannot start, 130 when interrupted.
+    2 for an invalid pipeline (every step's options are checked first, with the CLI's types and ranges) or a step
+    that cannot start, 130 when interrupted.
     """
     from bodydata.errors import BodydataError
-    from bodydata.pipeline.runner import builtin_pipelines_dir, find_pipeline, load_pipeline, run_pipeline, stage_names
+    from bodydata.pipeline.runner import (
+        builtin_pipelines_dir,
+        find_pipeline,
+        load_pipeline,
+        run_pipeline,
+        stage_names,
+        stage_summary,
+    )
+    from bodydata.pipeline.stage_options import options_class
 
     if list_stages:
-        for name, target in sorted(stage_names().items()):
-            click.echo(f"{name:20s} {target}")
+        for name in sorted(stage_names()):
+            click.echo(f"{name:15s} {stage_summary(name)}")
+            cls = options_class(name)
+            if cls is not None:
+                import dataclasses
+
+                click.echo(f"{'':15s}   options: {', '.join(f.name for f in dataclasses.fields(cls))}")
         shipped = sorted(p.stem for p in builtin_pipelines_dir().glob("*.yaml"))
         click.echo(f"shipped pipelines: {', '.join(shipped) or 'none'}")
         return
@@ -60,7 +73,7 @@ def run_command(pipeline, workdir, from_step, only, scheduler, workers, threads,
         )
     except BodydataError as exc:
         click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_CONFIG)
+        sys.exit(EXIT_CANNOT_START)
     except KeyboardInterrupt:
         click.echo("interrupted: finished items are recorded; run the same command again to resume", err=True)
         sys.exit(EXIT_INTERRUPTED)
@@ -68,8 +81,7 @@ def run_command(pipeline, workdir, from_step, only, scheduler, workers, threads,
     skipped = sum(s.skipped for s in summaries)
     failed = sum(s.failed for s in summaries)
     click.echo(f"pipeline {pipe.name}: {done} done, {skipped} skipped, {failed} failed")
-    if failed:
-        sys.exit(EXIT_FAILED_ROWS)
+    exit_for_failures(failed)
 
 
 COMMANDS = [run_command]

@@ -28,22 +28,28 @@ def list_sources() -> None:
               help="folder source: landmark CSV (default: landmarks.csv in the root if present)")
 @click.option("--units", default=None, help="folder source: units of the meshes (default m)")
 @click.option("--up-axis", "up_axis", default=None, help="folder source: up axis such as +y (default: unknown)")
+@click.option("--subject-regex", "subject_regex", default=None, metavar="REGEX",
+              help="folder source: regular expression with a named group 'subject' (optional 'pose') matched "
+                   "against each mesh path relative to ROOT without suffix, e.g. '(?P<subject>[^/]+)/(?P<pose>.+)'")
 @click.option("--strict", is_flag=True, help="exit with status 1 if any mesh failed validation")
 @click.option("--quiet", is_flag=True, help="no progress bar")
 def scan(source: str, root: str, out: str, landmarks: str | None, units: str | None, up_axis: str | None,
-         strict: bool, quiet: bool) -> None:
+         subject_regex: str | None, strict: bool, quiet: bool) -> None:
     """Scan ROOT with the SOURCE adapter: hash and validate every mesh, write the manifest to OUT."""
     from bodydata.errors import BodydataError
+    from bodydata.cli._exit import CannotStart
+    from bodydata.manifest.status import STATUS_FAILED
     from bodydata.sources.scan import scan_source
 
-    options = {k: v for k, v in {"landmarks": landmarks, "units": units, "up_axis": up_axis}.items() if v is not None}
+    given = {"landmarks": landmarks, "units": units, "up_axis": up_axis, "subject_regex": subject_regex}
+    options = {k: v for k, v in given.items() if v is not None}
     try:
         result = scan_source(source, root, out, progress=not quiet, **options)
     except BodydataError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise CannotStart(str(exc)) from None
     click.echo(f"{out}: {len(result.rows)} rows, {result.n_ok} ok, {result.n_failed} failed")
     for row in result.rows:
-        if row.status != "ok":
+        if row.status == STATUS_FAILED:
             click.echo(f"  failed: {row.error}", err=True)
     if strict and result.n_failed:
         raise SystemExit(1)

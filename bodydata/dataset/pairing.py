@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Iterable, Sequence
 
 from bodydata.errors import BodydataError
@@ -83,9 +82,10 @@ class Pairing:
 
 
 def read_inputs(manifests: Sequence[str | os.PathLike], neutral_manifests: Sequence[str | os.PathLike] = ()) -> tuple[list[MeshRecord], list[Failure]]:
-    """Rows of the manifests as :class:`MeshRecord` (``status == ok``), and the rows left out (failed in the
-    manifest, bad role, duplicate id). Raises ``BodydataError`` for an unreadable manifest or no input at all."""
-    from bodydata.sources.scan import read_manifest
+    """Rows of the manifests as :class:`MeshRecord` (status ``done``, legacy ``ok``), and the rows left out (failed in
+    the manifest, bad role, duplicate id). Raises ``BodydataError`` for an unreadable manifest or no input at all."""
+    from bodydata.manifest.source_rows import read_source_rows
+    from bodydata.manifest.status import is_done
 
     records: list[MeshRecord] = []
     failures: list[Failure] = []
@@ -94,27 +94,23 @@ def read_inputs(manifests: Sequence[str | os.PathLike], neutral_manifests: Seque
     if not inputs:
         raise BodydataError("no input manifest given")
     for manifest, is_neutral in inputs:
-        if not Path(manifest).is_file():
-            raise BodydataError(f"{manifest}: manifest file does not exist")
-        table = read_manifest(manifest)
-        has_role = "role" in table.columns
-        for rec in table.to_dict("records"):
-            rid, source, subject, path = rec["id"], rec["source"], rec["subject"], rec["path"]
+        for row in read_source_rows(manifest):
+            rid, source, subject, path = row.id, row.source, row.subject, row.path
 
             def fail(reason: str, stage: str = "manifest") -> None:
                 failures.append(Failure(rid, source, subject, path, stage, reason))
 
-            if rec["status"] != "ok":
-                fail(rec["error"] or f"manifest status {rec['status']!r}")
+            if not is_done(row.status):
+                fail(row.error or f"manifest status {row.status!r}")
                 continue
-            role = str(rec.get("role", "") or "").strip().lower() if has_role else ""
+            role = row.extra.get("role", "").strip().lower()
             if role and role not in ROLES:
                 fail(f"role {role!r} is not one of {', '.join(ROLES)}")
                 continue
             if not role:
                 if is_neutral:
                     role = "neutral"
-                elif rec["kind"] == "neutral":
+                elif row.kind == "neutral":
                     role = "neutral"
                 else:
                     role = "pose"
@@ -122,7 +118,7 @@ def read_inputs(manifests: Sequence[str | os.PathLike], neutral_manifests: Seque
                 fail(f"id {rid!r} appears in more than one input row")
                 continue
             seen.add(rid)
-            records.append(MeshRecord(rid, source, subject, rec["pose"], role, path, rec["sha256"], str(manifest)))
+            records.append(MeshRecord(rid, source, subject, row.pose, role, path, row.sha256, str(manifest)))
     return records, failures
 
 

@@ -33,10 +33,11 @@ skips the choice: exactly pose ``k`` is deformed, alone (no averaging), whatever
 and the row record it (``forced``, ``selection="forced"``). Used to measure how much the neutral depends
 on the source pose (``benchmarks/bench_neutral_faust.py``); the default (``pose=None``) is unchanged.
 
-Driver (:func:`run_neutralize`): reads a manifest CSV (columns ``subject`` and ``path``, optional
-``pose``/``id``/``status``; rows with ``status`` other than ``ok`` are skipped), writes
-``OUT/neutral/<subject>.ply`` per subject, a PNG before/after per subject (optional) and
-``OUT/neutral.csv`` with one row per subject (``status`` done/failed, reason, chosen pose, residuals
+Driver (:func:`run_neutralize`): reads a manifest CSV (source rows, or just columns ``subject`` and ``path``;
+rows not ``done`` are skipped; subjects keyed by :func:`~bodydata.manifest.source_rows.subject_key`), writes
+``OUT/neutral/<key>.ply`` per subject, a PNG before/after per subject (optional) and
+``OUT/neutral.csv``, a source-row manifest (``bodydata build-dataset --neutral`` reads it) with one
+``constructed_neutral`` row per subject plus its key and figures (``status`` done/failed, reason, chosen pose, residuals
 before/after in mm, selection (the method, or ``forced``) and score, the poses averaged, iterations, seconds, segment length
 change). A subject already ``done`` in ``neutral.csv`` whose mesh exists is skipped on a re-run. A subject without a usable pose, or whose
 solve does not converge, is a ``failed`` row, never a crash; the CSV is rewritten atomically after
@@ -44,8 +45,6 @@ every subject so an interrupted run keeps what it finished.
 """
 from __future__ import annotations
 
-import csv
-import io
 import os
 import re
 import time
@@ -56,6 +55,8 @@ from typing import Callable, Sequence
 import numpy as np
 
 from bodydata.errors import BodydataError
+from bodydata.manifest.source_rows import ManifestRow, read_source_rows, subject_keys, write_source_rows
+from bodydata.manifest.status import is_done
 from bodydata.neutral.arap import ArapResult, ArapSolver
 from bodydata.mesh.alignment import align
 from bodydata.neutral.segments import SEGMENTS, Segment, SegmentModel
@@ -320,60 +321,102 @@ def _safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "subject"
 
 
-def read_pose_manifest(path: str | os.PathLike) -> dict[str, list[tuple[str, Path]]]:
-    """Group a manifest CSV by subject: ``{subject: [(pose label, mesh path), ...]}``.
+@dataclass
+class Subject:
+    """The poses of one subject of a manifest.
 
-    Needs columns ``subject`` and ``path``; ``pose`` (else ``id``, else the file stem) labels a pose.
-    Relative paths are resolved against the manifest's folder. Rows with a ``status`` other than
-    ``ok``, an empty subject or ``kind=neutral`` (ground truth of generated sources) are left out.
-    With several ``source`` values the subject key is
-    ``<source>_<subject>``.
+    key : :func:`~bodydata.manifest.source_rows.subject_key` of (source, subject) over the whole manifest; names
+    the neutral (``neutral/<key>.ply``) and its row.  poses : [(pose label, mesh path)], the usable pose rows.
+    topology : of the first pose row.  truth : the path of the subject's ground-truth neutral (a ``kind=neutral``
+    row, e.g. the anny generator's), or "".
+    """
+
+    key: str
+    source: str
+    subject: str
+    topology: str = ""
+    poses: list[tuple[str, Path]] = field(default_factory=list)
+    truth: str = ""
+
+
+def read_subjects(path: str | os.PathLike) -> dict[str, Subject]:
+    """Group a manifest's usable pose rows by subject key (see :class:`Subject`).
+
+    Reads source rows (:func:`~bodydata.manifest.source_rows.read_source_rows`); a hand-written list needs only
+    the columns ``subject`` and ``path``. ``pose`` (else ``id``, else the file stem) labels a pose. Rows that are
+    not done, have an empty subject or are ``kind=neutral`` (ground truth) are no candidate poses; a done
+    ``kind=neutral`` row gives its subject's ``truth``. Subjects without a pose row are left out.
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise NeutralizeError(f"{path}: cannot read manifest ({exc.strerror or exc})") from None
-    rows = list(csv.DictReader(io.StringIO(text)))
+        rows = read_source_rows(path, required=("subject", "path"))
+    except BodydataError as exc:
+        raise NeutralizeError(str(exc)) from None
     if not rows:
         raise NeutralizeError(f"{path}: manifest has no rows")
-    missing = [c for c in ("subject", "path") if c not in rows[0]]
-    if missing:
-        raise NeutralizeError(f"{path}: manifest lacks column(s) {', '.join(missing)}")
-    sources = {r.get("source", "") for r in rows}
-    groups: dict[str, list[tuple[str, Path]]] = {}
-    for r in rows:
-        if r.get("status", "ok") not in ("ok", "", None) or not (r.get("subject") or "").strip():
+    subjects: dict[str, Subject] = {}
+    truths: dict[str, str] = {}
+    for row, key in zip(rows, subject_keys(rows)):
+        if not is_done(row.status) or not row.subject.strip():
             continue
-        if (r.get("kind") or "").strip() == "neutral":  # a ground-truth neutral is no candidate pose
+        if row.kind.strip() == "neutral":  # a ground-truth neutral is no candidate pose
+            truths.setdefault(key, row.path)
             continue
-        subject = r["subject"].strip()
-        if len(sources) > 1:
-            subject = f"{r.get('source', '')}_{subject}"
-        mesh = Path(r["path"])
-        if not mesh.is_absolute():
-            mesh = path.parent / mesh
-        label = (r.get("pose") or "").strip() or (r.get("id") or "").strip() or mesh.stem
-        groups.setdefault(subject, []).append((label, mesh))
-    return groups
+        sub = subjects.setdefault(key, Subject(key, row.source, row.subject.strip(), row.topology))
+        label = row.pose.strip() or row.id.strip() or Path(row.path).stem
+        sub.poses.append((label, Path(row.path)))
+    for key, sub in subjects.items():
+        sub.truth = truths.get(key, "")
+    return subjects
+
+
+def read_pose_manifest(path: str | os.PathLike) -> dict[str, list[tuple[str, Path]]]:
+    """``{subject key: [(pose label, mesh path), ...]}`` of a manifest (:func:`read_subjects`)."""
+    return {key: sub.poses for key, sub in read_subjects(path).items()}
+
+
+def neutral_id(source: str, subject: str) -> str:
+    """The manifest id of a subject's constructed neutral (``<source>-neutral-<subject>``)."""
+    return f"{source}-neutral-{subject}" if source else f"neutral-{subject}"
+
+
+def constructed_neutral_row(sub: Subject, mesh: str | os.PathLike, sha256: str = "", status: str = "done",
+                            error: str = "") -> ManifestRow:
+    """The source row of a subject's constructed neutral (``kind=constructed_neutral``): what ``neutral.csv``
+    holds and what a dataset build reads as the subject's neutral mesh."""
+    return ManifestRow(id=neutral_id(sub.source, sub.subject), source=sub.source, kind="constructed_neutral",
+                       path=str(mesh), topology=sub.topology, subject=sub.subject, sha256=sha256, units="",
+                       up_axis="", status=status, error=error)
 
 
 def _read_done(csv_path: Path) -> dict[str, dict]:
+    """The rows of an earlier run's ``neutral.csv`` by subject key (as :data:`COLUMNS` dicts)."""
     if not csv_path.is_file():
         return {}
-    with open(csv_path, newline="", encoding="utf-8") as fh:
-        return {r["subject"]: r for r in csv.DictReader(fh)}
+    try:
+        rows = read_source_rows(csv_path)
+    except BodydataError:  # a file from before neutral.csv held source rows: its subjects are simply redone
+        return {}
+    return {r.extra.get("key", r.subject): {**r.extra, "subject": r.extra.get("key", r.subject), "status": r.status}
+            for r in rows}
 
 
-def _write_rows(csv_path: Path, rows: dict[str, dict]) -> None:
-    from bodydata.fsutil import atomic_write_text
+def write_neutral_csv(csv_path: Path, rows: dict[str, dict], subjects: dict[str, Subject]) -> None:
+    """``neutral.csv`` from ``rows`` (subject key -> a :data:`COLUMNS` dict, ``output`` relative to the CSV's
+    folder): one source row per subject (:func:`constructed_neutral_row`), then the key and the per-subject
+    figures. Written atomically."""
+    from bodydata.fsutil import sha256_file
 
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(COLUMNS), lineterminator="\n", extrasaction="ignore")
-    w.writeheader()
+    out = []
     for key in sorted(rows):
-        w.writerow(rows[key])
-    atomic_write_text(csv_path, buf.getvalue())
+        r = rows[key]
+        sub = subjects.get(key) or Subject(key, "", key)
+        mesh = r.get("output", "") if r.get("status") == "done" else ""
+        sha = sha256_file(csv_path.parent / mesh) if mesh else ""
+        row = constructed_neutral_row(sub, mesh, sha, r.get("status", "failed"), r.get("reason", ""))
+        row.extra = {"key": key, **{c: str(r.get(c, "")) for c in COLUMNS if c not in ("subject", "status")}}
+        out.append(row)
+    write_source_rows(csv_path, out)
 
 
 def neutralize_subject_files(
@@ -466,8 +509,9 @@ def run_neutralize(
     from tqdm import tqdm
 
     out = Path(out_dir)
+    subjects = read_subjects(manifest)
     out.mkdir(parents=True, exist_ok=True)
-    groups = read_pose_manifest(manifest)
+    groups = {key: sub.poses for key, sub in subjects.items()}
     neutralizer = Neutralizer(template, target, config)
     csv_path = out / CSV_NAME
     rows = _read_done(csv_path)
@@ -486,9 +530,9 @@ def run_neutralize(
                    "n_poses": len(groups[subject]), "seconds": f"{time.perf_counter() - t0:.3f}"}
             failed += 1
         rows[subject] = row
-        _write_rows(csv_path, rows)
+        write_neutral_csv(csv_path, rows, subjects)
         if on_subject is not None:
             on_subject(subject, row)
     if not csv_path.exists():
-        _write_rows(csv_path, rows)
+        write_neutral_csv(csv_path, rows, subjects)
     return NeutralizeSummary(done, failed, skipped, [rows[k] for k in sorted(rows)], csv_path)

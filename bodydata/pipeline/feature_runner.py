@@ -29,6 +29,7 @@ def orchestrated_runner(scheduler: str | None = None, workers: int | None = None
 
         from bodydata.dataset.mesh_features import FEATURE_VERSION, stage_process
         from bodydata.fsutil import atomic_write_text
+        from bodydata.manifest.status import STATUS_DONE
         from bodydata.pipeline.manifest import read_rows
         from bodydata.pipeline.orchestrate import LazyExecutor, run_stage
         from bodydata.pipeline.stage import Stage, StageContext
@@ -42,6 +43,6 @@ def orchestrated_runner(scheduler: str | None = None, workers: int | None = None
             ex = executor or stack.enter_context(LazyExecutor(scheduler, workers))
             run_stage(stage, StageContext(out_dir=Path(cache_dir)), ex, progress=progress)
         keys = {k for k, _ in jobs}
-        return {r.item: r.reason or "failed" for r in read_rows(cache_dir) if r.item in keys and r.status != "done"}
+        return {r.item: r.reason or "failed" for r in read_rows(cache_dir) if r.item in keys and r.status != STATUS_DONE}
 
     return run

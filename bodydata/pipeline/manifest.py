@@ -21,6 +21,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from bodydata.errors import BodydataError
 from bodydata.fsutil import atomic_write_text
+from bodydata.manifest.status import STATUS_DONE, STATUSES
 
 __all__ = [
     "MANIFEST_NAME",
@@ -38,7 +39,6 @@ MANIFEST_NAME = "manifest.csv"
 JOURNAL_NAME = "manifest.journal.jsonl"
 LOCK_NAME = ".manifest.lock"
 FIXED_COLUMNS = ("item", "status", "reason", "input_hash", "input_stat", "outputs", "seconds", "finished_at")
-STATUSES = ("done", "failed")
 OUTPUT_SEP = ";"
 
 
@@ -238,7 +238,7 @@ class Manifest:
         row = self.rows.get(key)
         return (
             row is not None
-            and row.status == "done"
+            and row.status == STATUS_DONE
             and row.input_stat == input_stat
             and all((self.folder / o).exists() for o in row.outputs)
         )
@@ -313,7 +313,7 @@ def done_rows(folder: str | os.PathLike) -> list[Row]:
     folder = Path(folder)
     if not (folder / MANIFEST_NAME).exists() and not (folder / JOURNAL_NAME).exists():
         raise ManifestError(f"{folder}: no stage manifest here (run the upstream stage first)")
-    return [r for r in read_rows(folder) if r.status == "done"]
+    return [r for r in read_rows(folder) if r.status == STATUS_DONE]
 
 
 def read_manifest_frame(folder: str | os.PathLike):

@@ -8,6 +8,7 @@ a closed mesh with outward normals), ``watertight``, ``extent_x``/``extent_y``/`
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 from pathlib import Path
 from typing import Any, Iterator
@@ -17,6 +18,7 @@ import numpy as np
 from bodydata.mesh import read_mesh
 from bodydata.mesh.io import SUPPORTED_SUFFIXES
 from bodydata.pipeline.stage import Item, ItemContext, Stage, StageContext, StageError
+from bodydata.pipeline.stage_options import MeshStatsOptions
 
 __all__ = ["make_stage", "mesh_stats"]
 
@@ -57,16 +59,17 @@ def _items(ctx: StageContext, input: str | None, pattern: str | None) -> Iterato
 
 
 def _process(item: Item, ctx: ItemContext) -> dict[str, Any]:
-    mesh = read_mesh(item.inputs[0], expected_vertices=ctx.options.get("expected_vertices"))
+    mesh = read_mesh(item.inputs[0], expected_vertices=MeshStatsOptions(**ctx.options).expected_vertices)
     return mesh_stats(mesh.vertices, mesh.faces)
 
 
 def make_stage(input: str | None = None, pattern: str | None = None, expected_vertices: int | None = None) -> Stage:
-    """The ``mesh-stats`` stage (see the module docstring for the options)."""
+    """``mesh-stats``: vertex/face counts, area, volume, extent of every mesh in a folder (module docstring)."""
+    opts = MeshStatsOptions(input=input, pattern=pattern, expected_vertices=expected_vertices)
     return Stage(
         name="mesh-stats",
         process=_process,
         items=functools.partial(_items, input=input, pattern=pattern),
-        options={"input": input, "pattern": pattern, "expected_vertices": expected_vertices},
+        options=dataclasses.asdict(opts),
         description="per-mesh counts, area, volume, extent",
     )

@@ -30,6 +30,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from bodydata.errors import BodydataError
 from bodydata.fsutil import atomic_write_text
+from bodydata.manifest.status import STATUS_DONE, STATUS_FAILED
 from bodydata.pipeline.manifest import Manifest, Row
 from bodydata.pipeline.stage import (
     Item,
@@ -54,6 +55,7 @@ __all__ = [
     "open_executor",
     "default_workers",
     "run_stage",
+    "executor_of_this_task",
 ]
 
 SCHEDULER_ENV = "BODYDATA_SCHEDULER"
@@ -252,6 +254,23 @@ class LazyExecutor(Executor):
         self._stack.close()
 
 
+@contextlib.contextmanager
+def executor_of_this_task() -> Iterator[Executor | None]:
+    """Inside a task on a dask worker: an executor on the same cluster, so that a stage item can fan work out to
+    every worker (the task leaves its worker's thread pool while it waits; dask's ``worker_client``). Elsewhere
+    (an inline run, no dask): None."""
+    try:
+        from distributed import get_worker, worker_client
+
+        get_worker()
+    except (ImportError, ValueError):
+        yield None
+        return
+    threads = int(os.environ.get(THREAD_ENV_VARS[0], "1") or 1)
+    with worker_client() as client:
+        yield DaskExecutor(client, "the dask cluster of this run", threads=threads)
+
+
 def default_workers(memory_per_worker: int = MEMORY_PER_WORKER) -> int:
     """Worker processes for a local cluster: one per CPU (cgroup-aware), no more than RAM / ``memory_per_worker``."""
     from dask.system import CPU_COUNT
@@ -394,7 +413,7 @@ def _plan(stage: Stage, items: list[Item], manifest: Manifest) -> tuple[list[Ite
         row = manifest.rows.get(item.key)
         if (
             row is not None
-            and row.status == "done"
+            and row.status == STATUS_DONE
             and row.input_hash
             and all((manifest.folder / o).exists() for o in row.outputs)
         ):
@@ -487,9 +506,9 @@ def _execute(stage, todo, out_dir, executor, manifest, summary, retries, progres
                 except (BodydataError, KeyError, TypeError, ValueError) as bad:
                     exc = bad
             if exc is not None:
-                row = Row(item=item.key, status="failed", reason=one_line(exc), finished_at=_now())
+                row = Row(item=item.key, status=STATUS_FAILED, reason=one_line(exc), finished_at=_now())
             manifest.record(row)
-            if row.status == "done":
+            if row.status == STATUS_DONE:
                 summary.done += 1
             else:
                 summary.failed += 1

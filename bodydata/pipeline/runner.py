@@ -43,6 +43,8 @@ __all__ = [
     "find_pipeline",
     "builtin_pipelines_dir",
     "run_pipeline",
+    "check_step_options",
+    "stage_summary",
 ]
 
 # name -> "module:factory". The lead wires each stage here as it lands (see docs/pipeline.md).
@@ -241,11 +243,44 @@ def load_pipeline(path: str | os.PathLike, expand_env: bool = True) -> Pipeline:
 # Running
 
 
-def build_stage(step: Step) -> Stage:
-    """Call the step's factory with its options; the stage's hashed options default to the step's options."""
-    factory = resolve_stage(step.stage)
+def check_step_options(step: Step, factory: Callable[..., Stage] | None = None) -> dict[str, Any]:
+    """The step's options, checked (and converted as on the command line) against its stage's options class
+    (:mod:`bodydata.pipeline.stage_options`) or, for a stage without one, its factory's signature.
+
+    Raises :class:`PipelineError` naming the step, the option and the reason.
+    """
+    from bodydata.pipeline.stage_options import OptionsError, check_signature, options_class, parse_options
+
+    factory = factory or resolve_stage(step.stage)
+    cls = options_class(step.stage)
     try:
-        stage = factory(**dict(step.options))
+        if cls is None:
+            check_signature(factory, step.options)
+            return dict(step.options)
+        parsed = parse_options(cls, step.options)
+    except OptionsError as exc:
+        raise PipelineError(f"step {step.name} (stage {step.stage}): {exc}") from None
+    return {k: getattr(parsed, k) for k in step.options}
+
+
+def stage_summary(name: str) -> str:
+    """What a registered stage does: the first line of its factory's docstring, without the ``name``: prefix."""
+    import inspect
+
+    try:
+        doc = inspect.getdoc(resolve_stage(name)) or ""
+    except PipelineError as exc:
+        return f"(unavailable: {exc})"
+    line = doc.strip().splitlines()[0] if doc.strip() else ""
+    return re.sub(rf"^``{re.escape(name)}``:\s*", "", line).replace("``", "")
+
+
+def build_stage(step: Step) -> Stage:
+    """Call the step's factory with its checked options; the stage's hashed options default to the step's options."""
+    factory = resolve_stage(step.stage)
+    options = check_step_options(step, factory)
+    try:
+        stage = factory(**options)
     except TypeError as exc:
         raise PipelineError(f"step {step.name} (stage {step.stage}): bad options ({exc})") from None
     if not isinstance(stage, Stage):
@@ -288,8 +323,9 @@ def run_pipeline(
 
     Each step writes into ``workdir / step.name`` and skips items that are already done with unchanged inputs, so
     running the same pipeline again resumes it. Steps before the selected ones must have run (their folders are
-    the selected steps' inputs). Failed items never stop a step; a step whose item listing fails (a missing data
-    folder, say) stops the pipeline with a :class:`PipelineError`.
+    the selected steps' inputs). Failed items never stop a step; a step whose items all failed is the end of its
+    branch (steps reading it, directly or through others, are not run and say so); a step whose item listing fails
+    (a missing data folder, say) stops the pipeline with a :class:`PipelineError`.
     """
     say = echo or (lambda s: None)
     # Absolute, so that paths a step records for later steps stay valid whatever folder they are read from.
@@ -315,9 +351,15 @@ def run_pipeline(
             raise PipelineError(f"step {s.name} has not run yet in {root} (its output is an input of the steps you chose)")
 
     say(f"pipeline {pipeline.name}: {len(steps)} step(s) in {root}")
+    blocked: set[str] = set()  # steps with no usable output: every item failed, or not run for that reason
     with LazyExecutor(scheduler, workers, threads=threads, host=host, dashboard=dashboard,
                       on_open=lambda d: say(f"started {d}")) as executor:
         for step, stage in stages:
+            if step.input in blocked:
+                # Its input has nothing done: running it would only report a missing file instead of the cause.
+                say(f"{step.name}: not run (every item of its input step {step.input} failed)")
+                blocked.add(step.name)
+                continue
             names = [p.name for p in pipeline.steps]
             before = {n: upstream[n] for n in names[: names.index(step.name)]}
             ctx = StageContext(out_dir=root / step.name, upstream=before,
@@ -333,4 +375,6 @@ def run_pipeline(
                 say(f"  failed {item}: {reason}")
             if summary.failed > 5:
                 say(f"  ... and {summary.failed - 5} more (status=failed rows of the manifest)")
+            if summary.failed and not summary.done and not summary.skipped:
+                blocked.add(step.name)
     return summaries

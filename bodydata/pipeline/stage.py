@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from bodydata.errors import BodydataError
 from bodydata.fsutil import atomic_path, sha256_file
+from bodydata.manifest.status import STATUS_DONE, STATUS_FAILED
 
 __all__ = [
     "Item",
@@ -219,10 +220,10 @@ def execute_item(stage: Stage, item: Item, out_dir: str | os.PathLike) -> dict[s
     try:
         row["input_hash"] = content_digest(stage, item, pdig)
         columns = _check_columns(stage, stage.process(item, ctx))
-        row.update(status="done", reason="", columns=columns)
+        row.update(status=STATUS_DONE, reason="", columns=columns)
     except BodydataError as exc:
         row.setdefault("input_hash", "")
-        row.update(status="failed", reason=one_line(exc), columns={})
+        row.update(status=STATUS_FAILED, reason=one_line(exc), columns={})
     row["outputs"] = list(ctx.outputs)
     row["seconds"] = round(time.perf_counter() - t0, 4)
     row["finished_at"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -153,7 +153,7 @@ def _manifest_paths(ctx: StageContext, sources: Sequence[str], manifest: Sequenc
 
 def _source_records(ctx: StageContext, o: Mapping[str, Any]) -> list[dict[str, str]]:
     """The source rows to convert (ManifestRow columns as strings, paths absolute), filtered, in input order."""
-    from bodydata.sources.base import COLUMNS
+    from bodydata.manifest.source_rows import COLUMNS
 
     records: list[dict[str, Any]] = []
     if o.get("source"):
@@ -167,7 +167,7 @@ def _source_records(ctx: StageContext, o: Mapping[str, Any]) -> list[dict[str, s
             raise StageError(f"convert: {exc}") from None
         records = [r.as_record() for r in rows]
     if o.get("sources") or o.get("manifest") or not o.get("source"):
-        from bodydata.sources.scan import read_manifest
+        from bodydata.manifest.source_rows import read_source_table as read_manifest
 
         for path in _manifest_paths(ctx, list(o.get("sources") or []), list(o.get("manifest") or [])):
             records += read_manifest(path).to_dict("records")
@@ -344,8 +344,8 @@ def _finish(ctx: StageContext, rows: list, options: Mapping[str, Any]) -> None:
 
     from bodydata.fsutil import atomic_write_text
     from bodydata.registration.convert import ConvertRow, _write_results
-    from bodydata.sources.base import COLUMNS, ManifestRow
-    from bodydata.sources.scan import write_manifest
+    from bodydata.manifest.source_rows import COLUMNS, ManifestRow
+    from bodydata.manifest.source_rows import write_source_rows as write_manifest
 
     out = Path(ctx.out_dir)
     source_of = {r["id"]: r for r in _source_records(ctx, options)}

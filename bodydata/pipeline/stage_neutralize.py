@@ -1,12 +1,14 @@
 """Pipeline stage ``neutralize``: one item per subject of the source manifest, run in parallel on the workers."""
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 from pathlib import Path
 from typing import Any, Iterator
 
 from bodydata.pipeline.stage import Item, ItemContext, Stage, StageContext
+from bodydata.pipeline.stage_options import NeutralizeOptions
 from bodydata.pipeline.stage_scan import find_sources_csv
 
 __all__ = ["make_stage"]
@@ -26,38 +28,27 @@ def _neutralizer(template: str, target: str, spring_dir: str | None):
     return _NEUTRALIZERS[key]
 
 
-def _true_neutrals(path: Path) -> dict[str, str]:
-    """Subject -> path of its ground-truth neutral (``kind=neutral`` rows, e.g. the anny generator's)."""
-    import csv
-
-    with open(path, newline="", encoding="utf-8") as fh:
-        rows = [r for r in csv.DictReader(fh) if r.get("kind") == "neutral" and r.get("status", "ok") == "ok"]
-    sources = {r.get("source", "") for r in rows}
-    return {(f"{r['source']}_{r['subject']}" if len(sources) > 1 else r["subject"]): r["path"] for r in rows}
-
-
 def _items(ctx: StageContext, manifest: str | None) -> Iterator[Item]:
-    from bodydata.neutral.neutralize import read_pose_manifest
+    from bodydata.neutral.neutralize import read_subjects
 
     path = Path(manifest) if manifest else find_sources_csv(ctx.input_dir)
-    truth = _true_neutrals(path)
-    for subject, poses in sorted(read_pose_manifest(path).items()):
-        yield Item(key=subject, inputs=tuple(str(p) for _, p in poses),
-                   params={"labels": [label for label, _ in poses], "truth": truth.get(subject, "")})
+    for key, sub in sorted(read_subjects(path).items()):
+        yield Item(key=key, inputs=tuple(str(p) for _, p in sub.poses),
+                   params={"labels": [label for label, _ in sub.poses], "truth": sub.truth})
 
 
 def _process(item: Item, ctx: ItemContext) -> dict[str, Any]:
     from bodydata.neutral.neutralize import neutralize_subject_files
 
-    o = ctx.options
-    neutralizer = _neutralizer(o["template"], o["target"], o.get("spring_dir"))
+    o = NeutralizeOptions(**ctx.options)
+    neutralizer = _neutralizer(o.template, o.target, o.spring_dir)
     poses = list(zip(item.params["labels"], (Path(p) for p in item.inputs)))
     true = None
     if item.params.get("truth"):
         from bodydata.mesh import read_mesh
 
         true = read_mesh(item.params["truth"], expected_vertices=neutralizer.template.n_vertices).vertices
-    row = neutralize_subject_files(neutralizer, item.key, poses, ctx.out_dir, png=bool(o.get("png", True)), truth=true)
+    row = neutralize_subject_files(neutralizer, item.key, poses, ctx.out_dir, png=o.png, truth=true)
     for rel in (row.get("output"), row.get("png")):
         if rel:
             ctx.outputs.append(Path(rel).as_posix())
@@ -74,11 +65,26 @@ def _process(item: Item, ctx: ItemContext) -> dict[str, Any]:
     return result
 
 
+def _finish(ctx: StageContext, rows: list, manifest: str | None) -> None:
+    """``neutral.csv`` in the step folder, as ``bodydata neutralize`` writes it (``build-dataset --neutral`` reads it)."""
+    from bodydata.neutral.neutralize import CSV_NAME, read_subjects, write_neutral_csv
+
+    path = Path(manifest) if manifest else find_sources_csv(ctx.input_dir)
+    table = {}
+    for r in rows:
+        files = {Path(o).suffix: o for o in r.outputs}
+        table[r.item] = {**r.columns, "subject": r.item, "status": r.status, "reason": r.reason,
+                         "output": files.get(".ply", ""), "png": files.get(".png", "")}
+    write_neutral_csv(ctx.out_dir / CSV_NAME, table, read_subjects(path))
+
+
 def make_stage(template: str = "anny", target: str = "anny", manifest: str | None = None,
                spring_dir: str | None = None, png: bool = True) -> Stage:
     """``neutralize``: a neutral body per subject (ARAP with segment orientations; ``bodydata neutralize``)."""
+    opts = NeutralizeOptions(template=template, target=target, manifest=manifest, spring_dir=spring_dir, png=png)
     return Stage(
         name="neutralize", process=_process, items=functools.partial(_items, manifest=manifest),
-        options={"template": template, "target": target, "manifest": manifest, "spring_dir": spring_dir, "png": png},
+        finish=functools.partial(_finish, manifest=manifest),
+        options=dataclasses.asdict(opts),
         description="neutral pose per subject",
     )

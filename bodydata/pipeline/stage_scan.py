@@ -1,11 +1,13 @@
 """Pipeline stage ``sources-scan``: a dataset folder -> the source manifest ``sources.csv`` (one resumable item)."""
 from __future__ import annotations
 
+import dataclasses
 import functools
 from pathlib import Path
 from typing import Any, Iterator
 
 from bodydata.pipeline.stage import Item, ItemContext, Stage, StageContext, StageError
+from bodydata.pipeline.stage_options import ScanOptions
 
 __all__ = ["make_stage", "SOURCES_CSV", "find_sources_csv"]
 
@@ -38,23 +40,23 @@ def _items(ctx: StageContext, root: str | None) -> Iterator[Item]:
 
 
 def _process(item: Item, ctx: ItemContext) -> dict[str, Any]:
+    from bodydata.manifest.source_rows import write_source_rows
+    from bodydata.manifest.status import is_done
     from bodydata.sources.scan import scan_source
 
-    o = dict(ctx.options)
+    o = ScanOptions(**ctx.options)
     with ctx.output(SOURCES_CSV) as tmp:
-        res = scan_source(str(o["source"]), item.params["root"], out=None, progress=True,
-                          **dict(o.get("adapter_options") or {}))
-        from bodydata.sources.scan import write_manifest
-
-        write_manifest(tmp, res.rows)
-    failed = sum(r.status != "ok" for r in res.rows)
+        res = scan_source(o.source, item.params["root"], out=None, progress=True, **dict(o.adapter_options or {}))
+        write_source_rows(tmp, res.rows)
+    failed = sum(not is_done(r.status) for r in res.rows)
     return {"rows": len(res.rows), "ok": len(res.rows) - failed, "failed_rows": failed}
 
 
 def make_stage(source: str, root: str | None = None, adapter_options: dict | None = None) -> Stage:
     """``sources-scan``: run the ``source`` adapter over ``root`` (default: the previous step's output)."""
+    opts = ScanOptions(source=source, root=root, adapter_options=dict(adapter_options or {}))
     return Stage(
         name="sources-scan", process=_process, items=functools.partial(_items, root=root),
-        options={"source": source, "root": root, "adapter_options": dict(adapter_options or {})},
+        options=dataclasses.asdict(opts),
         description=f"manifest of the {source} meshes",
     )

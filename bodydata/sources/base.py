@@ -1,19 +1,19 @@
-"""Manifest rows, the source-adapter protocol and the registry of adapters by name.
+"""The source-adapter protocol, the registry of adapters by name, and helpers the adapters share.
 
-A source adapter looks at a dataset folder and lists its meshes as ``ManifestRow``s (identity,
-file, topology, units, up axis). ``bodydata.sources.scan`` then hashes and validates every file
+A source adapter looks at a dataset folder and lists its meshes as ``ManifestRow``s
+(:mod:`bodydata.manifest.source_rows`: identity, file, topology, units, up axis). ``bodydata.sources.scan`` then hashes and validates every file
 and writes the rows as a CSV manifest; the columns are documented in ``manifests/README.md``.
 """
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Callable, Protocol
 
 import numpy as np
 
 from bodydata.errors import BodydataError
+from bodydata.manifest.source_rows import ManifestRow
 from bodydata.naming import natural_key
 
 # Vertex counts of the named topologies (a mesh of that topology must have exactly this many).
@@ -28,52 +28,10 @@ TOPOLOGY_VERTICES: dict[str, int | None] = {
 }
 
 MESH_SUFFIXES = (".ply", ".obj", ".off")
-STATUS_OK = "ok"
-STATUS_FAILED = "failed"
-STATUS_PENDING = "pending"  # only between discovery and validation; never written to a manifest
 
 
 class SourceError(BodydataError, ValueError):
     """A folder does not look like the requested source (the message says what was expected)."""
-
-
-@dataclass
-class ManifestRow:
-    """One mesh of a source. Column meanings and types: ``manifests/README.md``.
-
-    Integer-valued identity fields (subject, pose, frame) are kept as strings so that ids such as
-    DFAUST's ``50002`` or a missing value (empty string) round-trip through CSV unchanged.
-    """
-
-    id: str
-    source: str
-    kind: str
-    path: str
-    topology: str
-    subject: str = ""
-    pose: str = ""
-    sequence: str = ""
-    frame: str = ""
-    n_vertices: int | None = None
-    n_faces: int | None = None
-    sha256: str = ""
-    units: str = "m"
-    up_axis: str = "+y"
-    gt_path: str = ""
-    gt_kind: str = ""
-    landmarks_path: str = ""
-    status: str = STATUS_PENDING
-    error: str = ""
-
-    def as_record(self) -> dict:
-        rec = asdict(self)
-        for key in ("n_vertices", "n_faces"):
-            if rec[key] is None:
-                rec[key] = ""
-        return rec
-
-
-COLUMNS: list[str] = [f.name for f in fields(ManifestRow)]
 
 
 class SourceAdapter(Protocol):

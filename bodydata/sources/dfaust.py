@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bodydata.sources.base import ManifestRow, SourceError, mesh_files, register, require_dir, row_id
+from bodydata.manifest.source_rows import ManifestRow
+from bodydata.sources.base import SourceError, mesh_files, register, require_dir, row_id
 
 _SUBJECT = re.compile(r"\d{5}")
 _FRAME = re.compile(r"\d+")

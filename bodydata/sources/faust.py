@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bodydata.sources.base import ManifestRow, SourceError, mesh_files, register, require_dir, row_id
+from bodydata.manifest.source_rows import ManifestRow
+from bodydata.sources.base import SourceError, mesh_files, register, require_dir, row_id
 
 _REG = re.compile(r"tr_reg_(\d{3})")
 _TR_SCAN = re.compile(r"tr_scan_(\d{3})")

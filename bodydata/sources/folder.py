@@ -10,16 +10,22 @@ after reading it (a known vertex count such as 6,890 or 12,500 names the topolog
 
 Without a CSV, a mesh of a named topology gets the packaged landmark set of that topology
 (``bodydata/templates/data/landmarks_<topology>.csv``) when one exists; otherwise no landmarks.
+
+Identity: ``subject_regex`` (``--subject-regex``) is a regular expression with a named group ``subject`` (and
+optionally ``pose``) matched against each mesh's path relative to the root, without its suffix (``s3/pose_07``);
+a mesh it does not match is a failed row. Without it rows have no subject (a dataset build cannot pair them).
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from bodydata.errors import MeshError
-from bodydata.sources.base import ManifestRow, SourceError, mesh_files, register, require_dir, row_id
+from bodydata.manifest.source_rows import ManifestRow
+from bodydata.sources.base import SourceError, mesh_files, register, require_dir, row_id
 
 PACKAGED_LANDMARKS = Path(__file__).resolve().parents[1] / "templates" / "data"
 
@@ -59,6 +65,17 @@ def read_landmark_table(path: str | Path) -> pd.DataFrame:
     return table
 
 
+def _subject_pattern(text: str) -> re.Pattern:
+    """Compile ``subject_regex``; it must have a named group ``subject``. Raises ``SourceError``."""
+    try:
+        pattern = re.compile(text)
+    except re.error as exc:
+        raise SourceError(f"subject pattern {text!r} is not a regular expression ({exc})") from None
+    if "subject" not in pattern.groupindex:
+        raise SourceError(f"subject pattern {text!r} needs a named group (?P<subject>...)")
+    return pattern
+
+
 @register("folder")
 class FolderAdapter:
     name = "folder"
@@ -68,11 +85,13 @@ class FolderAdapter:
     def __init__(self) -> None:
         self._table: pd.DataFrame | None = None
         self._root: Path | None = None
+        self._subject_re: re.Pattern | None = None
 
     def discover(self, root: Path, landmarks: str | Path | None = None, units: str | None = None,
-                 up_axis: str | None = None, **options) -> list[ManifestRow]:
+                 up_axis: str | None = None, subject_regex: str | None = None, **options) -> list[ManifestRow]:
         root = require_dir(root, self.name, self.layout)
         self._root = root
+        self._subject_re = _subject_pattern(subject_regex) if subject_regex else None
         files = mesh_files(root)
         if not files:
             raise SourceError(f"{root}: no mesh files found; expected {self.layout}")
@@ -83,12 +102,24 @@ class FolderAdapter:
             self._table = read_landmark_table(lm_path)
         rows = []
         for p in files:
+            ident = self._identity(p)
             rows.append(ManifestRow(id=row_id(self.name, root, p), source=self.name, kind="mesh", path=str(p),
-                                    topology="auto", units=units or "m", up_axis=up_axis or "",
+                                    topology="auto", subject=ident.get("subject") or "", pose=ident.get("pose") or "",
+                                    units=units or "m", up_axis=up_axis or "",
                                     landmarks_path=str(lm_path) if self._table is not None else ""))
         return rows
 
+    def _identity(self, path: Path) -> dict[str, str]:
+        """The named groups of ``subject_regex`` on ``path`` (relative to the root, no suffix); {} if no match."""
+        if self._subject_re is None:
+            return {}
+        m = self._subject_re.fullmatch(path.relative_to(self._root).with_suffix("").as_posix())
+        return m.groupdict() if m else {}
+
     def check(self, row: ManifestRow, vertices: np.ndarray, faces: np.ndarray) -> None:
+        if self._subject_re is not None and not row.subject:
+            rel = Path(row.path).relative_to(self._root).with_suffix("").as_posix()
+            raise MeshError(row.path, f"{rel!r} does not match the subject pattern {self._subject_re.pattern!r}")
         if self._table is None:
             packaged = packaged_landmarks(row.topology)
             row.landmarks_path = str(packaged) if packaged else ""

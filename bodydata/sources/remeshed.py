@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from bodydata.errors import MeshError
-from bodydata.sources.base import ManifestRow, SourceError, mesh_files, register, require_dir, row_id
+from bodydata.manifest.source_rows import ManifestRow
+from bodydata.sources.base import SourceError, mesh_files, register, require_dir, row_id
 
 _FAUST = re.compile(r"tr_reg_(\d{3})")
 _SCAPE = re.compile(r"mesh(\d{3})")

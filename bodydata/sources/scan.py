@@ -2,31 +2,23 @@
 
 A mesh that cannot be read, or fails its topology's checks, becomes a row with ``status=failed`` and a
 one-line ``error``; the scan goes on. Only a folder that does not look like the source at all
-raises (``SourceError``). The manifest is written atomically; its columns are documented in
-``manifests/README.md``.
+raises (``SourceError``). The manifest is written atomically by
+:func:`bodydata.manifest.source_rows.write_source_rows`; its columns are documented in ``manifests/README.md``.
 """
 from __future__ import annotations
 
-import csv
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
 from tqdm import tqdm
 
 from bodydata.errors import BodydataError
-from bodydata.fsutil import atomic_path, sha256_file
+from bodydata.fsutil import sha256_file
+from bodydata.manifest.source_rows import ManifestRow, write_source_rows
+from bodydata.manifest.status import STATUS_DONE, STATUS_FAILED
 from bodydata.mesh import read_mesh
-from bodydata.sources.base import (
-    COLUMNS,
-    STATUS_FAILED,
-    STATUS_OK,
-    TOPOLOGY_VERTICES,
-    ManifestRow,
-    get_adapter,
-    topology_for_count,
-)
+from bodydata.sources.base import TOPOLOGY_VERTICES, get_adapter, topology_for_count
 
 _COUNT_SUFFIX = re.compile(r".*_(\d+)$")
 
@@ -48,7 +40,7 @@ class ScanResult:
 
     @property
     def n_ok(self) -> int:
-        return sum(r.status == STATUS_OK for r in self.rows)
+        return sum(r.status == STATUS_DONE for r in self.rows)
 
     @property
     def n_failed(self) -> int:
@@ -56,7 +48,7 @@ class ScanResult:
 
 
 def validate_row(adapter, row: ManifestRow) -> ManifestRow:
-    """Hash and read one mesh; fill n_vertices/n_faces/sha256 and set status (ok/failed + reason)."""
+    """Hash and read one mesh; fill n_vertices/n_faces/sha256 and set status (done/failed + reason)."""
     try:
         row.sha256 = sha256_file(row.path)
     except OSError as exc:
@@ -75,7 +67,7 @@ def validate_row(adapter, row: ManifestRow) -> ManifestRow:
     except (OSError, MemoryError) as exc:  # a file system or resource problem, not a crash of the scan
         row.status, row.error = STATUS_FAILED, f"{row.path}: {type(exc).__name__}: {' '.join(str(exc).split())}"
         return row
-    row.status, row.error = STATUS_OK, ""
+    row.status, row.error = STATUS_DONE, ""
     return row
 
 
@@ -89,34 +81,5 @@ def scan_source(source: str, root: str | Path, out: str | Path | None = None, pr
     rows = adapter.discover(Path(root), **options)
     for row in tqdm(rows, desc=f"scan {source}", unit="mesh", disable=not progress):
         validate_row(adapter, row)
-    out_path = write_manifest(out, rows) if out is not None else None
+    out_path = write_source_rows(out, rows) if out is not None else None
     return ScanResult(rows=rows, out=out_path)
-
-
-def write_manifest(path: str | Path, rows: list[ManifestRow]) -> Path:
-    """Write rows as CSV (header = ``COLUMNS``), atomically."""
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=COLUMNS, lineterminator="\n")
-            writer.writeheader()
-            for row in rows:
-                writer.writerow(row.as_record())
-    return path
-
-
-def read_manifest(path: str | Path) -> pd.DataFrame:
-    """Read a manifest CSV. Identity columns stay strings (empty = unknown); relative ``path``,
-    ``gt_path`` and ``landmarks_path`` values are resolved against the manifest's folder."""
-    path = Path(path)
-    text_cols = {c: str for c in COLUMNS if c not in ("n_vertices", "n_faces")}
-    table = pd.read_csv(path, dtype=text_cols, keep_default_na=False)
-    missing = [c for c in COLUMNS if c not in table.columns]
-    if missing:
-        raise BodydataError(f"{path}: not a bodydata manifest (missing columns: {', '.join(missing)})")
-    base = path.resolve().parent
-    for col in ("path", "gt_path", "landmarks_path"):
-        table[col] = [str(base / v) if v and not Path(v).is_absolute() else v for v in table[col]]
-    for col in ("n_vertices", "n_faces"):
-        table[col] = pd.to_numeric(table[col], errors="coerce").astype("Int64")
-    return table

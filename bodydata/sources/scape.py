@@ -19,7 +19,8 @@ import numpy as np
 
 from bodydata.errors import MeshError
 from bodydata.mesh import read_mesh
-from bodydata.sources.base import ManifestRow, SourceError, mesh_files, register, require_dir, row_id
+from bodydata.manifest.source_rows import ManifestRow
+from bodydata.sources.base import SourceError, mesh_files, register, require_dir, row_id
 
 _MESH = re.compile(r"mesh(\d{3})")
 _NUM = re.compile(r"(\d+)")

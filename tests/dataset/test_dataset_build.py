@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bodydata.sources.base import ManifestRow
-from bodydata.sources.scan import write_manifest
+from bodydata.manifest.source_rows import ManifestRow
+from bodydata.manifest.source_rows import write_source_rows as write_manifest
 
 TOPO = "notoes_collapse10pc"
 TEMPLATE = "anny-lite"
@@ -33,7 +33,7 @@ def data(tmp_path_factory):
     root = tmp_path_factory.mktemp("ds")
     synth = run_synth(root / "synth", N_IDENT, N_POSES, seed=3, topology=TOPO, sheet=False, progress=False)
     scanned = scan_source("anny", synth.out_dir, root / "anny.csv", progress=False)
-    assert all(r.status == "ok" for r in scanned.rows)
+    assert all(r.status == "done" for r in scanned.rows)
     # A truncated mesh marked ok (the manifest is stale): the feature stage must fail it and the build go on.
     good = next(r for r in scanned.rows if r.kind == "generated")
     bad = root / "broken" / "broken_000.ply"

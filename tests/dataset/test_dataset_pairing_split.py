@@ -9,7 +9,7 @@ import pytest
 
 from bodydata.dataset.pairing import drop_failed, pair_meshes, read_inputs
 from bodydata.dataset.split import SplitError, make_split, paper_split, subject_split
-from bodydata.sources.base import COLUMNS, ManifestRow
+from bodydata.manifest.source_rows import COLUMNS, ManifestRow
 
 
 def _write(path: Path, rows: list[ManifestRow], extra: dict[str, list[str]] | None = None) -> Path:

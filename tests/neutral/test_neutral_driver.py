@@ -39,7 +39,7 @@ def test_cli_writes_meshes_rows_and_skips_done(tmp_path, anny_lite_template, ann
     out = tmp_path / "out"
     args = ["neutralize", "--manifest", str(man), "--template", str(tpl_dir), "--target", str(target), "--out", str(out), "--quiet"]
     res = CliRunner().invoke(cli, args)
-    assert res.exit_code == 0, res.output
+    assert res.exit_code == 1, res.output  # one subject failed: the exit status says so
     assert "2 done, 1 failed, 0 skipped" in res.output
     rows = {r["subject"]: r for r in csv.DictReader(open(out / "neutral.csv"))}
     assert set(rows) == {"0", "1", "9"}  # the status=failed manifest row is not a subject
@@ -54,7 +54,7 @@ def test_cli_writes_meshes_rows_and_skips_done(tmp_path, anny_lite_template, ann
     assert not list(out.rglob(".*tmp*"))
     # Re-run: the done subjects are skipped, the failed one is retried.
     res = CliRunner().invoke(cli, args + ["--no-png"])
-    assert res.exit_code == 0 and "0 done, 1 failed, 2 skipped" in res.output, res.output
+    assert res.exit_code == 1 and "0 done, 1 failed, 2 skipped" in res.output, res.output
 
 
 def test_cli_reports_bad_input_in_one_line(tmp_path, anny_lite_template):

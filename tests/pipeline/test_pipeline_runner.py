@@ -154,3 +154,32 @@ def test_nothing_to_do_starts_no_cluster(tmp_path):
     s = run_pipeline(pipe, tmp_path / "w", scheduler="local", workers=2, progress=False, echo=lines.append)
     assert [(x.done, x.skipped) for x in s] == [(0, 5), (0, 5)]
     assert not any(line.startswith("started") for line in lines), lines
+
+
+def test_steps_reading_a_step_whose_items_all_failed_are_not_run(tmp_path):
+    # Issue #14 item 6: a step after one whose every item failed ran anyway and ended with a misleading error.
+    (tmp_path / "meshes").mkdir()
+    (tmp_path / "meshes" / "sphere_000.ply").write_text("not a mesh")
+    path = _write(tmp_path / "p.yaml", f"""
+pipeline: broken
+stages:
+  - name: area
+    stage: pipeline_test_stages:make_area_stage
+    options: {{folder: "{tmp_path / 'meshes'}"}}
+  - name: after
+    stage: mesh-stats
+  - name: after-after
+    stage: mesh-stats
+  - name: independent
+    stage: mesh-stats
+    input: null
+    options: {{input: "{tmp_path / 'meshes'}"}}
+""")
+    res = CliRunner().invoke(cli, ["run", str(path), "--workdir", str(tmp_path / "w"), "--no-progress",
+                                   "--scheduler", "synchronous"])
+    assert res.exit_code == 1, res.output
+    assert "area: 0 done, 0 skipped, 1 failed" in res.output
+    assert "after: not run (every item of its input step area failed)" in res.output
+    assert "after-after: not run (every item of its input step after failed)" in res.output
+    assert "independent: 0 done, 0 skipped, 1 failed" in res.output
+    assert not (tmp_path / "w" / "after").exists()

@@ -41,8 +41,8 @@ def _moved(v: np.ndarray) -> np.ndarray:
 def _manifest(folder: Path, t, bodies) -> Path:
     """A sources.csv with two good bodies of subject 7 and one corrupt file."""
     from bodydata.mesh import write_mesh
-    from bodydata.sources.base import ManifestRow
-    from bodydata.sources.scan import write_manifest
+    from bodydata.manifest.source_rows import ManifestRow
+    from bodydata.manifest.source_rows import write_source_rows as write_manifest
 
     folder.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -138,7 +138,7 @@ def test_convert_stage_rows_resume_and_downstream(lite, tmp_path):
     records, failures = read_inputs([out / "sources.csv"])
     assert sorted(r.id for r in records) == ["lite/body0", "lite/body1"] and [f.id for f in failures] == ["lite/broken"]
     with open(out / "sources.csv", newline="") as fh:
-        ok = [r for r in csv.DictReader(fh) if r["status"] == "ok"]
+        ok = [r for r in csv.DictReader(fh) if r["status"] == "done"]
     assert {r["n_vertices"] for r in ok} == {str(t.n_vertices)}
     assert all(r["sha256"] == sha256_file(out / r["path"]) for r in ok)
 

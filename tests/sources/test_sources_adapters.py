@@ -11,11 +11,13 @@ from click.testing import CliRunner
 
 from bodydata.cli.main import cli
 from bodydata.mesh import write_mesh
-from bodydata.sources.base import COLUMNS, SourceError, adapter_names
+from bodydata.manifest.source_rows import COLUMNS
+from bodydata.manifest.source_rows import read_source_table as read_manifest
+from bodydata.sources.base import SourceError, adapter_names
 from bodydata.sources.dfaust import parse_sequence_path
 from bodydata.sources.remeshed import read_vts
 from bodydata.errors import MeshError
-from bodydata.sources.scan import read_manifest, scan_source
+from bodydata.sources.scan import scan_source
 
 FACES = np.array([[0, 1, 2], [0, 2, 3], [1, 3, 2]], dtype=np.int64)
 
@@ -55,7 +57,7 @@ def test_faust_parsing_and_failed_rows(tmp_path):
     rows = _by_id(res.rows)
     assert len(rows) == 6
     r = rows["faust/training/registrations/tr_reg_017"]
-    assert (r.subject, r.pose, r.topology, r.kind, r.status, r.n_vertices) == ("1", "7", "smpl_6890", "registration", "ok", 6890)
+    assert (r.subject, r.pose, r.topology, r.kind, r.status, r.n_vertices) == ("1", "7", "smpl_6890", "registration", "done", 6890)
     assert r.up_axis == "+y" and r.units == "m" and len(r.sha256) == 64
     bad = rows["faust/training/registrations/tr_reg_023"]
     assert bad.status == "failed" and "truncated" in bad.error and "tr_reg_023.ply" in bad.error
@@ -63,16 +65,16 @@ def test_faust_parsing_and_failed_rows(tmp_path):
     assert wrong.status == "failed" and "6000 vertices" in wrong.error and "6890" in wrong.error
     assert (wrong.subject, wrong.pose) == ("3", "1")
     scan = rows["faust/training/scans/tr_scan_017"]
-    assert (scan.kind, scan.topology, scan.subject, scan.pose, scan.status) == ("scan", "own", "1", "7", "ok")
+    assert (scan.kind, scan.topology, scan.subject, scan.pose, scan.status) == ("scan", "own", "1", "7", "done")
     test = rows["faust/test/scans/test_scan_003"]
-    assert (test.subject, test.pose, test.status) == ("", "", "ok")
+    assert (test.subject, test.pose, test.status) == ("", "", "done")
     assert res.n_ok == 4 and res.n_failed == 2
     # CSV: header = COLUMNS, failed rows keep their reason, round trip through read_manifest
     with open(out, newline="") as fh:
         header = next(csv.reader(fh))
     assert header == COLUMNS
     table = read_manifest(out)
-    assert len(table) == 6 and set(table["status"]) == {"ok", "failed"}
+    assert len(table) == 6 and set(table["status"]) == {"done", "failed"}
     assert table.loc[table["id"] == "faust/training/registrations/tr_reg_017", "subject"].item() == "1"
     assert table.loc[table["id"] == "faust/test/scans/test_scan_003", "subject"].item() == ""
     assert not list(tmp_path.glob(".m.csv.tmp-*"))
@@ -110,7 +112,7 @@ def test_scape_original_and_simplified(tmp_path):
     res = scan_source("scape", simp, None, progress=False)
     assert [r.pose for r in res.rows] == ["1", "2", "10", "11", "12"]  # natural order
     rows = _by_id(res.rows)
-    assert rows["scape/10"].topology == "scape_simplified_50" and rows["scape/10"].status == "ok"
+    assert rows["scape/10"].topology == "scape_simplified_50" and rows["scape/10"].status == "done"
     assert rows["scape/11"].status == "failed" and "faces differ" in rows["scape/11"].error
     assert rows["scape/12"].status == "failed" and "49 vertices" in rows["scape/12"].error
 
@@ -136,7 +138,7 @@ def test_dfaust_and_dyna_scan(tmp_path):
         rows = _by_id(scan_source(source, tmp_path, None, progress=False).rows)
         ok = rows[f"{source}/50002/punching/0003"]
         assert (ok.subject, ok.sequence, ok.frame, ok.topology, ok.status, ok.source) == (
-            "50002", "punching", "3", "smpl_6890", "ok", source)
+            "50002", "punching", "3", "smpl_6890", "done", source)
         assert rows[f"{source}/50002/punching/0004"].status == "failed"
 
 
@@ -170,13 +172,13 @@ def test_remeshed_with_vts(tmp_path):
     (tmp_path / "corres" / "tr_reg_015.vts").write_text("1\n2\n")      # shorter than the others
     rows = _by_id(scan_source("remeshed", tmp_path, None, progress=False).rows)
     r = rows["remeshed/off/tr_reg_012"]
-    assert (r.subject, r.pose, r.topology, r.gt_kind, r.status, r.units) == ("1", "2", "own", "vts", "ok", "normalized")
+    assert (r.subject, r.pose, r.topology, r.gt_kind, r.status, r.units) == ("1", "2", "own", "vts", "done", "normalized")
     assert r.gt_path.endswith("corres/tr_reg_012.vts")
-    assert rows["remeshed/off/tr_reg_013"].status == "ok"
+    assert rows["remeshed/off/tr_reg_013"].status == "done"
     assert rows["remeshed/off/tr_reg_014"].status == "failed" and "vertex 11" in rows["remeshed/off/tr_reg_014"].error
     assert rows["remeshed/off/tr_reg_015"].status == "failed" and "lines" in rows["remeshed/off/tr_reg_015"].error
     s = rows["remeshed/off/mesh004"]
-    assert (s.subject, s.pose, s.gt_path, s.status) == ("0", "4", "", "ok")
+    assert (s.subject, s.pose, s.gt_path, s.status) == ("0", "4", "", "done")
 
 
 def test_folder_with_landmark_csv(tmp_path):
@@ -184,14 +186,14 @@ def test_folder_with_landmark_csv(tmp_path):
     _mesh(tmp_path / "sub" / "b.ply", 4)
     (tmp_path / "landmarks.csv").write_text("name,vertex_id\nnose_tip,3\nchin,7\n")
     rows = _by_id(scan_source("folder", tmp_path, None, progress=False).rows)
-    assert rows["folder/a"].status == "ok" and rows["folder/a"].landmarks_path.endswith("landmarks.csv")
+    assert rows["folder/a"].status == "done" and rows["folder/a"].landmarks_path.endswith("landmarks.csv")
     assert rows["folder/a"].topology == "own" and rows["folder/a"].up_axis == ""
     assert rows["folder/sub/b"].status == "failed" and "vertex_id 7" in rows["folder/sub/b"].error
 
     per_mesh = tmp_path / "per_mesh.csv"
     per_mesh.write_text("mesh,name,x,y,z\na,nose_tip,0,1,2\n")
     rows = _by_id(scan_source("folder", tmp_path, None, progress=False, landmarks=per_mesh, up_axis="+z").rows)
-    assert rows["folder/a"].status == "ok" and rows["folder/a"].up_axis == "+z"
+    assert rows["folder/a"].status == "done" and rows["folder/a"].up_axis == "+z"
     assert rows["folder/sub/b"].status == "failed" and "no rows for this mesh" in rows["folder/sub/b"].error
 
     bad = tmp_path / "bad.csv"
@@ -209,7 +211,7 @@ def test_folder_with_landmark_csv(tmp_path):
 def test_folder_named_topology_gets_packaged_landmarks(tmp_path):
     _mesh(tmp_path / "x.obj", 6890)
     row = scan_source("folder", tmp_path, None, progress=False).rows[0]
-    assert row.topology == "smpl_6890" and row.status == "ok"
+    assert row.topology == "smpl_6890" and row.status == "done"
     packaged = Path(__file__).resolve().parents[2] / "bodydata" / "templates" / "data" / "landmarks_smpl_6890.csv"
     assert row.landmarks_path == (str(packaged) if packaged.is_file() else "")
 
@@ -240,10 +242,10 @@ def test_anny_generated_folder(tmp_path):
     assert len(rows) == 6
     r = rows["anny/meshes/anny00000/standing_a_000"]
     assert (r.kind, r.subject, r.pose, r.topology, r.up_axis, r.units, r.gt_kind, r.status) == (
-        "generated", "0", "0", "anny_notoes_collapse10pc", "+z", "m", "anny", "ok")
+        "generated", "0", "0", "anny_notoes_collapse10pc", "+z", "m", "anny", "done")
     assert r.gt_path == str(root.resolve() / "truth" / "anny00000" / "standing_a_000.json")
     n = rows["anny/neutral/anny00003"]
-    assert (n.kind, n.subject, n.pose, n.gt_path, n.status) == ("neutral", "3", "", "", "ok")
+    assert (n.kind, n.subject, n.pose, n.gt_path, n.status) == ("neutral", "3", "", "", "done")
     assert rows["anny/meshes/anny00003/walk_000"].status == "failed"
     assert "ground-truth file" in rows["anny/meshes/anny00003/walk_000"].error
     assert "anny00009" in rows["anny/meshes/anny00000/twisting_001"].error
@@ -263,7 +265,7 @@ def test_anny_adapter_reads_the_generator_output(tmp_path):
     res = scan_source("anny", out, None, progress=False)
     kinds = sorted(r.kind for r in res.rows)
     assert kinds == ["generated", "neutral"]
-    assert all(r.status == "ok" for r in res.rows), [r.error for r in res.rows]
+    assert all(r.status == "done" for r in res.rows), [r.error for r in res.rows]
     gen = next(r for r in res.rows if r.kind == "generated")
     assert gen.topology == "anny_notoes_collapse10pc" and gen.n_vertices == 1229 and gen.subject == "0"
     assert Path(gen.gt_path).is_file()
@@ -299,3 +301,21 @@ def test_cli_list_and_scan(tmp_path):
     assert res.exit_code != 0 and "meshNNN" in res.output and not (tmp_path / "s.csv").exists()
     res = runner.invoke(cli, ["sources", "scan", "--source", "nosuch", "--root", str(tmp_path), "--out", str(tmp_path / "s.csv")])
     assert res.exit_code != 0 and "unknown source" in res.output
+
+
+def test_folder_subject_from_a_path_pattern(tmp_path):
+    # Issue #14 item 8: a folder source had no way to set a subject, so a dataset build failed every row.
+    for rel in ("s1/pose_00.ply", "s1/pose_01.ply", "s2/pose_00.ply", "loose.ply"):
+        _mesh(tmp_path / "data" / rel, 4)
+    out = tmp_path / "m.csv"
+    res = CliRunner().invoke(cli, ["sources", "scan", "--source", "folder", "--root", str(tmp_path / "data"),
+                                   "--out", str(out), "--quiet",
+                                   "--subject-regex", r"(?P<subject>s\d+)/pose_(?P<pose>\d+)"])
+    assert res.exit_code == 0, res.output
+    rows = {r["id"]: r for r in csv.DictReader(open(out, newline=""))}
+    assert [(rows[f"folder/{k}"]["subject"], rows[f"folder/{k}"]["pose"]) for k in ("s1/pose_00", "s1/pose_01", "s2/pose_00")] \
+        == [("s1", "00"), ("s1", "01"), ("s2", "00")]
+    assert rows["folder/loose"]["status"] == "failed" and "does not match the subject pattern" in rows["folder/loose"]["error"]
+    bad = CliRunner().invoke(cli, ["sources", "scan", "--source", "folder", "--root", str(tmp_path / "data"),
+                                   "--out", str(tmp_path / "x.csv"), "--subject-regex", "(?P<who>.*)"])
+    assert bad.exit_code == 2 and "needs a named group (?P<subject>...)" in bad.output and not (tmp_path / "x.csv").exists()

@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from bodydata.cli.main import cli
-from bodydata.sources.scan import read_manifest
+from bodydata.manifest.source_rows import read_source_table as read_manifest
 
 
 def _scan(shared_data, tmp_path, source, rel, name):
@@ -19,7 +19,7 @@ def _scan(shared_data, tmp_path, source, rel, name):
     assert res.exit_code == 0, res.output
     table = read_manifest(out)
     assert table["id"].is_unique
-    assert (table["status"] == "ok").all(), table.loc[table["status"] != "ok", "error"].tolist()
+    assert (table["status"] == "done").all(), table.loc[table["status"] != "done", "error"].tolist()
     assert table["sha256"].str.fullmatch(r"[0-9a-f]{64}").all()
     return table
 
