@@ -55,6 +55,7 @@ STAGES: dict[str, str] = {
     "convert": "bodydata.pipeline.stage_convert:make_stage",
     "neutralize": "bodydata.pipeline.stage_neutralize:make_stage",
     "build-dataset": "bodydata.pipeline.stage_dataset:make_stage",
+    "train": "bodydata.pipeline.stage_train:make_stage",
 }
 ENTRY_POINT_GROUP = "bodydata.stages"
 STEP_KEYS = {"name", "stage", "input", "options", "description"}

@@ -21,7 +21,8 @@ import click
 from bodydata.errors import BodydataError
 
 __all__ = ["OptionsError", "option", "parse_options", "check_signature", "options_class", "SynthOptions",
-           "ScanOptions", "NeutralizeOptions", "DatasetOptions", "MeshStatsOptions", "OPTIONS_CLASSES"]
+           "ScanOptions", "NeutralizeOptions", "DatasetOptions", "MeshStatsOptions", "TrainOptions",
+           "OPTIONS_CLASSES"]
 
 SYNTH_TOPOLOGIES = ("notoes", "notoes_collapse10pc", "anny")
 SPLITS = ("paper", "subject")
@@ -91,6 +92,18 @@ class MeshStatsOptions:
     expected_vertices: int | None = option(None, click.IntRange(min=1), "vertex count every mesh must have")
 
 
+@dataclass(frozen=True)
+class TrainOptions:
+    """``train`` (as ``bodydata train``)."""
+
+    arch: str | None = option(None, click.STRING, "dhnn, baseline, meshvae, pca (default: the config's, else dhnn)")
+    config: str | None = option(None, click.STRING, "YAML config file")
+    epochs: int | None = option(None, click.IntRange(min=1), "total epochs")
+    threads: int = option(0, click.IntRange(min=0), "CPU threads for torch (0: torch's default)")
+    checkpoint_every: int = option(1, click.IntRange(min=1), "epochs between checkpoints")
+    dataset_step: str | None = option(None, click.STRING, "build-dataset step whose dataset to train on")
+
+
 #: Built-in stage name -> its options class.
 OPTIONS_CLASSES: dict[str, type] = {
     "synth": SynthOptions,
@@ -98,6 +111,7 @@ OPTIONS_CLASSES: dict[str, type] = {
     "neutralize": NeutralizeOptions,
     "build-dataset": DatasetOptions,
     "mesh-stats": MeshStatsOptions,
+    "train": TrainOptions,
 }
 
 

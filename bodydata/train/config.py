@@ -82,7 +82,9 @@ class LoopConfig:
     """The training loop. device: auto (CUDA when present) | cpu | cuda. data_on_device: keep the split's scaled
     features on the device (auto: when they take under a quarter of its memory; on CPU always, in RAM).
     workers: DataLoader worker processes when the data is not held in memory. test_every: epochs between test passes.
-    threads: CPU threads for torch (0: leave torch's default)."""
+    threads: CPU threads for torch (0: leave torch's default). checkpoint_every: epochs between checkpoints (1: every
+    epoch, so an interruption loses at most the epoch in progress; a full-size model's checkpoint is ~1.6 GB with the
+    optimiser state, so a fast GPU run may prefer a few epochs)."""
 
     epochs: int = 2200
     batch_size: int = 24
@@ -93,6 +95,7 @@ class LoopConfig:
     workers: int = 0
     test_every: int = 1
     threads: int = 0
+    checkpoint_every: int = 1
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -105,8 +108,8 @@ class LoopConfig:
             raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
         if self.data_on_device not in ("auto", "yes", "no"):
             raise ValueError(f"data_on_device must be auto, yes or no, got {self.data_on_device!r}")
-        if self.workers < 0 or self.test_every < 1 or self.threads < 0:
-            raise ValueError("workers and threads must be >= 0 and test_every >= 1")
+        if self.workers < 0 or self.test_every < 1 or self.threads < 0 or self.checkpoint_every < 1:
+            raise ValueError("workers and threads must be >= 0, test_every and checkpoint_every >= 1")
 
 
 @dataclass

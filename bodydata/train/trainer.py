@@ -283,11 +283,12 @@ class Trainer:
                     self._fit_linear()
                     train_terms = self.evaluate("train", weights)
                 test_terms = {}
-                if self.rank == 0 and ((epoch + 1) % cfg.train.test_every == 0 or epoch + 1 == epochs):
+                if self.rank == 0 and ((epoch + 1) % cfg.train.test_every == 0 or epoch + 1 == epochs
+                                       or (epoch + 1) % cfg.train.checkpoint_every == 0):
                     test_terms = self.evaluate("test", weights)
                 row = self._row(epoch, phase, weights, train_terms, test_terms, time.perf_counter() - t_ep)
                 if self.rank == 0:
-                    self._end_epoch(epoch, row, test_terms or train_terms)
+                    self._end_epoch(epoch, row, test_terms if len(self.test_set) else train_terms)
                 if self.world > 1:
                     import torch.distributed as dist
 
@@ -313,9 +314,14 @@ class Trainer:
         return row
 
     def _end_epoch(self, epoch: int, row: dict, judged: dict) -> None:
+        last = epoch + 1 == (self.config.train.epochs if self.net.trainable else 1)
+        self.rows.append(row)
+        if not (last or (epoch + 1) % self.config.train.checkpoint_every == 0):
+            _write_metrics(self.out / RUN_FILES["metrics"], self.rows)
+            return
         meta = {**self.meta, "epoch": epoch + 1}
         rec = judged.get("l1_f", math.inf) + judged.get("l1_f_s", 0.0)
-        if rec < self.best[0]:
+        if judged and rec < self.best[0]:
             self.best = (rec, epoch + 1)
             save_weights(self.out, "best", self.net, meta)
         save_weights(self.out, "last", self.net, meta)
@@ -323,9 +329,7 @@ class Trainer:
         if self.optimizer is not None:
             state["optimizer"] = self.optimizer.state_dict()
         save_state(self.out, state)
-        self.rows.append(row)
         _write_metrics(self.out / RUN_FILES["metrics"], self.rows)
-        last = epoch + 1 == (self.config.train.epochs if self.net.trainable else 1)
         # the picture costs ~0.5 s: redraw it at most every 30 s and at the end
         if last or time.perf_counter() - getattr(self, "_curves_at", -math.inf) > 30:
             self._write_curves()
