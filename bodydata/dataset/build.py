@@ -235,7 +235,9 @@ def _card_md(card: dict) -> str:
               + "".join(f"; {k}: {v}" for k, v in card["failures"]["by_stage"].items()) + " (see `failures.csv`).", "",
               "## Inputs", ""]
     for inp in card["inputs"]:
-        lines.append(f"- `{inp['path']}` ({inp['role']}, sha256 {inp['sha256'][:16]}...)")
+        # relative to the dataset folder, so the card reads the same wherever the runs folder is moved
+        rel = os.path.relpath(inp["path"], card.get("_root", "."))
+        lines.append(f"- `{rel}` ({inp['role']}, sha256 {inp['sha256'][:16]}...)")
     lines += ["", "## Files", ""]
     for name, info in card["files"].items():
         lines.append(f"- `{info['file']}`: {info['bytes']:,} bytes" + (f", {info['shape']} {info['dtype']}" if "shape" in info else ""))
@@ -342,7 +344,7 @@ def build_dataset(
     }
     card["files"] = {k: _file_info(out / FILES[k]) for k in ("f", "g", "neutral_index", "scaling", "pairs", "failures")}
     atomic_write_text(out / FILES["card_json"], json.dumps(card, indent=1, sort_keys=False) + "\n")
-    atomic_write_text(out / FILES["card_md"], _card_md(card))
+    atomic_write_text(out / FILES["card_md"], _card_md({**card, "_root": str(out.resolve())}))
     sizes = {k: v["bytes"] for k, v in card["files"].items()}
     sizes["cache"] = _dir_bytes(out / "cache")
     return BuildResult(out, len(pairing), counts, failures, summary, time.perf_counter() - t0, sizes)

@@ -593,7 +593,8 @@ def run_synth(
 
         sheet_path = render_contact_sheet(
             out / "contact_sheet.png", sheet_meshes, titles=sheet_titles,
-            suptitle=f"bodydata synth anny: seed {seed}, {identities} identities x {poses} poses ({synth.topology})",
+            suptitle=(f"bodydata synth anny: seed {seed}, {identities} identities x {poses} poses ({synth.topology}); "
+                      f"showing {len(sheet_meshes)} bodies, up to {max(1, math.ceil(n_sheet / identities))} per identity"),
         )
     return SynthSummary(out, len(idents), n_bodies, n_rejected, n_fallback, time.perf_counter() - t0, sheet_path)
 

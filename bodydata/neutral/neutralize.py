@@ -290,6 +290,8 @@ def load_target(spec: str | os.PathLike, template, spring_dir: str | os.PathLike
         if target.shape != (n, 3):
             raise NeutralizeError(f"{folder}: SPRING mean has shape {target.shape}, the template has {n} vertices")
         return target
+    if not Path(key).is_file():
+        raise NeutralizeError(f"target {key!r}: not 'anny', 'scape' or an existing mesh file")
     try:
         return read_mesh(key, expected_vertices=n).vertices
     except BodydataError as exc:

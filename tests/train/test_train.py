@@ -172,3 +172,9 @@ def test_cli_trains_and_reports_exit_status(tiny_dataset, tmp_path):
     torch.load(tmp_path / "run" / "checkpoints" / "last.state.pt", weights_only=True)
     r = CliRunner().invoke(cli, ["train", "--dataset", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x")])
     assert r.exit_code == 2 and r.output.strip().count("\n") == 0 and "no such dataset folder" in r.output
+
+
+def test_dataset_card_md_names_inputs_relative_to_the_dataset(tiny_dataset):
+    ds, _ = tiny_dataset
+    text = (ds / "card.md").read_text()
+    assert str(ds.parent) not in text and "`../anny.csv`" in text
