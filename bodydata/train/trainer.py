@@ -26,11 +26,11 @@ import torch
 
 from bodydata.dataset.format import FILES, PairBatch, read_card
 from bodydata.errors import BodydataError
-from bodydata.fsutil import atomic_write_text, sha256_file
+from bodydata.fsutil import atomic_path, atomic_write_text, sha256_file
 from bodydata.model.base import EmbeddingNet, ModelContext
 from bodydata.model.losses import LossWeights, loss_terms, total_loss
 from bodydata.model.registry import build_network
-from bodydata.model.run_format import RUN_FILES, RunError
+from bodydata.model.run_format import RUN_FILES
 from bodydata.train.checkpoint import load_state, load_weights, save_state, save_weights
 from bodydata.train.config import RunConfig, load_config
 from bodydata.train.noise import sample_noise
@@ -152,9 +152,8 @@ class Trainer:
         if not path.is_file():
             raise TrainError(f"{self.out}: nothing to resume (no {RUN_FILES['config']}); start the run without --resume")
         saved = load_config(path, overrides={"epochs": epochs})
-        if config_given := getattr(self, "_requested_arch", None):
-            if config_given != saved.arch:
-                raise TrainError(f"{self.out}: this run is a {saved.arch} run; it cannot be resumed as {config_given}")
+        if self._requested_arch not in (None, saved.arch):
+            raise TrainError(f"{self.out}: this run is a {saved.arch} run; it cannot be resumed as {self._requested_arch}")
         self.config = saved
         self.state = load_state(self.out)
 
@@ -339,13 +338,9 @@ class Trainer:
     def _write_static(self) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.out / RUN_FILES["config"], self.config.to_yaml())
-        import numpy as _np
-
-        from bodydata.fsutil import atomic_path
-
         with atomic_path(self.out / RUN_FILES["context"]) as tmp:
             with open(tmp, "wb") as fh:
-                _np.savez(fh, **self.ctx.arrays())
+                np.savez(fh, **self.ctx.arrays())
         self._started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         self._write_card(finished_epochs=self.start_epoch)
 
