@@ -173,6 +173,18 @@ class SynthSummary:
     sheet: Path | None = None
 
 
+def _first_use_notice() -> None:
+    """Say so before anny builds its model cache: on a fresh machine that is ~1.1-1.6 GB and minutes of silence."""
+    import sys
+
+    from anny.paths import get_anny_cache_path
+
+    cache = get_anny_cache_path()
+    if not cache.is_dir() or not any(cache.iterdir()):
+        print(f"anny: first use on this machine: building its model cache in {cache} (about 1.1-1.6 GB, a few "
+              "minutes on 2 cores; once only; set ANNY_CACHE_DIR to put it elsewhere)", file=sys.stderr, flush=True)
+
+
 def _rng(*key: int) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence([int(k) for k in key])))
 
@@ -272,6 +284,7 @@ class AnnySynth:
         self.batch_size = int(batch_size)
         self.anny_version = getattr(anny, "__version__", "unknown")
         self.models = {}
+        _first_use_notice()
         for t in (topology, *[x for x in self.extra_topologies if x not in REMESHES]):
             model = anny.Anny(topology=TOPOLOGIES[t]).to(self.device)
             model.requires_grad_(False)
