@@ -14,7 +14,7 @@ import click
 import bodydata
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.version_option(bodydata.__version__, prog_name="bodydata")
 def cli() -> None:
     """Turn public 3D human body collections into one shared-connectivity training set, and train and
@@ -30,6 +30,9 @@ def _register() -> None:
         module = importlib.import_module(f"bodydata.cli.{info.name}")
         for command in getattr(module, "COMMANDS", []):
             cli.add_command(command)
+    from bodydata.cli._help import attach
+
+    attach(cli)
 
 
 _register()

@@ -11,9 +11,8 @@ Examples:
   bodydata train --dataset DS --out runs/dhnn --resume --epochs 100      # continue (or extend) a run
   torchrun --nproc_per_node 2 -m bodydata.train --dataset DS --out runs/ddp   # several GPUs (DDP)
 
-\b
 Exit status: 0 trained; 1 stopped (a NaN loss: the last good checkpoint is kept); 2 cannot start
-(not a complete dataset, bad config, a run already in --out without --resume); 130 interrupted.
+(not a complete dataset, bad config, a run already in --out without --resume); 130 interrupted (Ctrl-C).
 """
 
 
