@@ -56,6 +56,7 @@ STAGES: dict[str, str] = {
     "neutralize": "bodydata.pipeline.stage_neutralize:make_stage",
     "build-dataset": "bodydata.pipeline.stage_dataset:make_stage",
     "train": "bodydata.pipeline.stage_train:make_stage",
+    "evaluate": "bodydata.pipeline.stage_evaluate:make_stage",
 }
 ENTRY_POINT_GROUP = "bodydata.stages"
 STEP_KEYS = {"name", "stage", "input", "options", "description"}

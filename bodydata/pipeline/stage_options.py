@@ -21,7 +21,7 @@ import click
 from bodydata.errors import BodydataError
 
 __all__ = ["OptionsError", "option", "parse_options", "check_signature", "options_class", "SynthOptions",
-           "ScanOptions", "NeutralizeOptions", "DatasetOptions", "MeshStatsOptions", "TrainOptions",
+           "ScanOptions", "NeutralizeOptions", "DatasetOptions", "MeshStatsOptions", "TrainOptions", "EvaluateOptions",
            "OPTIONS_CLASSES"]
 
 SYNTH_TOPOLOGIES = ("notoes", "notoes_collapse10pc", "anny")
@@ -104,6 +104,16 @@ class TrainOptions:
     dataset_step: str | None = option(None, click.STRING, "build-dataset step whose dataset to train on")
 
 
+@dataclass(frozen=True)
+class EvaluateOptions:
+    """``evaluate`` (as ``bodydata evaluate``)."""
+
+    iterations: int = option(200, click.IntRange(min=0), "Eq. 15 Adam steps at most per mesh")
+    figures: bool = option(True, click.BOOL, "CED curves and error maps")
+    train_step: str | None = option(None, click.STRING, "train step whose run to evaluate")
+    dataset_step: str | None = option(None, click.STRING, "build-dataset step whose test split to use")
+
+
 #: Built-in stage name -> its options class.
 OPTIONS_CLASSES: dict[str, type] = {
     "synth": SynthOptions,
@@ -112,6 +122,7 @@ OPTIONS_CLASSES: dict[str, type] = {
     "build-dataset": DatasetOptions,
     "mesh-stats": MeshStatsOptions,
     "train": TrainOptions,
+    "evaluate": EvaluateOptions,
 }
 
 

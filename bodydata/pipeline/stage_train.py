@@ -11,27 +11,28 @@ from typing import Any, Iterator
 from bodydata.pipeline.stage import Item, ItemContext, Stage, StageContext, StageError
 from bodydata.pipeline.stage_options import TrainOptions
 
-__all__ = ["make_stage", "RUN_DIR"]
+__all__ = ["make_stage", "RUN_DIR", "dataset_folder"]
 
 RUN_DIR = "run"
 
 
-def _dataset_dir(ctx: StageContext, dataset_step: str | None) -> Path:
+def dataset_folder(ctx: StageContext, dataset_step: str | None, stage: str = "train") -> Path:
+    """The built dataset of ``dataset_step`` (default: the step this one reads)."""
     from bodydata.dataset.format import FILES
 
     base = ctx.upstream.get(dataset_step) if dataset_step else ctx.input_dir
     if base is None:
-        raise StageError(f"train: dataset step {dataset_step!r} is not an earlier step of the pipeline")
+        raise StageError(f"{stage}: dataset step {dataset_step!r} is not an earlier step of the pipeline")
     for folder in (base / "dataset", base):
         if (folder / FILES["card_json"]).is_file():
             return folder
-    raise StageError(f"train: {base} holds no built dataset (no dataset/card.json)")
+    raise StageError(f"{stage}: {base} holds no built dataset (no dataset/card.json)")
 
 
 def _items(ctx: StageContext, dataset_step: str | None) -> Iterator[Item]:
     from bodydata.dataset.format import FILES
 
-    ds = _dataset_dir(ctx, dataset_step)
+    ds = dataset_folder(ctx, dataset_step)
     yield Item(key=RUN_DIR, inputs=(str(ds / FILES["card_json"]), str(ds / FILES["scaling"])),
                params={"dataset": str(ds)})
 
