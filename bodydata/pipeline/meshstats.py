@@ -57,7 +57,7 @@ def _items(ctx: StageContext, input: str | None, pattern: str | None) -> Iterato
 
 
 def _process(item: Item, ctx: ItemContext) -> dict[str, Any]:
-    mesh = read_mesh(item.inputs[0], expected_vertices=ctx.options.get("expected_vertices"))
+    mesh = read_mesh(item.inputs[0], expected_vertices=ctx.options.get("expected_vertices"), allow_point_cloud=True)
     return mesh_stats(mesh.vertices, mesh.faces)
 
 
