@@ -497,8 +497,48 @@ def _ply_number(path: Path, el: _PlyElement, row: int, prop: str, token: bytes, 
         raise MeshError(path, f"element {el.name!r} row {row} property {prop!r}: {token[:20]!r} is not {kind}") from None
 
 
+def _read_ply_ascii_table(tokens: list[bytes], pos: int, el: _PlyElement) -> tuple[dict, int] | None:
+    """Rows of an ASCII element whose lists all have the lengths of its first row, as one (count, width) table.
+
+    Returns ({property: column(s)}, next position), or None when the rows differ in length or a token does
+    not parse (the row-by-row reader then reads it or names the bad token). Rows before the first differing
+    one are aligned, so that row's count token differs from the first row's: the check is exact.
+    """
+    layout: list[tuple[int, int]] = []  # (first column, number of values) of each property
+    at = pos
+    for p in el.props:
+        if len(p) == 2:
+            layout.append((at - pos, 1))
+            at += 1
+            continue
+        if at >= len(tokens) or not tokens[at].isdigit():
+            return None
+        n = int(tokens[at])
+        layout.append((at - pos + 1, n))
+        at += 1 + n
+    width = at - pos
+    if width == 0 or pos + width * el.count > len(tokens):
+        return None
+    table = np.array(tokens[pos : pos + width * el.count]).reshape(el.count, width)
+    cols: dict[str, np.ndarray] = {}
+    try:
+        for p, (col, n) in zip(el.props, layout):
+            if len(p) == 3 and not np.all(table[:, col - 1].astype(np.int64) == n):
+                return None
+            kind = np.dtype(p[-1]).kind
+            values = table[:, col : col + n].astype(np.float64 if kind == "f" else np.int64)
+            cols[p[0]] = values[:, 0] if len(p) == 2 else values
+    except ValueError:
+        return None
+    return cols, pos + width * el.count
+
+
 def _read_ply_ascii_list_element(path: Path, tokens: list[bytes], pos: int, el: _PlyElement, data: dict) -> int:
     """Rows of an ASCII element with list properties; list items are parsed by their declared type."""
+    fast = _read_ply_ascii_table(tokens, pos, el) if el.count > 0 else None
+    if fast is not None:
+        data[el.name] = fast[0]
+        return fast[1]
     cols: dict[str, list] = {p[0]: [] for p in el.props}
     for row in range(el.count):
         for p in el.props:

@@ -569,3 +569,19 @@ def _timed(fn, *args) -> float:
     t = time.perf_counter()
     fn(*args)
     return time.perf_counter() - t
+
+
+def test_ascii_ply_mixed_polygons_with_a_float_list_and_a_colour(tmp_path):
+    """Rows of different lengths are read row by row; same-length rows as one table: both give the same faces."""
+    v = [[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0], [0.5, 0.5, 1]]
+    head = ("ply\nformat ascii 1.0\nelement vertex 5\nproperty float x\nproperty float y\nproperty float z\n"
+            "element face {}\nproperty list uchar int vertex_indices\nproperty list uchar float texcoord\n"
+            "property uchar red\nend_header\n")
+    body = "".join(" ".join(map(str, r)) + "\n" for r in v)
+    tris = ["3 0 1 4 6 0 0 1 0 1 1 9", "3 1 2 4 6 0.5 0 1 0 1 1 9", "3 2 3 4 6 0 0 1 0 1 1 9", "3 3 0 4 6 0 0 1 0 1 1 9"]
+    quad = "4 0 3 2 1 8 0 0 1 0 1 1 0 1 9"
+    (tmp_path / "tri.ply").write_text(head.format(4) + body + "\n".join(tris) + "\n")
+    (tmp_path / "mixed.ply").write_text(head.format(5) + body + "\n".join(tris + [quad]) + "\n")
+    expected = [[0, 1, 4], [1, 2, 4], [2, 3, 4], [3, 0, 4]]
+    assert np.array_equal(read_mesh(tmp_path / "tri.ply").faces, expected)
+    assert np.array_equal(read_mesh(tmp_path / "mixed.ply").faces, expected + [[0, 3, 2], [0, 2, 1]])
