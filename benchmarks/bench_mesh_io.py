@@ -70,7 +70,8 @@ def main() -> None:
             kind = "binary" if binary and name.endswith(".ply") else "ascii"
             rows.append((f"write {name} ({kind})", w, None))
             rows.append((f"read  {name} ({kind})", r, r / base))
-        big = trimesh.creation.icosphere(subdivisions=max(args.level, 1 + int(np.ceil(np.log(args.extra_faces / 20) / np.log(4)))))
+        level = 1 + int(np.ceil(np.log(args.extra_faces / 20) / np.log(4)))  # an icosphere has 20 * 4**level faces
+        big = trimesh.creation.icosphere(subdivisions=max(args.level, level))
         p = Path(tmp) / "meshlab.ply"
         write_meshlab_ply(p, np.asarray(big.vertices), np.asarray(big.faces)[: args.extra_faces])
         r = median_ms(lambda: read_mesh(p), args.repeat)

@@ -95,7 +95,8 @@ def restore_process_state(state: ProcessState) -> None:
         from threadpoolctl import threadpool_info, threadpool_limits
 
         before = {p["filepath"]: p["num_threads"] for p in state.threadpools}
-        changed = [p for p in threadpool_info() if p["filepath"] in before and p["num_threads"] != before[p["filepath"]]]
+        changed = [p for p in threadpool_info()
+                   if p["filepath"] in before and p["num_threads"] != before[p["filepath"]]]
         if changed:
             threadpool_limits(limits=[{**p, "num_threads": before[p["filepath"]]} for p in changed])
 

@@ -24,8 +24,9 @@ def _card(folder: Path, path: Path) -> dict:
 
     card = folder / FILES["card_json"]
     if not card.is_file():
-        raise BodydataError(f"{path}: a .npy is read as the f.npy of a dataset, but {folder} has no {FILES['card_json']} "
-                            "(build it with `bodydata build-dataset`, or pass a features .npz from `bodydata features`)")
+        raise BodydataError(f"{path}: a .npy is read as the f.npy of a dataset, but {folder} has no "
+                            f"{FILES['card_json']} (build it with `bodydata build-dataset`, or pass a features .npz "
+                            "from `bodydata features`)")
     try:
         return json.loads(card.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:

@@ -1,4 +1,4 @@
-"""Feature files: mesh lists (folder, manifest CSV or text list), the features .npz format, and the file-level pipelines.
+"""Feature files: mesh lists (folder, manifest CSV or text list), the features .npz format, file-level pipelines.
 
 Features file (``.npz``, written atomically)::
 
@@ -121,7 +121,8 @@ def load_features(path: str | os.PathLike) -> dict:
         with np.load(path, allow_pickle=False) as z:
             out = {k: z[k] for k in z.files}
     except AttributeError:  # np.load gave an ndarray: a .npy, which has no names or meta
-        raise BodydataError(f"{path}: a single array (.npy), not a features file (.npz from `bodydata features`)") from None
+        raise BodydataError(f"{path}: a single array (.npy), not a features file (.npz from `bodydata features`)"
+                            ) from None
     except UNREADABLE_ARRAY_FILE as exc:
         raise BodydataError(f"{path}: not a readable features file, truncated or damaged "
                             f"({type(exc).__name__}: {' '.join(str(exc).split())})") from None
@@ -132,7 +133,7 @@ def load_features(path: str | os.PathLike) -> dict:
 
 
 def feature_rows(path: Path, f: np.ndarray, n_vertices: int) -> np.ndarray:
-    """``f`` as (B, n, 9) (a (B, 9n) array is reshaped); raises naming ``path`` when it is not features of n vertices."""
+    """``f`` as (B, n, 9) (a (B, 9n) array is reshaped); raises naming ``path`` unless it is features of n vertices."""
     if f.ndim == 2 and f.shape[1] == 9 * n_vertices:
         f = f.reshape(f.shape[0], n_vertices, 9)
     if f.ndim != 3 or f.shape[2] != 9:

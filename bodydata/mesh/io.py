@@ -54,7 +54,7 @@ class MeshData:
 
     @property
     def is_point_cloud(self) -> bool:
-        """True when the file had vertices but no faces (only :func:`read_points` / ``allow_point_cloud`` return one)."""
+        """True when the file had vertices but no faces (only :func:`read_points` / ``allow_point_cloud`` give one)."""
         return len(self.faces) == 0
 
 
@@ -489,12 +489,13 @@ def _read_ply(path: Path):
 
 
 def _ply_number(path: Path, el: _PlyElement, row: int, prop: str, token: bytes, dtype: str):
-    """One ASCII PLY value as its declared type; a bad token is a one-line error naming the element, row and property."""
+    """One ASCII PLY value as its declared type; a bad token is a one-line error naming element, row and property."""
     try:
         return float(token) if np.dtype(dtype).kind == "f" else int(token)
     except ValueError:
         kind = "a number" if np.dtype(dtype).kind == "f" else "an integer"
-        raise MeshError(path, f"element {el.name!r} row {row} property {prop!r}: {token[:20]!r} is not {kind}") from None
+        raise MeshError(path, f"element {el.name!r} row {row} property {prop!r}: {token[:20]!r} is not {kind}"
+                        ) from None
 
 
 def _read_ply_ascii_table(tokens: list[bytes], pos: int, el: _PlyElement) -> tuple[dict, int] | None:

@@ -484,10 +484,12 @@ def test_a_nan_vertex_colour_is_black_and_leaves_the_others_alone(tmp_path):
     from bodydata.mesh.io import MeshWarning
 
     v, f = _octa()
-    c = np.array([[1.0, 0.5, 0.0], [0.25, 0.375, 0.625], [np.nan, 0.0, 1.0], [0, 0, 0], [1, 1, 1], [0.125, 0.875, 0.25]])
+    c = np.array([[1.0, 0.5, 0.0], [0.25, 0.375, 0.625], [np.nan, 0.0, 1.0], [0, 0, 0], [1, 1, 1],
+                  [0.125, 0.875, 0.25]])
     expected = np.clip(np.round(np.nan_to_num(c) * 255), 0, 255).astype(np.uint8)
     obj = tmp_path / "nan.obj"
-    obj.write_text("".join(f"v {a!r} {b!r} {z!r} {r} {g} {bl}\n" for (a, b, z), (r, g, bl) in zip(v.tolist(), c.tolist()))
+    obj.write_text("".join(f"v {a!r} {b!r} {z!r} {r} {g} {bl}\n"
+                           for (a, b, z), (r, g, bl) in zip(v.tolist(), c.tolist()))
                    + "".join(f"f {a + 1} {b + 1} {z + 1}\n" for a, b, z in f))
     ply = tmp_path / "nan.ply"
     rows = np.empty(len(v), dtype=[("x", "<f8"), ("y", "<f8"), ("z", "<f8"), ("red", "<f4"), ("green", "<f4"),
@@ -578,7 +580,8 @@ def test_ascii_ply_mixed_polygons_with_a_float_list_and_a_colour(tmp_path):
             "element face {}\nproperty list uchar int vertex_indices\nproperty list uchar float texcoord\n"
             "property uchar red\nend_header\n")
     body = "".join(" ".join(map(str, r)) + "\n" for r in v)
-    tris = ["3 0 1 4 6 0 0 1 0 1 1 9", "3 1 2 4 6 0.5 0 1 0 1 1 9", "3 2 3 4 6 0 0 1 0 1 1 9", "3 3 0 4 6 0 0 1 0 1 1 9"]
+    tris = ["3 0 1 4 6 0 0 1 0 1 1 9", "3 1 2 4 6 0.5 0 1 0 1 1 9", "3 2 3 4 6 0 0 1 0 1 1 9",
+            "3 3 0 4 6 0 0 1 0 1 1 9"]
     quad = "4 0 3 2 1 8 0 0 1 0 1 1 0 1 9"
     (tmp_path / "tri.ply").write_text(head.format(4) + body + "\n".join(tris) + "\n")
     (tmp_path / "mixed.ply").write_text(head.format(5) + body + "\n".join(tris + [quad]) + "\n")
