@@ -217,9 +217,13 @@ _OBJ_FACE_INDEX = re.compile(r"^(-?\d+)")
 
 def _obj_lines(fh):
     """(line number, text) of each logical OBJ line: a line ending in a backslash continues on the next."""
+    text = fh.read()  # text mode: "\r\n" is already "\n"
+    lines = text.split("\n")
+    if "\\\n" not in text and not text.endswith("\\"):  # the common case: the lines as they are
+        yield from enumerate(lines, 1)
+        return
     pending, start = "", 0
-    for lineno, line in enumerate(fh, 1):
-        stripped = line.rstrip("\r\n")
+    for lineno, stripped in enumerate(lines, 1):
         if stripped.endswith("\\"):
             if not pending:
                 start = lineno
