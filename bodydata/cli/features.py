@@ -29,7 +29,8 @@ def _load_template(spec: str, parts: Path | None):
 @click.option("--template", "template", required=True,
               help="Template name (anny, anny-lite), template folder, or a reference mesh file (with --parts).")
 @click.option("--meshes", required=True, type=click.Path(exists=True, path_type=Path),
-              help="Folder of meshes (.obj/.ply/.off, natural order) or a manifest (one path per line).")
+              help="Folder of meshes (.obj/.ply/.off, natural order), a manifest CSV (the path of every done row) "
+                   "or a text list (one path per line).")
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Features file (.npz) to write.")
 @click.option("--coarse", is_flag=True, help="Also compute the 16-part coarse features g (needs the template's parts).")
 @click.option("--compat", type=click.Choice(["acap-cpp"]), default=None,
@@ -75,28 +76,19 @@ def features_cmd(template: str, meshes: Path, out: Path, coarse: bool, compat: s
 @click.command("reconstruct")
 @click.option("--template", "template", required=True, help="The template the features were computed with.")
 @click.option("--features", "features", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Features file written by `bodydata features`.")
+              help="Features file written by `bodydata features` (.npz), or the f.npy of a `bodydata build-dataset` "
+                   "folder (unscaled; names from its pairs.csv).")
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder for the meshes.")
 @click.option("--format", "fmt", type=click.Choice(["ply", "obj", "off"]), default="ply", show_default=True)
 @click.option("--device", default=None, help="torch device (default: cuda if available, else cpu).")
 def reconstruct_cmd(template: str, features: Path, out: Path, fmt: str, device: str | None) -> None:
     """Reconstruct meshes from ACAP features, as in the paper's Eq. 5-6 (template vertex 0 stays in place)."""
+    from bodydata.dataset.reconstruct_input import reconstruct_feature_file
     from bodydata.errors import BodydataError
-    from bodydata.features.files import load_features, reconstruct_files
-    from bodydata.features.reconstruct import AcapReconstructor
 
     try:
         verts, faces, _, _ = _load_template(template, None)
-        data = load_features(features)
-        f = data["f"]
-        if f.ndim == 2:
-            f = f.reshape(f.shape[0], -1, 9)
-        if f.shape[1] != len(verts):
-            raise BodydataError(f"{features}: features have {f.shape[1]} vertices, the template {len(verts)}")
-        weighting = data["meta"].get("weighting", "acap")
-        rec = AcapReconstructor(verts, faces, weighting=weighting, device=device)
-        names = [str(x) for x in data["names"]] if "names" in data else [f"{i:05d}" for i in range(len(f))]
-        paths = reconstruct_files(rec, f, names, out, faces, suffix=f".{fmt}")
+        paths = reconstruct_feature_file(verts, faces, features, out, suffix=f".{fmt}", device=device)
     except BodydataError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"{len(paths)} meshes -> {out}")

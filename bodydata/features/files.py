@@ -1,4 +1,4 @@
-"""Feature files: mesh lists (folder or manifest), the features .npz format, and the file-level pipelines.
+"""Feature files: mesh lists (folder, manifest CSV or text list), the features .npz format, file-level pipelines.
 
 Features file (``.npz``, written atomically)::
 
@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
+import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,24 +23,60 @@ import numpy as np
 from bodydata.errors import BodydataError
 from bodydata.naming import natural_key
 
-__all__ = ["list_meshes", "save_features", "load_features", "extract_files", "reconstruct_files", "MESH_SUFFIXES"]
+__all__ = ["list_meshes", "save_features", "load_features", "read_feature_set", "feature_rows", "FeatureSet",
+           "extract_files", "reconstruct_files", "MESH_SUFFIXES", "UNREADABLE_ARRAY_FILE"]
 
 MESH_SUFFIXES = (".obj", ".ply", ".off")
+# What np.load raises on an empty, truncated or damaged .npy/.npz (an empty file is EOFError, which click
+# would otherwise turn into a bare "Aborted!").
+UNREADABLE_ARRAY_FILE = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error)
+
+
+@dataclass
+class FeatureSet:
+    """Features to turn back into meshes.
+
+    f : (B, n, 9) ACAP features, unscaled (float32 or float64, possibly a read-only memory map)
+    names : (B,) output file stems
+    weighting : the edge weighting they were computed with
+    path : the file they came from
+    """
+
+    f: np.ndarray
+    names: list[str]
+    weighting: str
+    path: Path
+
+
+def _manifest_meshes(src: Path) -> list[Path]:
+    """The ``path`` of every done row of a bodydata manifest CSV (:func:`bodydata.manifest.source_rows.read_source_rows`)."""
+    from bodydata.manifest.source_rows import read_source_rows
+    from bodydata.manifest.status import is_done
+
+    rows = read_source_rows(src, required=("path", "status"))
+    files = [Path(r.path) for r in rows if is_done(r.status)]
+    if rows and not files:
+        raise BodydataError(f"{src}: none of its {len(rows)} rows is done (all failed)")
+    return files
 
 
 def list_meshes(source: str | os.PathLike) -> list[Path]:
-    """Mesh files of a folder (natural sort order, .obj/.ply/.off) or of a manifest (one path per line,
-    relative to the manifest's folder; blank lines and ``#`` comments ignored)."""
+    """Mesh files of a folder (natural sort order, .obj/.ply/.off), of a manifest CSV (``.csv``: the
+    ``path`` of each row whose status is done, in row order) or of a text list (one path per line,
+    relative to the list's folder; blank lines and ``#`` comments ignored)."""
     src = Path(source)
     if src.is_dir():
         files = sorted((p for p in src.iterdir() if p.suffix.lower() in MESH_SUFFIXES and p.is_file()), key=lambda p: natural_key(p.name.lower()))
     elif src.is_file():
-        files = []
-        for line in src.read_text().splitlines():
-            line = line.split("#", 1)[0].strip()
-            if line:
-                p = Path(line)
-                files.append(p if p.is_absolute() else src.parent / p)
+        if src.suffix.lower() == ".csv":
+            files = _manifest_meshes(src)
+        else:
+            files = []
+            for line in src.read_text().splitlines():
+                line = line.split("#", 1)[0].strip()
+                if line:
+                    p = Path(line)
+                    files.append(p if p.is_absolute() else src.parent / p)
         missing = [p for p in files if not p.is_file()]
         if missing:
             raise BodydataError(f"{src}: {len(missing)} listed meshes do not exist, e.g. {missing[0]}")
@@ -66,15 +105,41 @@ def save_features(path: str | os.PathLike, f: np.ndarray, names: list[str], meta
 
 def load_features(path: str | os.PathLike) -> dict:
     """Read a features file -> dict of arrays plus ``meta`` (a dict)."""
+    path = Path(path)
+    if path.is_file() and path.stat().st_size == 0:
+        raise BodydataError(f"{path}: not a readable features file (the file is empty)")
     try:
         with np.load(path, allow_pickle=False) as z:
             out = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as exc:
-        raise BodydataError(f"{path}: not a readable features file ({exc})") from None
+    except AttributeError:  # np.load gave an ndarray: a .npy, which has no names or meta
+        raise BodydataError(f"{path}: a single array (.npy), not a features file (.npz from `bodydata features`)"
+                            ) from None
+    except UNREADABLE_ARRAY_FILE as exc:
+        raise BodydataError(f"{path}: not a readable features file, truncated or damaged "
+                            f"({type(exc).__name__}: {' '.join(str(exc).split())})") from None
     if "f" not in out:
         raise BodydataError(f"{path}: no 'f' array (not a bodydata features file)")
     out["meta"] = json.loads(str(out["meta"])) if "meta" in out else {}
     return out
+
+
+def feature_rows(path: Path, f: np.ndarray, n_vertices: int) -> np.ndarray:
+    """``f`` as (B, n, 9) (a (B, 9n) array is reshaped); raises naming ``path`` unless it is features of n vertices."""
+    if f.ndim == 2 and f.shape[1] == 9 * n_vertices:
+        f = f.reshape(f.shape[0], n_vertices, 9)
+    if f.ndim != 3 or f.shape[2] != 9:
+        raise BodydataError(f"{path}: features have shape {f.shape}, expected (B, n, 9)")
+    if f.shape[1] != n_vertices:
+        raise BodydataError(f"{path}: features have {f.shape[1]} vertices, the template {n_vertices}")
+    return f
+
+
+def read_feature_set(path: str | os.PathLike, n_vertices: int) -> FeatureSet:
+    """The unscaled features of a features file (.npz of :func:`save_features`) for a template of n vertices."""
+    data = load_features(path)
+    f = feature_rows(Path(path), data["f"], n_vertices)
+    names = [str(x) for x in data["names"]] if "names" in data else [f"{i:05d}" for i in range(len(f))]
+    return FeatureSet(f, names, data["meta"].get("weighting", "acap"), Path(path))
 
 
 def extract_files(extractor, files: list[Path], coarse: bool = False, batch: int = 16, progress: bool = True):

@@ -5,11 +5,22 @@ parsers are our own rather than a general loader that may merge or split vertice
 
 Arrays everywhere: ``vertices : (n, 3) float64``, ``faces : (m, 3) int64`` (0-based),
 ``colors : (n, 3) uint8`` (optional, vertex colours).
+
+Files from scanners and MeshLab are read as they come: PLY list properties other than the faces'
+corners (per-face texture coordinates, float lists) are parsed by their declared type and skipped,
+binary PLY faces with extra properties are read in one structured numpy view, OBJ lines continued
+with a trailing backslash are joined. A file with no faces is a point cloud: :func:`read_mesh`
+refuses it unless ``allow_point_cloud=True`` (or :func:`read_points`). An OBJ face with fewer than
+3 corners is refused with its line number (trimesh drops it silently; a face that is an edge means
+the file is not the surface it claims, and dropping it would change the connectivity the dataset
+relies on). Non-finite vertex colours are read as black with a :class:`MeshWarning` naming the first
+vertex: a colour is not geometry, so it must not reject a scan nor rescale the other colours.
 """
 from __future__ import annotations
 
 import os
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +31,10 @@ from bodydata.fsutil import atomic_path
 from bodydata.mesh.validate import check_mesh_arrays
 
 SUPPORTED_SUFFIXES = (".ply", ".obj", ".off")
+
+
+class MeshWarning(UserWarning):
+    """A mesh file was read after a repair (non-finite colours blanked); the message names the file."""
 
 
 @dataclass
@@ -37,6 +52,11 @@ class MeshData:
     colors: np.ndarray | None = None
     path: str | None = None
 
+    @property
+    def is_point_cloud(self) -> bool:
+        """True when the file had vertices but no faces (only :func:`read_points` / ``allow_point_cloud`` give one)."""
+        return len(self.faces) == 0
+
 
 def read_mesh(
     path: str | os.PathLike,
@@ -44,6 +64,7 @@ def read_mesh(
     expected_faces: np.ndarray | None = None,
     triangulate: bool = True,
     check_degenerate: bool = True,
+    allow_point_cloud: bool = False,
 ) -> MeshData:
     """Read a PLY/OBJ/OFF file and validate it.
 
@@ -54,6 +75,8 @@ def read_mesh(
     expected_faces : (m, 3) int if given, the faces the file must have (same connectivity).
     triangulate : polygons with more than 3 corners are fan-triangulated; with False they are an error.
     check_degenerate : faces that repeat a vertex are an error.
+    allow_point_cloud : a file without faces is returned (``faces`` of shape (0, 3),
+        ``is_point_cloud`` True); by default it is an error "no faces: a point cloud".
 
     Raises
     ------
@@ -79,6 +102,8 @@ def read_mesh(
     except (ValueError, IndexError, UnicodeDecodeError, OverflowError) as exc:
         raise MeshError(path, f"cannot parse {suffix[1:].upper()}: {exc}") from None
     faces = _polygons_to_triangles(path, polygons, triangulate)
+    if len(faces) == 0 and not allow_point_cloud:
+        raise MeshError(path, f"no faces: a point cloud of {len(vertices)} points, not a mesh")
     check_mesh_arrays(
         vertices,
         faces,
@@ -88,6 +113,11 @@ def read_mesh(
         check_degenerate=check_degenerate,
     )
     return MeshData(vertices=vertices, faces=faces, colors=colors, path=str(path))
+
+
+def read_points(path: str | os.PathLike, expected_vertices: int | None = None) -> MeshData:
+    """Read a point cloud or a mesh (its faces are kept, ``is_point_cloud`` says which); errors as :func:`read_mesh`."""
+    return read_mesh(path, expected_vertices=expected_vertices, allow_point_cloud=True)
 
 
 def write_mesh(
@@ -128,6 +158,29 @@ def write_mesh(
 
 
 # ----------------------------------------------------------------------------------------------
+# colours
+
+
+def _colors_to_uint8(path: Path, colors: np.ndarray, scale: bool | None) -> np.ndarray:
+    """(n, 3) float colours -> (n, 3) uint8.
+
+    scale : True multiplies by 255 (values in [0, 1]), False keeps 0..255, None decides from the
+    finite values (all <= 1 means [0, 1]). Non-finite entries become 0 with a :class:`MeshWarning`:
+    one NaN must neither change how the other colours are scaled nor reject the mesh.
+    """
+    colors = np.asarray(colors, dtype=np.float64)
+    finite = np.isfinite(colors)
+    if not finite.all():
+        bad = np.flatnonzero(~finite.all(axis=1))
+        warnings.warn(f"{path}: {len(bad)} vertex colours are not finite (first: vertex {bad[0]}); read as black",
+                      MeshWarning, stacklevel=4)
+        colors = np.where(finite, colors, 0.0)
+    if scale is None:
+        scale = bool(finite.any()) and float(colors[finite].max()) <= 1.0
+    return np.clip(np.round(colors * 255.0 if scale else colors), 0, 255).astype(np.uint8)
+
+
+# ----------------------------------------------------------------------------------------------
 # polygons
 
 
@@ -162,12 +215,35 @@ def _polygons_to_triangles(path: Path, polygons: list[np.ndarray] | np.ndarray, 
 _OBJ_FACE_INDEX = re.compile(r"^(-?\d+)")
 
 
+def _obj_lines(fh):
+    """(line number, text) of each logical OBJ line: a line ending in a backslash continues on the next."""
+    text = fh.read()  # text mode: "\r\n" is already "\n"
+    lines = text.split("\n")
+    if "\\\n" not in text and not text.endswith("\\"):  # the common case: the lines as they are
+        yield from enumerate(lines, 1)
+        return
+    pending, start = "", 0
+    for lineno, stripped in enumerate(lines, 1):
+        if stripped.endswith("\\"):
+            if not pending:
+                start = lineno
+            pending += stripped[:-1] + " "
+            continue
+        if pending:
+            yield start, pending + stripped
+            pending = ""
+        else:
+            yield lineno, stripped
+    if pending:
+        yield start, pending
+
+
 def _read_obj(path: Path):
     verts: list[list[float]] = []
     colors: list[list[float]] = []
     polygons: list[list[int]] = []
     with open(path, "r", encoding="utf-8", errors="strict") as fh:
-        for lineno, line in enumerate(fh, 1):
+        for lineno, line in _obj_lines(fh):
             parts = line.split()
             if not parts or parts[0].startswith("#"):
                 continue
@@ -193,15 +269,17 @@ def _read_obj(path: Path):
                     idx.append(i - 1 if i > 0 else len(verts) + i)
                     if i == 0:
                         raise MeshError(path, f"line {lineno}: face index 0 (OBJ indices start at 1)")
+                if len(idx) < 3:
+                    raise MeshError(path, f"line {lineno}: face {len(polygons)} has {len(idx)} corners "
+                                          "(a face needs at least 3)")
                 polygons.append(idx)
     if not verts:
         raise MeshError(path, "no vertices found")
     vertices = np.asarray(verts, dtype=np.float64)
     rgb = None
     if colors and len(colors) == len(verts):
-        c = np.asarray(colors, dtype=np.float64)
         # Vertex colours in OBJ are floats in [0, 1] by convention, but some tools write 0..255.
-        rgb = np.clip(np.round(c * 255.0 if c.max() <= 1.0 else c), 0, 255).astype(np.uint8)
+        rgb = _colors_to_uint8(path, np.asarray(colors, dtype=np.float64), scale=None)
     return vertices, polygons, rgb
 
 
@@ -258,7 +336,7 @@ def _read_off(path: Path):
         # OFF colours are integers 0..255 or floats 0..1; the notation tells which (an all-0/1
         # integer colour must not be scaled by 255).
         is_float = any(("." in x or "e" in x.lower()) for r in vrows for x in r[3:6])
-        colors = np.clip(np.round(c * 255.0 if is_float else c), 0, 255).astype(np.uint8)
+        colors = _colors_to_uint8(path, c, scale=is_float)
     polygons = []
     for k, ln in enumerate(lines[line_i + nv : line_i + nv + nf]):
         tok = ln.split()
@@ -377,21 +455,7 @@ def _read_ply(path: Path):
                 data[el.name] = {p[0]: arr[:, j] for j, p in enumerate(el.props)}
                 pos += width * el.count
             else:
-                cols: dict[str, list] = {p[0]: [] for p in el.props}
-                for _ in range(el.count):
-                    for p in el.props:
-                        if pos >= len(tokens):
-                            raise MeshError(path, f"truncated: element {el.name!r} needs {el.count} rows")
-                        if len(p) == 2:
-                            cols[p[0]].append(float(tokens[pos]))
-                            pos += 1
-                        else:
-                            n = int(tokens[pos])
-                            cols[p[0]].append([int(t) for t in tokens[pos + 1 : pos + 1 + n]])
-                            if len(cols[p[0]][-1]) != n:
-                                raise MeshError(path, f"truncated: element {el.name!r} list shorter than declared")
-                            pos += 1 + n
-                data[el.name] = cols
+                pos = _read_ply_ascii_list_element(path, tokens, pos, el, data)
     else:
         endian = "<" if fmt == "binary_little_endian" else ">"
         offset = 0
@@ -417,9 +481,7 @@ def _read_ply(path: Path):
         # Scale by the declared type, not the values: ASCII bodies are parsed as floats, and an
         # all-0/1 uchar colour must stay 0/1. Float colour properties are in [0, 1] by convention.
         vprops = {p[0]: p[1] for p in next(e for e in elements if e.name == "vertex").props if len(p) == 2}
-        if np.dtype(vprops["red"]).kind == "f":
-            colors = colors * 255.0
-        colors = np.clip(np.round(colors), 0, 255).astype(np.uint8)
+        colors = _colors_to_uint8(path, colors, scale=np.dtype(vprops["red"]).kind == "f")
     polygons: list | np.ndarray = []
     if "face" in data:
         fc = data["face"]
@@ -430,21 +492,118 @@ def _read_ply(path: Path):
     return vertices, polygons, colors
 
 
+def _ply_number(path: Path, el: _PlyElement, row: int, prop: str, token: bytes, dtype: str):
+    """One ASCII PLY value as its declared type; a bad token is a one-line error naming element, row and property."""
+    try:
+        return float(token) if np.dtype(dtype).kind == "f" else int(token)
+    except ValueError:
+        kind = "a number" if np.dtype(dtype).kind == "f" else "an integer"
+        raise MeshError(path, f"element {el.name!r} row {row} property {prop!r}: {token[:20]!r} is not {kind}"
+                        ) from None
+
+
+def _read_ply_ascii_table(tokens: list[bytes], pos: int, el: _PlyElement) -> tuple[dict, int] | None:
+    """Rows of an ASCII element whose lists all have the lengths of its first row, as one (count, width) table.
+
+    Returns ({property: column(s)}, next position), or None when the rows differ in length or a token does
+    not parse (the row-by-row reader then reads it or names the bad token). Rows before the first differing
+    one are aligned, so that row's count token differs from the first row's: the check is exact.
+    """
+    layout: list[tuple[int, int]] = []  # (first column, number of values) of each property
+    at = pos
+    for p in el.props:
+        if len(p) == 2:
+            layout.append((at - pos, 1))
+            at += 1
+            continue
+        if at >= len(tokens) or not tokens[at].isdigit():
+            return None
+        n = int(tokens[at])
+        layout.append((at - pos + 1, n))
+        at += 1 + n
+    width = at - pos
+    if width == 0 or pos + width * el.count > len(tokens):
+        return None
+    table = np.array(tokens[pos : pos + width * el.count]).reshape(el.count, width)
+    cols: dict[str, np.ndarray] = {}
+    try:
+        for p, (col, n) in zip(el.props, layout):
+            if len(p) == 3 and not np.all(table[:, col - 1].astype(np.int64) == n):
+                return None
+            kind = np.dtype(p[-1]).kind
+            values = table[:, col : col + n].astype(np.float64 if kind == "f" else np.int64)
+            cols[p[0]] = values[:, 0] if len(p) == 2 else values
+    except ValueError:
+        return None
+    return cols, pos + width * el.count
+
+
+def _read_ply_ascii_list_element(path: Path, tokens: list[bytes], pos: int, el: _PlyElement, data: dict) -> int:
+    """Rows of an ASCII element with list properties; list items are parsed by their declared type."""
+    fast = _read_ply_ascii_table(tokens, pos, el) if el.count > 0 else None
+    if fast is not None:
+        data[el.name] = fast[0]
+        return fast[1]
+    cols: dict[str, list] = {p[0]: [] for p in el.props}
+    for row in range(el.count):
+        for p in el.props:
+            if pos >= len(tokens):
+                raise MeshError(path, f"truncated: element {el.name!r} needs {el.count} rows")
+            if len(p) == 2:
+                cols[p[0]].append(_ply_number(path, el, row, p[0], tokens[pos], p[1]))
+                pos += 1
+                continue
+            n = _ply_number(path, el, row, p[0], tokens[pos], p[1])
+            items = tokens[pos + 1 : pos + 1 + n]
+            if n < 0 or len(items) != n:
+                raise MeshError(path, f"truncated: element {el.name!r} row {row} list {p[0]!r} shorter than declared")
+            cols[p[0]].append([_ply_number(path, el, row, p[0], t, p[2]) for t in items])
+            pos += 1 + n
+    data[el.name] = cols
+    return pos
+
+
+def _ply_row_dtype(el: _PlyElement, endian: str, counts: dict[str, int]) -> np.dtype:
+    """Structured dtype of one binary row when every list property ``name`` has ``counts[name]`` items."""
+    fields = []
+    for p in el.props:
+        if len(p) == 2:
+            fields.append((p[0], endian + p[1]))
+        else:
+            fields.append((f"{p[0]}:count", endian + p[1]))
+            fields.append((p[0], endian + p[2], (counts[p[0]],)))
+    return np.dtype(fields)
+
+
 def _read_ply_binary_list_element(path, body, offset, el, endian, data) -> int:
-    # Fast path: a single list property whose rows all have the same length (triangle meshes).
-    if len(el.props) == 1 and len(el.props[0]) == 3 and el.count > 0:
-        name, cnt_t, item_t = el.props[0]
-        cnt_dt = np.dtype(endian + cnt_t)
-        item_dt = np.dtype(endian + item_t)
-        if offset + cnt_dt.itemsize > len(body):
-            raise MeshError(path, f"truncated: element {el.name!r} missing")
-        k = int(np.frombuffer(body, dtype=cnt_dt, count=1, offset=offset)[0])
-        row = np.dtype([("n", cnt_dt), ("idx", item_dt, (k,))])
+    """Rows of a binary element with list properties.
+
+    Scans write every face with the same corner count (and the same length of any other list, e.g.
+    MeshLab's 6 per-face texture coordinates), so the counts of the first row are assumed for all
+    rows and the element is one structured numpy view; the counts are then checked, and only an
+    element whose rows really differ (mixed polygons) is read row by row.
+    """
+    if el.count > 0:
+        counts: dict[str, int] = {}
+        at = offset
+        for p in el.props:
+            if len(p) == 2:
+                at += np.dtype(p[1]).itemsize
+                continue
+            cdt = np.dtype(endian + p[1])
+            if at + cdt.itemsize > len(body):
+                raise MeshError(path, f"truncated: element {el.name!r} needs {el.count} rows")
+            counts[p[0]] = int(np.frombuffer(body, dtype=cdt, count=1, offset=at)[0])
+            at += cdt.itemsize + counts[p[0]] * np.dtype(p[2]).itemsize
+        row = _ply_row_dtype(el, endian, counts)
         need = row.itemsize * el.count
-        if k > 0 and offset + need <= len(body):
+        if all(k >= 0 for k in counts.values()) and offset + need <= len(body):
             arr = np.frombuffer(body, dtype=row, count=el.count, offset=offset)
-            if np.all(arr["n"] == k):
-                data[el.name] = {name: arr["idx"].astype(np.int64)}
+            if all(np.all(arr[f"{name}:count"] == k) for name, k in counts.items()):
+                data[el.name] = {
+                    p[0]: arr[p[0]].astype(np.int64 if len(p) == 3 and np.dtype(p[2]).kind in "iu" else arr[p[0]].dtype)
+                    for p in el.props
+                }
                 return offset + need
     cols: dict[str, list] = {p[0]: [] for p in el.props}
     for _ in range(el.count):
@@ -463,7 +622,8 @@ def _read_ply_binary_list_element(path, body, offset, el, endian, data) -> int:
                 offset += cdt.itemsize
                 if offset + n * idt.itemsize > len(body):
                     raise MeshError(path, f"truncated: element {el.name!r} list shorter than declared")
-                cols[p[0]].append(np.frombuffer(body, dtype=idt, count=n, offset=offset).astype(np.int64))
+                items = np.frombuffer(body, dtype=idt, count=n, offset=offset)
+                cols[p[0]].append(items.astype(np.int64) if idt.kind in "iu" else items)
                 offset += n * idt.itemsize
     data[el.name] = cols
     return offset

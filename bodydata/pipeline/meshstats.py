@@ -59,7 +59,8 @@ def _items(ctx: StageContext, input: str | None, pattern: str | None) -> Iterato
 
 
 def _process(item: Item, ctx: ItemContext) -> dict[str, Any]:
-    mesh = read_mesh(item.inputs[0], expected_vertices=MeshStatsOptions(**ctx.options).expected_vertices)
+    mesh = read_mesh(item.inputs[0], expected_vertices=MeshStatsOptions(**ctx.options).expected_vertices,
+                     allow_point_cloud=True)
     return mesh_stats(mesh.vertices, mesh.faces)
 
 

@@ -68,6 +68,9 @@ big_toe_L/R        ray from the toe1-2 head (big toe's distal phalanx) along F
 """
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import numpy as np
 
 from bodydata.errors import TemplateError
@@ -140,6 +143,27 @@ def part_labels_from_skinning(
     return clean_part_islands(faces, sums.argmax(axis=1))
 
 
+@contextlib.contextmanager
+def single_threaded() -> Iterator[None]:
+    """Run the enclosed torch/BLAS work on one thread, then restore the caller's thread counts.
+
+    Why: anny's blend-shape sums are BLAS/OpenMP reductions whose blocking follows the thread count,
+    so a build under 1 thread differed from a 2-thread build in the last bit (1.1e-16 m) and a cached
+    template no longer equalled a fresh one. One thread fixes the summation order whatever the caller
+    (a test, a dask worker after ``limit_threads``) has set; the evaluation is a single forward pass.
+    """
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(limits=1):
+            yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def load_anny_rest(topology: str) -> dict:
     """Evaluate anny once (default phenotype, no pose) and return numpy arrays.
 
@@ -150,8 +174,8 @@ def load_anny_rest(topology: str) -> dict:
     import anny
     import torch
 
-    model = anny.Anny(topology=topology)
-    with torch.no_grad():
+    with single_threaded(), torch.no_grad():
+        model = anny.Anny(topology=topology)
         out = model()
     return {
         "vertices": out["rest_vertices"][0].detach().cpu().numpy().astype(np.float64),
@@ -306,8 +330,8 @@ def cavity_vertices(rest_vertices: np.ndarray, tolerance: float) -> np.ndarray:
     from anny.face_segmentation import get_face_segmentation_mask
     from scipy.spatial import cKDTree
 
-    model = anny.Anny()
-    with torch.no_grad():
+    with single_threaded(), torch.no_grad():
+        model = anny.Anny()
         ref = model()["rest_vertices"][0].detach().cpu().numpy().astype(np.float64)
     mask = get_face_segmentation_mask(model, list(CAVITY_LABELS))
     faces = model.faces.detach().cpu().numpy()[np.asarray(mask, bool)]
