@@ -57,6 +57,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from bodydata.manifest.status import STATUS_DONE, STATUS_FAILED
 from bodydata.registration.deform import PriorDeformer
 from bodydata.registration.icp import TargetMesh, closest, point_to_plane, point_to_point
 
@@ -96,7 +97,7 @@ class RegistrationResult:
     ``vertices = scale p R^T + translation``; landmark_error : mean landmark distance (target units);
     overlap : fraction of template vertices with a gated correspondence at the end; iterations (L-BFGS
     iterations, all stages); seconds (in a batch: the body's own preparation + 1/B of each batched optimisation
-    it took part in); status 'ok' | 'failed'; reason; history of (stage, gating distance, energy, seconds since
+    it took part in); status 'done' | 'failed'; reason; history of (stage, gating distance, energy, seconds since
     the optimisation started)."""
 
     vertices: np.ndarray
@@ -109,13 +110,14 @@ class RegistrationResult:
     overlap: float
     iterations: int
     seconds: float
-    status: str = "ok"
+    status: str = STATUS_DONE
     reason: str = ""
     history: list = field(default_factory=list)
 
 
-def similarity_from_points(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """Umeyama: s, R (3, 3), t (3,) minimising sum |s R src_k + t - dst_k|^2. src, dst : (L, 3) float64, L >= 3."""
+def similarity_from_points(src: np.ndarray, dst: np.ndarray, scale: bool = True) -> tuple[float, np.ndarray, np.ndarray]:
+    """Umeyama: s, R (3, 3), t (3,) minimising sum |s R src_k + t - dst_k|^2. src, dst : (L, 3) float64, L >= 3.
+    Without ``scale`` the fit is rigid (Kabsch): s = 1."""
     mu_s, mu_d = src.mean(0), dst.mean(0)
     a, b = src - mu_s, dst - mu_d
     u, sig, vt = np.linalg.svd(b.T @ a / len(src))
@@ -123,6 +125,8 @@ def similarity_from_points(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.
     if np.linalg.det(u) * np.linalg.det(vt) < 0:
         d[2] = -1.0
     rot = u @ np.diag(d) @ vt
+    if not scale:
+        return 1.0, rot, mu_d - rot @ mu_s
     var = (a ** 2).sum() / len(src)
     s = float((sig * d).sum() / max(var, 1e-300))
     return s, rot, mu_d - s * rot @ mu_s
@@ -244,7 +248,7 @@ class Registrar:
     def _failed(self, reason: str, seconds: float) -> RegistrationResult:
         nan = np.full((self.n, 3), np.nan)
         return RegistrationResult(nan, nan.copy(), np.zeros(self.deformer.K), np.nan, np.eye(3), np.zeros(3), np.nan,
-                                  0.0, 0, seconds, "failed", reason)
+                                  0.0, 0, seconds, STATUS_FAILED, reason)
 
     def _prepare(self, index: int, vertices, faces, landmarks) -> _Body | str:
         """One target's KD-tree, landmark pairs and landmark similarity, or the reason it cannot be registered."""
@@ -506,11 +510,11 @@ class Registrar:
             res = RegistrationResult(xn, p[i], w_np[i].copy(), float(s[i]), rot[i], tt[i], lan_err, float(overlap[i]),
                                      int(iters[i]), 0.0, history=history[i])
             if not np.all(np.isfinite(xn)):
-                res.status, res.reason = "failed", "diverged: non-finite vertices"
+                res.status, res.reason = STATUS_FAILED, "diverged: non-finite vertices"
             elif overlap[i] < cfg.min_overlap:
-                res.status, res.reason = "failed", f"empty overlap: {overlap[i]:.0%} of template vertices near the target"
+                res.status, res.reason = STATUS_FAILED, f"empty overlap: {overlap[i]:.0%} of template vertices near the target"
             elif lan_err / s[i] > cfg.max_landmark_error:
-                res.status, res.reason = "failed", f"diverged: mean landmark error {lan_err / s[i] * 1000:.0f} mm"
+                res.status, res.reason = STATUS_FAILED, f"diverged: mean landmark error {lan_err / s[i] * 1000:.0f} mm"
             out.append(res)
         return out
 
