@@ -107,7 +107,7 @@ def test_convert_stage_rows_resume_and_downstream(lite, tmp_path):
         assert 1000 * np.linalg.norm(al - expect, axis=1).mean() < 2.5 * err_mm + 2.0, err_mm
     # the bodydata-convert table, the picture and the summary
     table = {r.id: r for r in read_results(out / stage_convert.CONVERSION_CSV)}
-    assert table["lite/body0"].status == "ok" and table["lite/broken"].status == "failed"
+    assert table["lite/body0"].status == "done" and table["lite/broken"].status == "failed"
     assert "broken.ply" in table["lite/broken"].reason
     assert (out / "worst.png").stat().st_size > 1000
     summary = json.loads((out / stage_convert.SUMMARY_JSON).read_text())
@@ -138,7 +138,7 @@ def test_convert_stage_rows_resume_and_downstream(lite, tmp_path):
     records, failures = read_inputs([out / "sources.csv"])
     assert sorted(r.id for r in records) == ["lite/body0", "lite/body1"] and [f.id for f in failures] == ["lite/broken"]
     with open(out / "sources.csv", newline="") as fh:
-        ok = [r for r in csv.DictReader(fh) if r["status"] == "ok"]
+        ok = [r for r in csv.DictReader(fh) if r["status"] == "done"]
     assert {r["n_vertices"] for r in ok} == {str(t.n_vertices)}
     assert all(r["sha256"] == sha256_file(out / r["path"]) for r in ok)
 
@@ -204,7 +204,7 @@ def test_cli_convert_runs_the_stage(lite, tmp_path):
     assert res.exit_code == 0, res.output
     assert "1 of 2 converted (1 done, 0 skipped, 1 failed)" in res.output and "failed folder/b" in res.output
     rows = {r.id: r for r in read_results(out / "conversion.csv")}
-    assert rows["folder/a"].status == "ok" and Path(rows["folder/a"].out_path).parent == (out / "meshes").resolve()
+    assert rows["folder/a"].status == "done" and Path(rows["folder/a"].out_path).parent == (out / "meshes").resolve()
     assert (out / "worst.png").is_file() and (out / "sources.csv").is_file()
     again = CliRunner().invoke(cli, args)
     assert "(0 done, 1 skipped, 1 failed)" in again.output, again.output
@@ -257,12 +257,12 @@ def test_cli_convert_with_landmark_pairs(lite, tmp_path):
     assert res.exit_code == 0 and "1 of 1 converted" in res.output, res.output
     row = read_results(tmp_path / "out" / "conversion.csv")[0]
     # landmarks kept at full weight through the fine rounds (--landmark-schedule 1) end on their targets
-    assert row.status == "ok" and row.n_landmarks == len(ids) and row.landmark_error_mm < 2
+    assert row.status == "done" and row.n_landmarks == len(ids) and row.landmark_error_mm < 2
     # the in-process batched path reads the pairs the same way
     batched = CliRunner().invoke(cli, args + ["--batch-size", "2", "--out", str(tmp_path / "batched")])
     assert batched.exit_code == 0 and "1 of 1 converted" in batched.output, batched.output
     brow = read_results(tmp_path / "batched" / "conversion.csv")[0]
-    assert brow.status == "ok" and brow.n_landmarks == len(ids) and brow.landmark_error_mm < 2
+    assert brow.status == "done" and brow.n_landmarks == len(ids) and brow.landmark_error_mm < 2
     junk = CliRunner().invoke(cli, args + ["--landmark-schedule", "1,x"])
     assert junk.exit_code == 2 and "--landmark-schedule" in junk.output
     # pairs reach only meshes with the pair topology's vertex count: a 1,229-vertex mesh gets none under smpl_6890
