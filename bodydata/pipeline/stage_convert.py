@@ -2,9 +2,9 @@
 
 Input: ``sources.csv`` manifests (``sources-scan`` steps named by ``sources``, explicit ``manifest`` paths, or the
 previous step), or a source adapter run over ``root`` (what ``bodydata convert`` uses). Each row is one
-:func:`bodydata.registration.convert.convert_one` call on a worker; the
-:class:`~bodydata.registration.register.Registrar` (template, prior, prefactored solve) is built once per worker
-process and reused for every mesh it converts.
+:func:`bodydata.registration.convert.convert_meshes` conversion on a worker (with ``batch_size`` > 1 in one
+process, several rows in one batch); the :class:`~bodydata.registration.register.Registrar` (template, prior,
+prefactored solve) is built once per worker process and reused for every mesh it converts.
 
 Stage folder::
 
@@ -33,13 +33,14 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 from bodydata.errors import BodydataError
-from bodydata.manifest.status import STATUS_FAILED
 from bodydata.pipeline.stage import Item, ItemContext, Stage, StageContext, StageError
 from bodydata.pipeline.stage_scan import SOURCES_CSV
 from bodydata.registration.convert import METRICS, TORSO_PARTS
+from bodydata.registration.source_manifest import SOURCE_FAILED
 
 if TYPE_CHECKING:
-    from bodydata.registration.convert import Conversion, ConvertTarget
+    from bodydata.pipeline.orchestrate import StageSummary
+    from bodydata.registration.convert import Conversion, ConvertRow, ConvertTarget
     from bodydata.registration.register import Registrar, RegistrationConfig
     from bodydata.templates.template import Template
 
@@ -296,7 +297,7 @@ def _target(rec: Mapping[str, str], o: ConvertOptions) -> ConvertTarget:
     from bodydata.sources.base import TOPOLOGY_VERTICES
 
     path = rec["path"]
-    if rec.get("status") == STATUS_FAILED:
+    if rec.get("status") == SOURCE_FAILED:
         raise ConversionError(f"{path}: not converted: the source scan marked it failed "
                               f"({rec.get('error') or 'no reason given'})")
     mesh = read_mesh(path, expected_vertices=TOPOLOGY_VERTICES.get(rec.get("topology", "")))
@@ -318,7 +319,7 @@ def _cache_key(ctx: ItemContext, item: Item) -> str:
                       default=str)
 
 
-def _peers(ctx: ItemContext, item: Item, o: ConvertOptions, n: int) -> list[tuple[str, Any]]:
+def _peers(ctx: ItemContext, item: Item, o: ConvertOptions, n: int) -> list[tuple[str, ConvertTarget]]:
     """Up to ``n`` items listed after ``item`` in this process whose meshes are not converted yet, as (cache key,
     target): converted in one batch with it. Items that cannot be read or have no landmarks are left to their turn."""
     planned = _PLANNED.get(_folder_key(ctx.out_dir), [])
@@ -327,7 +328,7 @@ def _peers(ctx: ItemContext, item: Item, o: ConvertOptions, n: int) -> list[tupl
         return []
     from bodydata.registration.convert import converted_name
 
-    out: list[tuple[str, Any]] = []
+    out: list[tuple[str, ConvertTarget]] = []
     for peer in planned[keys.index(item.key) + 1:]:
         if len(out) >= n:
             break
@@ -343,7 +344,7 @@ def _peers(ctx: ItemContext, item: Item, o: ConvertOptions, n: int) -> list[tupl
     return out
 
 
-def _convert(item: Item, ctx: ItemContext, o: ConvertOptions, batch_size: int):
+def _convert(item: Item, ctx: ItemContext, o: ConvertOptions, batch_size: int) -> Conversion:
     """The conversion of ``item``: from this process's batch cache, else converted now with up to ``batch_size - 1``
     following items (whose results are kept for their turn)."""
     import numpy as np
@@ -414,9 +415,9 @@ def _finish(ctx: StageContext, rows: list, options: Mapping[str, Any]) -> None:
     import numpy as np
 
     from bodydata.fsutil import atomic_write_text
-    from bodydata.manifest.status import STATUS_DONE, STATUS_FAILED
+    from bodydata.manifest.status import STATUS_DONE
     from bodydata.registration.convert import ConvertRow, write_results
-    from bodydata.registration.source_manifest import write_source_records
+    from bodydata.registration.source_manifest import SOURCE_DONE, write_source_records
 
     out = Path(ctx.out_dir)
     folder = _folder_key(out)
@@ -436,13 +437,13 @@ def _finish(ctx: StageContext, rows: list, options: Mapping[str, Any]) -> None:
             # downstream reads the aligned copy (template axes), so all bodies share one frame
             manifest_rows.append({**src, "path": c.get("aligned_path", ""), "topology": c.get("topology", ""),
                                   "n_vertices": c.get("n_vertices", ""), "n_faces": c.get("n_faces", ""),
-                                  "sha256": c.get("aligned_sha256", ""), "landmarks_path": "", "status": STATUS_DONE,
+                                  "sha256": c.get("aligned_sha256", ""), "landmarks_path": "", "status": SOURCE_DONE,
                                   "up_axis": c.get("aligned_up_axis", ""), "error": ""})
         else:
             conv.append(ConvertRow(id=row.item, source_path=src.get("path", ""), units=src.get("units") or "m",
                                    reason=row.reason))
             manifest_rows.append({**src, "id": row.item, "path": "", "landmarks_path": "", "n_vertices": "",
-                                  "n_faces": "", "sha256": "", "status": STATUS_FAILED, "error": row.reason})
+                                  "n_faces": "", "sha256": "", "status": SOURCE_FAILED, "error": row.reason})
     write_results(out / CONVERSION_CSV, conv)
     write_source_records(out / SOURCES_CSV, manifest_rows)
 
@@ -472,7 +473,7 @@ def _finish(ctx: StageContext, rows: list, options: Mapping[str, Any]) -> None:
     atomic_write_text(summary_path, json.dumps(summary, indent=2) + "\n")
 
 
-def _worst_png(rows: list, template: str, path: Path) -> None:
+def _worst_png(rows: list[ConvertRow], template: str, path: Path) -> None:
     from bodydata.registration.convert import worst_panels
     from bodydata.templates.template import axis_vector, load_template
     from bodydata.viz.conversion_worst import draw_worst
@@ -555,8 +556,8 @@ def make_stage(template: str = "anny", prior: str | None = None, sources: str | 
 class ConvertRun:
     """What :func:`run_convert` did: the stage's counts line, the ``conversion.csv`` rows and the table's path."""
 
-    summary: Any
-    results: list
+    summary: StageSummary
+    results: list[ConvertRow]
     table: Path
 
     @property

@@ -12,9 +12,13 @@ from typing import Mapping, Sequence
 
 from bodydata.errors import BodydataError
 from bodydata.manifest.status import is_done
-from bodydata.sources.base import COLUMNS, ManifestRow
+from bodydata.sources.base import COLUMNS, STATUS_FAILED, STATUS_OK, ManifestRow
 
-__all__ = ["read_source_records", "done_mesh_paths", "write_source_records"]
+__all__ = ["SOURCE_DONE", "SOURCE_FAILED", "read_source_records", "done_mesh_paths", "write_source_records"]
+
+# the status words of a source manifest's rows, as its readers (neutralize, build-dataset) take them today
+SOURCE_DONE = STATUS_OK
+SOURCE_FAILED = STATUS_FAILED
 
 _PATH_COLUMNS = ("path", "gt_path", "landmarks_path")
 
