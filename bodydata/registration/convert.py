@@ -1,6 +1,7 @@
-"""Connectivity conversion of one mesh, or of a batch of meshes at once: register the template onto it, measure the
-result both ways and put a copy in the template's frame (torso alignment); the ``conversion.csv`` row format; the
-panels of the worst conversions' picture.
+"""Connectivity conversion of one mesh or a batch: registration, metrics both ways and the torso-aligned copy.
+
+What it is: the template registered onto each mesh, the result measured both ways, a copy put in the template's
+frame (torso alignment); the ``conversion.csv`` row format; the panels of the worst conversions' picture.
 
 The convert stage (:mod:`bodydata.pipeline.stage_convert`) is the one driver: it writes, per mesh::
 

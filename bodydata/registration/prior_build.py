@@ -1,6 +1,7 @@
-"""Building priors from training bodies: anny bodies generated on the fly or the meshes of a manifest, one prior per
-K, each measured, plus a JSON report beside them. ``bodydata prior build`` and the convert stage both call
-:func:`build_priors`.
+"""Building priors from training bodies (generated anny bodies or a manifest's meshes): one per K, with a report.
+
+``bodydata prior build`` and the convert stage both call :func:`build_priors`; each prior can be measured (held-out
+and training MED) and a JSON report is written beside them.
 """
 from __future__ import annotations
 
