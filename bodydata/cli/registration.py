@@ -31,7 +31,7 @@ def _ks(value: str) -> list[int]:
 @click.option("--template", "template_name", required=True, help="template folder or built-in name (anny, anny-lite)")
 @click.option("--manifest", type=click.Path(exists=True, dir_okay=False), default=None,
               help="CSV with a 'path' column (relative paths: from its folder), e.g. a 'sources scan' manifest or "
-                   "lifted.csv: training meshes in the template's connectivity; rows whose status is not done are left out")
+                   "lifted.csv: training meshes in the template's connectivity; rows not done are left out")
 @click.option("--anny-identities", type=click.IntRange(min=1), default=None,
               help="instead of --manifest: generate this many anny identities (anny templates only)")
 @click.option("--anny-poses", type=click.IntRange(min=1), default=5, show_default=True, help="poses per anny identity")

@@ -546,7 +546,8 @@ def make_stage(template: str = "anny", prior: str | None = None, sources: str | 
         "batch_size": int(batch_size),
     }
     return Stage(
-        name="convert", process=functools.partial(_process, batch_size=int(batch_size)), items=functools.partial(_items, options=listing), options=options,
+        name="convert", process=functools.partial(_process, batch_size=int(batch_size)),
+        items=functools.partial(_items, options=listing), options=options,
         description=f"meshes converted to the {template} connectivity",
         finish=functools.partial(_finish, options=listing),
     )

@@ -30,7 +30,8 @@ if TYPE_CHECKING:
     from bodydata.templates.template import Template
 
 __all__ = ["COLUMNS", "METRICS", "TORSO_PARTS", "ConvertRow", "ConvertTarget", "Conversion", "convert_mesh",
-           "convert_meshes", "converted_name", "read_results", "source_landmarks", "torso_aligned", "WorstPanel", "worst_panels",
+           "convert_meshes", "converted_name", "read_results", "source_landmarks", "torso_aligned", "WorstPanel",
+           "worst_panels",
            "write_results"]
 
 # the parts whose rigid fit onto the template's fixes a converted body's frame (they bend least with the pose)

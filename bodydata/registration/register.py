@@ -123,7 +123,8 @@ class RegistrationResult:
     history: list = field(default_factory=list)
 
 
-def similarity_from_points(src: np.ndarray, dst: np.ndarray, scale: bool = True) -> tuple[float, np.ndarray, np.ndarray]:
+def similarity_from_points(src: np.ndarray, dst: np.ndarray,
+                           scale: bool = True) -> tuple[float, np.ndarray, np.ndarray]:
     """Umeyama: s, R (3, 3), t (3,) minimising sum |s R src_k + t - dst_k|^2. src, dst : (L, 3) float64, L >= 3.
     Without ``scale`` the fit is rigid (Kabsch): s = 1."""
     mu_s, mu_d = src.mean(0), dst.mean(0)

@@ -1,4 +1,4 @@
-"""The picture of a conversion's worst meshes: front and side views, vertices coloured by their distance to the input."""
+"""Picture of a conversion's worst meshes: front and side views, vertices coloured by their distance to the input."""
 from __future__ import annotations
 
 import os
@@ -15,7 +15,8 @@ __all__ = ["draw_worst"]
 
 def draw_worst(panels: Sequence[WorstPanel], faces: np.ndarray, up: np.ndarray, front: np.ndarray,
                path: str | os.PathLike, clip_mm: float = 10.0) -> Path:
-    """Front and side views (along ``front`` and the subject's right, ``up`` (3,) upwards) of every panel (:class:`~bodydata.registration.convert.WorstPanel`: title, vertices
+    """Front and side views (along ``front`` and the subject's right, ``up`` (3,) upwards) of every panel
+    (:class:`~bodydata.registration.convert.WorstPanel`: title, vertices
     (n, 3) in the frame of ``up`` and ``front``, distance_mm (n,)), coloured
     0 .. ``clip_mm``; only vertices facing the viewer are drawn. faces : (k, 3) int shared by every body."""
     import matplotlib
