@@ -118,13 +118,13 @@ def main() -> None:
         if cuda:
             torch.cuda.synchronize()
         wall = time.perf_counter() - t1
-        meds = [1000 * med(r.vertices, tr) if r.status == "ok" else float("nan") for r, tr in zip(results, truths)]
+        meds = [1000 * med(r.vertices, tr) if r.status == "done" else float("nan") for r, tr in zip(results, truths)]
         coarse = [next(h[3] for h in r.history[::-1] if h[0] == "coarse") / r.history[-1][3]
                   for r in results if r.history]
         mode = ("sequential" if batch == 1 else f"batch {batch}") + (f", inputs +-{jitter:g} m" if jitter else "")
         row = {"mode": mode, "B": batch, "seconds": wall, "coarse_stage_fraction": float(np.mean(coarse)),
                "meshes_per_s": len(targets) / wall, "med_mm": meds, "med_mm_mean": float(np.nanmean(meds)),
-               "med_mm_max": float(np.nanmax(meds)), "failed": sum(r.status != "ok" for r in results),
+               "med_mm_max": float(np.nanmax(meds)), "failed": sum(r.status != "done" for r in results),
                "iterations": [r.iterations for r in results],
                ("peak_rss_mib" if exact else "process_peak_rss_mib"): _peak_rss_mib()}
         if cuda:

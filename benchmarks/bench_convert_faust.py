@@ -1,9 +1,16 @@
 """FAUST registrations converted to a template: point-to-mesh distance both ways per mesh, and the means.
 
-Convert first (any worker count; finished rows are skipped on a re-run), then measure::
+Convert first (any worker count or batch size: they write the same files; finished rows are skipped on a re-run),
+then measure::
 
     bodydata convert --source faust --root FAUST/training --template anny --prior PRIOR.npz --out OUT --kind registration
     python benchmarks/bench_convert_faust.py --converted OUT/meshes --faust FAUST/training [--template anny]
+
+A quick run (about 10 x 30 s on a busy 2-core CPU): a small prior and the first subject only::
+
+    bodydata prior build --template anny --anny-identities 8 --anny-poses 4 --holdout-identities 0 --components 60 \
+        --out PRIOR.npz
+    bodydata convert ... --match 'tr_reg_00[0-9]' --scheduler synchronous --quiet
 
 Distances are recomputed here from the files (closest points on triangles, the same code as the conversion rows):
 converted -> input over the template's surface vertices (the mouth cavity left out, as in the rows) and

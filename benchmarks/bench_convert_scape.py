@@ -248,7 +248,7 @@ def main() -> None:
         if args.json:  # rewritten after every body: a long run that is stopped keeps its rows
             with open(args.json, "w") as fh:
                 json.dump({"rows": rows}, fh, indent=1)
-    ok = [r for r in rows if r["status"] == "ok"]
+    ok = [r for r in rows if r["status"] == "done"]
     summary = {"device": str(reg.device), "bodies": len(rows), "ok": len(ok), "K": args.K, "config": cfg_over}
     from _summary import add_means, emit
 

@@ -5,6 +5,8 @@ import json
 
 import click
 
+from bodydata.cli._exit import CannotStart
+
 
 @click.group("prior")
 def prior() -> None:
@@ -24,7 +26,8 @@ def _ks(value: str) -> list[int]:
 @prior.command("build")
 @click.option("--template", "template_name", required=True, help="template folder or built-in name (anny, anny-lite)")
 @click.option("--manifest", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="CSV with a 'path' column: training meshes in the template's connectivity")
+              help="CSV with a 'path' column (relative paths: from its folder), e.g. a 'sources scan' manifest or "
+                   "lifted.csv: training meshes in the template's connectivity; rows not done are left out")
 @click.option("--anny-identities", type=click.IntRange(min=1), default=None,
               help="instead of --manifest: generate this many anny identities (anny templates only)")
 @click.option("--anny-poses", type=click.IntRange(min=1), default=5, show_default=True, help="poses per anny identity")
@@ -45,67 +48,16 @@ def _ks(value: str) -> list[int]:
 def prior_build(template_name, manifest, anny_identities, anny_poses, holdout_identities, holdout, components, falloff,
                 weighting, seed, out) -> None:
     """Build the prior f(w) = f0 + C w and report held-out MED (mm) of the best w for each K."""
-    from pathlib import Path
-
-    import numpy as np
-
-    from bodydata.features.acap import AcapExtractor
-    from bodydata.fsutil import atomic_write_text
-    from bodydata.registration.prior import build_prior, expression_med
-    from bodydata.templates.template import load_template
+    from bodydata.errors import BodydataError
+    from bodydata.registration.prior_build import build_template_priors
 
     ks = _ks(components)
-    tpl = load_template(template_name)
-    if (manifest is None) == (anny_identities is None):
-        raise click.UsageError("give exactly one of --manifest or --anny-identities")
-    if anny_identities is not None:
-        topo = (tpl.meta or {}).get("anny_topology")
-        if not topo:
-            raise click.UsageError(f"template {tpl.name!r} is not an anny template; use --manifest")
-        from bodydata.generator.bodies import anny_bodies
-
-        train = anny_bodies(topo, anny_identities, anny_poses, seed=seed).vertices[topo]
-        test = (anny_bodies(topo, holdout_identities, anny_poses, seed=seed, first_identity=10_000).vertices[topo]
-                if holdout_identities else np.zeros((0, tpl.n_vertices, 3)))
-    else:
-        import csv
-
-        from bodydata.mesh import read_mesh
-        from bodydata.mesh.alignment import align
-
-        with open(manifest, newline="") as fh:
-            paths = [r["path"] for r in csv.DictReader(fh) if r.get("status", "done") in ("done", "")]
-        if not paths:
-            raise click.UsageError(f"{manifest}: no meshes (rows with status done and a path column)")
-        allv = np.stack([read_mesh(p, expected_vertices=tpl.n_vertices).vertices for p in paths])
-        # ACAP features see global rotation: put every training mesh in the template's frame first
-        allv = align(allv, tpl.vertices).apply(allv)
-        rng = np.random.default_rng(seed)
-        perm = rng.permutation(len(allv))
-        n_test = int(round(holdout * len(allv)))
-        train, test = allv[perm[n_test:]], allv[perm[:n_test]]
-    click.echo(f"{len(train)} training and {len(test)} held-out meshes; extracting ACAP features ...")
-    ex = AcapExtractor(tpl.vertices, tpl.faces, weighting=weighting)
-    f_train = ex(train).f
-    f_test = ex(test).f if len(test) else None
-    outp = Path(out)
-    report = {"template": tpl.name, "n_train": len(train), "n_heldout": len(test), "falloff_m": falloff,
-              "weighting": weighting,
-              "priors": []}
-    for k in ks:
-        pr = build_prior(f_train, tpl.vertices, tpl.faces, tpl.part_labels, k, tpl.name, falloff, weighting=weighting)
-        dst = outp if len(ks) == 1 else outp.with_name(f"{outp.stem}_K{k}{outp.suffix or '.npz'}")
-        pr.save(dst)
-        entry = {"K": k, "path": str(dst), "nnz_fraction": pr.basis.nnz / float(np.prod(pr.basis.shape))}
-        if f_test is not None:
-            m = expression_med(pr, f_test, test, tpl.vertices, tpl.faces)
-            entry.update(heldout_med_mm=float(m["med_mm"].mean()), heldout_med_max_mm=float(m["med_mm"].max()),
-                         acap_roundtrip_med_mm=float(m["floor_mm"].mean()))
-        mt = expression_med(pr, f_train[:20], train[:20], tpl.vertices, tpl.faces)
-        entry["train_med_mm"] = float(mt["med_mm"].mean())
-        report["priors"].append(entry)
-        click.echo(json.dumps(entry))
-    atomic_write_text(outp.with_suffix(".json"), json.dumps(report, indent=2))
+    try:
+        build_template_priors(template_name, ks, out, manifest=manifest, anny_identities=anny_identities,
+                              anny_poses=anny_poses, heldout_identities=holdout_identities, heldout=holdout,
+                              falloff=falloff, weighting=weighting, seed=seed, progress=click.echo)
+    except BodydataError as exc:
+        raise CannotStart(str(exc)) from None
 
 
 @prior.command("lift")
@@ -123,30 +75,20 @@ def prior_lift(cage_rest, fine_rest, poses, smooth, out, quiet) -> None:
     """Carry a coarse pose collection onto the template connectivity, as training meshes for 'prior build'."""
     from pathlib import Path
 
-    from bodydata.naming import natural_key
+    from bodydata.errors import BodydataError
+    from bodydata.features.files import list_meshes
     from bodydata.registration.lift import lift_pose_files
 
     src = Path(poses)
-    files = (sorted((p for p in src.iterdir() if p.suffix.lower() in (".obj", ".off", ".ply")), key=lambda p: natural_key(p.name))
-             if src.is_dir() else [src])
-    if not files:
-        raise click.UsageError(f"{poses}: no .obj/.off/.ply meshes")
+    try:
+        files = list_meshes(src) if src.is_dir() else [src]
+    except BodydataError as exc:
+        raise CannotStart(str(exc)) from None
     s = lift_pose_files(cage_rest, fine_rest, files, out, smooth=smooth, progress=not quiet)
     for path, reason in s.failures:
         click.echo(f"failed: {reason}", err=True)
     click.echo(f"lifted {s.done} poses, {s.failed} failed; manifest {s.manifest}")
     raise SystemExit(1 if s.failed else 0)
-
-
-def _registrar(template_name, prior_path, device, hand_weight, reverse_weight):
-    from bodydata.registration.prior import SparsePrior
-    from bodydata.registration.register import Registrar, RegistrationConfig
-    from bodydata.templates.template import load_template
-
-    tpl = load_template(template_name)
-    pr = SparsePrior.load(prior_path, n_vertices=tpl.n_vertices)
-    cfg = RegistrationConfig(device=device, hand_weight=hand_weight, reverse_weight=reverse_weight)
-    return Registrar(tpl, pr, cfg)
 
 
 def _landmark_schedule(text: str | None) -> dict:
@@ -197,120 +139,52 @@ def _landmark_schedule(text: str | None) -> dict:
               help="'local' (default), 'synchronous' (in this process, no dask) or a dask scheduler address "
                    "tcp://HOST:PORT (default $BODYDATA_SCHEDULER, else local)")
 @click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True,
-              help="register this many meshes at once in one process (Registrar.register_batch: batched prior "
-                   "evaluations, each result as if alone; meant for CUDA, measured no faster on a 2-core CPU). Above "
-                   "1 the meshes are converted in this process without the pipeline stage: OUT/meshes, "
-                   "OUT/conversion.csv and OUT/worst.png only")
+              help="register this many meshes at once (Registrar.register_batch: batched prior evaluations, each "
+                   "result as if alone up to rounding; meant for CUDA, measured no faster on a 2-core CPU). The "
+                   "same outputs as without; above 1 the meshes are converted in this process")
 @click.option("--quiet", is_flag=True)
 def convert(source, root, template_name, prior_path, out, kind, match, limit, vts_landmarks, landmark_pairs,
             pairs_topology, landmark_schedule, hand_weight, reverse_weight, device, redo, workers, scheduler,
             batch_size, quiet) -> None:
     """Convert a source's meshes to the template's connectivity (paper Eq. 14); writes OUT/conversion.csv.
 
+    Exit status 0 when every selected mesh is converted, 1 when some failed, 2 when the conversion cannot start.
+
     Runs the pipeline's ``convert`` stage (docs/pipeline.md) with OUT as its folder: OUT/meshes/<id>.ply,
     OUT/conversion.csv (one row per selected mesh), OUT/worst.png, OUT/sources.csv (the converted meshes as a
     manifest for ``bodydata neutralize`` / ``build-dataset``) and the stage manifest OUT/manifest.csv. Each
     worker process builds the registration once and converts many meshes; done meshes are skipped on a re-run.
     """
-    from pathlib import Path
-
-
     from bodydata.errors import BodydataError
-    from bodydata.pipeline.manifest import JOURNAL_NAME, MANIFEST_NAME
-    from bodydata.pipeline.orchestrate import open_executor, run_stage
-    from bodydata.pipeline.stage import StageContext
-    from bodydata.pipeline.stage_convert import CONVERSION_CSV, make_stage
-    from bodydata.registration.convert import read_results
+    from bodydata.pipeline.stage_convert import run_convert
 
-    folder = Path(out).resolve()
-    registration = _landmark_schedule(landmark_schedule)
-    if batch_size > 1:
-        _convert_batched(source, root, template_name, prior_path, folder, kind, match, limit, vts_landmarks,
-                         hand_weight, reverse_weight, device, redo, batch_size, quiet, registration,
-                         (landmark_pairs, pairs_topology))
-        return
     try:
-        stage = make_stage(template=template_name, prior=prior_path, source=source, root=root, kind=kind, match=match,
-                           limit=limit, vts_landmarks=vts_landmarks, vts_root=root if vts_landmarks else None,
-                           hand_weight=hand_weight, reverse_weight=reverse_weight, device=device,
-                           landmark_pairs=landmark_pairs, pairs_topology=pairs_topology, registration=registration)
-        if redo:
-            for name in (MANIFEST_NAME, JOURNAL_NAME):
-                (folder / name).unlink(missing_ok=True)
-        with open_executor(scheduler, workers) as executor:
-            summary = run_stage(stage, StageContext(out_dir=folder), executor, progress=not quiet)
+        run = run_convert(out, scheduler=scheduler, workers=workers, redo=redo, progress=not quiet,
+                          template=template_name, prior=prior_path, source=source, root=root, kind=kind, match=match,
+                          limit=limit, vts_landmarks=vts_landmarks, vts_root=root if vts_landmarks else None,
+                          hand_weight=hand_weight, reverse_weight=reverse_weight, device=device,
+                          landmark_pairs=landmark_pairs, pairs_topology=pairs_topology,
+                          registration=_landmark_schedule(landmark_schedule), batch_size=batch_size)
     except BodydataError as exc:
-        raise click.ClickException(str(exc)) from None
-    _report(read_results(folder / CONVERSION_CSV), summary.line(), folder / CONVERSION_CSV)
+        raise CannotStart(str(exc)) from None
+    _report(run.results, run.summary.line(), run.table)
+    raise SystemExit(run.exit_code)
 
 
 def _report(results, how: str, table) -> None:
     """Print a conversion's counts, mean metrics and failures."""
     import numpy as np
 
-    ok = [r for r in results if r.status == "ok"]
-    click.echo(f"{len(ok)} of {len(results)} converted ({how}) -> {table}")
-    if ok:
+    from bodydata.manifest.status import is_done
+
+    done = [r for r in results if is_done(r.status)]
+    click.echo(f"{len(done)} of {len(results)} converted ({how}) -> {table}")
+    if done:
         for key in ("landmark_error_mm", "p2m_mean_mm", "p2m_p95_mm", "m2p_mean_mm", "m2p_p95_mm", "seconds"):
-            click.echo(f"  {key}: mean {np.mean([getattr(r, key) for r in ok]):.3f}")
+            click.echo(f"  {key}: mean {np.mean([getattr(r, key) for r in done]):.3f}")
     for r in results:
-        if r.status != "ok":
+        if not is_done(r.status):
             click.echo(f"  failed {r.id}: {r.reason}")
-
-
-def _with_pairs(landmarks_for, path, topology):
-    """(template pair landmarks, a ``landmarks_for(row, vertices)`` that adds the source pair landmarks as the
-    convert stage does: :func:`bodydata.templates.landmarks.add_pair_landmarks`). Raises TemplateError for a bad
-    file or topology."""
-    from bodydata.registration.convert import source_landmarks
-    from bodydata.templates.landmarks import add_pair_landmarks, load_landmark_pairs
-
-    pair_tpl, pair_src = load_landmark_pairs(path, topology)
-
-    def with_pairs(row, vertices):
-        lm = landmarks_for(row, vertices) if landmarks_for else source_landmarks(row, len(vertices))
-        return add_pair_landmarks(lm, len(vertices), pair_src, topology)
-
-    return pair_tpl, with_pairs
-
-
-def _convert_batched(source, root, template_name, prior_path, folder, kind, match, limit, vts_landmarks, hand_weight,
-                     reverse_weight, device, redo, batch_size, quiet, registration=None, pairs=(None, None)) -> None:
-    """``convert --batch-size N`` (N > 1): the source's rows through :func:`bodydata.registration.convert.
-    convert_rows` in this process, N meshes per :meth:`~bodydata.registration.register.Registrar.register_batch`."""
-    import re
-    from pathlib import Path
-
-
-    from bodydata.errors import BodydataError
-    from bodydata.registration.convert import convert_rows
-    from bodydata.sources.base import get_adapter
-
-    try:
-        rows = [r for r in get_adapter(source).discover(Path(root)) if (kind is None or r.kind == kind)
-                and (match is None or re.search(match, r.id))]
-        landmarks_for = None
-        if vts_landmarks:
-            from bodydata.registration.correspondence import VtsLandmarks
-
-            landmarks_for = VtsLandmarks(vts_landmarks, root)
-        pair_tpl = {}
-        if pairs[0]:
-            pair_tpl, landmarks_for = _with_pairs(landmarks_for, *pairs)
-        from bodydata.registration.prior import SparsePrior
-        from bodydata.registration.register import Registrar, RegistrationConfig
-        from bodydata.templates.template import load_template
-
-        tpl = load_template(template_name)
-        tpl.landmarks.update(pair_tpl)
-        cfg = RegistrationConfig(device=device, hand_weight=hand_weight, reverse_weight=reverse_weight,
-                                 **(registration or {}))
-        reg = Registrar(tpl, SparsePrior.load(prior_path, n_vertices=tpl.n_vertices), cfg)
-        results = convert_rows(reg, rows, folder, landmarks_for=landmarks_for, skip_done=not redo,
-                               progress=not quiet, limit=limit, batch_size=batch_size)
-    except BodydataError as exc:
-        raise click.ClickException(str(exc)) from None
-    _report(results, f"batches of {batch_size}", folder / "conversion.csv")
 
 
 @click.group("benchmark")

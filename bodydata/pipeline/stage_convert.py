@@ -2,9 +2,9 @@
 
 Input: ``sources.csv`` manifests (``sources-scan`` steps named by ``sources``, explicit ``manifest`` paths, or the
 previous step), or a source adapter run over ``root`` (what ``bodydata convert`` uses). Each row is one
-:func:`bodydata.registration.convert.convert_one` call on a worker; the
-:class:`~bodydata.registration.register.Registrar` (template, prior, prefactored solve) is built once per worker
-process and reused for every mesh it converts.
+:func:`bodydata.registration.convert.convert_meshes` conversion on a worker (with ``batch_size`` > 1 in one
+process, several rows in one batch); the :class:`~bodydata.registration.register.Registrar` (template, prior,
+prefactored solve) is built once per worker process and reused for every mesh it converts.
 
 Stage folder::
 
@@ -27,36 +27,88 @@ import hashlib
 import json
 import os
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 from bodydata.errors import BodydataError
 from bodydata.pipeline.stage import Item, ItemContext, Stage, StageContext, StageError
 from bodydata.pipeline.stage_scan import SOURCES_CSV
+from bodydata.registration.convert import METRICS, TORSO_PARTS
+from bodydata.registration.source_manifest import SOURCE_FAILED
 
-__all__ = ["make_stage", "registrar_builds", "template_topology", "CONVERSION_CSV", "SUMMARY_JSON", "MESHES_DIR",
-           "PRIOR_DIR"]
+if TYPE_CHECKING:
+    from bodydata.pipeline.orchestrate import StageSummary
+    from bodydata.registration.convert import Conversion, ConvertRow, ConvertTarget
+    from bodydata.registration.register import Registrar, RegistrationConfig
+    from bodydata.templates.template import Template
+
+__all__ = ["make_stage", "registrar_builds", "template_topology", "ConvertOptions", "CONVERSION_CSV", "SUMMARY_JSON",
+           "MESHES_DIR", "PRIOR_DIR", "TORSO_PARTS"]
 
 CONVERSION_CSV = "conversion.csv"
 SUMMARY_JSON = "convert.json"
 MESHES_DIR = "meshes"
 ALIGNED_DIR = "aligned"
-TORSO_PARTS = ("chest", "abdomen", "hips")
 PRIOR_DIR = "prior"
 WORST_PNG = "worst.png"
-METRICS = ("n_landmarks", "landmark_error_mm", "p2m_mean_mm", "p2m_p95_mm", "m2p_mean_mm", "m2p_p95_mm", "scale",
-           "iterations")
-_ANNY_NAMES = ("anny", "anny-lite")
 
 # Per worker process: the template, the prior and its prefactored solve are the expensive part, built once.
 _REGISTRARS: dict[str, Any] = {}
 _VTS: dict[str, Any] = {}
 _BUILDS = 0
+# Driver process, by stage folder: the source rows listed for the items (read again by the finish step) and, for
+# batched runs, the items in order (an item converts the next ones with it, :func:`_peers`).
+_LISTED: dict[str, list[dict[str, str]]] = {}
+_PLANNED: dict[str, list[Item]] = {}
+# Conversions done ahead of their item's turn (batched runs), by :func:`_cache_key`.
+_CONVERTED: dict[str, Conversion] = {}
 
 
 class ConversionError(BodydataError):
     """One mesh could not be converted (the registration failed or diverged); the message says why."""
+
+
+@dataclass(frozen=True)
+class ConvertOptions:
+    """What a mesh's conversion depends on (the stage's hashed options, :attr:`Stage.options`).
+
+    template : template folder or built-in name; hand_weight, reverse_weight, device and registration (other
+    :class:`~bodydata.registration.register.RegistrationConfig` fields) : the registration's settings;
+    vts_landmarks (+ vts_root) : landmarks through .vts maps; landmark_pairs + pairs_topology : pair landmarks."""
+
+    template: str
+    hand_weight: float = 1.0
+    reverse_weight: float = 0.0
+    device: str | None = None
+    registration: Mapping[str, Any] = field(default_factory=dict)
+    vts_landmarks: str | None = None
+    vts_root: str | None = None
+    landmark_pairs: str | None = None
+    pairs_topology: str = "smpl_6890"
+
+    def as_options(self) -> dict[str, Any]:
+        """The JSON options (pair keys only when pairs are used: item hashes of runs without them stay valid)."""
+        d = {"template": self.template, "hand_weight": self.hand_weight, "reverse_weight": self.reverse_weight,
+             "device": self.device, "registration": dict(self.registration), "vts_landmarks": self.vts_landmarks,
+             "vts_root": self.vts_root}
+        if self.landmark_pairs:
+            d.update(landmark_pairs=self.landmark_pairs, pairs_topology=self.pairs_topology)
+        return d
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> ConvertOptions:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in options.items() if k in names})
+
+    def config(self) -> RegistrationConfig:
+        """The RegistrationConfig (lists from YAML become the config's tuples)."""
+        from bodydata.registration.register import RegistrationConfig
+
+        extra = {k: tuple(v) if isinstance(v, list) else v for k, v in dict(self.registration).items()}
+        return RegistrationConfig(device=self.device, hand_weight=float(self.hand_weight),
+                                  reverse_weight=float(self.reverse_weight), **extra)
 
 
 def registrar_builds() -> int:
@@ -64,7 +116,7 @@ def registrar_builds() -> int:
     return _BUILDS
 
 
-def template_topology(tpl) -> str:
+def template_topology(tpl: Template) -> str:
     """The manifest ``topology`` name of a template's connectivity (``anny_notoes``, ``scape_12500``, ...)."""
     meta = tpl.meta or {}
     if meta.get("anny_topology"):
@@ -78,42 +130,33 @@ def _config_fields() -> set[str]:
     return {f.name for f in dataclasses.fields(RegistrationConfig)}
 
 
-def _config(options: Mapping[str, Any]):
-    """RegistrationConfig from the stage options (lists from YAML become the config's tuples)."""
-    from bodydata.registration.register import RegistrationConfig
-
-    extra = {k: tuple(v) if isinstance(v, list) else v for k, v in dict(options.get("registration") or {}).items()}
-    return RegistrationConfig(device=options.get("device"), hand_weight=float(options["hand_weight"]),
-                              reverse_weight=float(options["reverse_weight"]), **extra)
+def _folder_key(folder: str | os.PathLike) -> str:
+    return str(Path(folder).resolve())
 
 
-def _registrar(template: str, prior: str, options: Mapping[str, Any]):
+def _registrar(o: ConvertOptions, prior: str) -> Registrar:
     global _BUILDS
     st = os.stat(prior)
-    cfg = _config(options)
+    cfg = o.config()
     # the prior's size and mtime: a prior rebuilt in place is not served from the cache
-    key = json.dumps([template, os.path.abspath(prior), st.st_size, st.st_mtime_ns, dataclasses.asdict(cfg),
-                      options.get("landmark_pairs")], default=str)
+    key = json.dumps([o.template, os.path.abspath(prior), st.st_size, st.st_mtime_ns, dataclasses.asdict(cfg),
+                      o.landmark_pairs], default=str)
     if key not in _REGISTRARS:
         from bodydata.registration.prior import SparsePrior
         from bodydata.registration.register import Registrar
         from bodydata.templates.template import load_template
 
-        tpl = load_template(template)
-        if options.get("landmark_pairs"):
-            tpl.landmarks.update(_pairs(options)[0])
+        tpl = load_template(o.template)
+        if o.landmark_pairs:
+            tpl.landmarks.update(_read_pairs(o.landmark_pairs, o.pairs_topology)[0])
         _REGISTRARS[key] = Registrar(tpl, SparsePrior.load(prior, n_vertices=tpl.n_vertices), cfg)
         _BUILDS += 1
     return _REGISTRARS[key]
 
 
-def _pairs(options: Mapping[str, Any]) -> tuple[dict[str, int], dict[str, int]]:
-    """(template, source) landmarks of the ``landmark_pairs`` file, read once per process."""
-    return _read_pairs(options["landmark_pairs"], options["pairs_topology"])
-
-
 @functools.lru_cache(maxsize=8)
 def _read_pairs(path: str, topology: str) -> tuple[dict[str, int], dict[str, int]]:
+    """(template, source) landmarks of a ``landmark_pairs`` file, read once per process."""
     from bodydata.templates.landmarks import load_landmark_pairs
 
     return load_landmark_pairs(path, topology)
@@ -153,9 +196,10 @@ def _manifest_paths(ctx: StageContext, sources: Sequence[str], manifest: Sequenc
 
 def _source_records(ctx: StageContext, o: Mapping[str, Any]) -> list[dict[str, str]]:
     """The source rows to convert (ManifestRow columns as strings, paths absolute), filtered, in input order."""
+    from bodydata.registration.source_manifest import read_source_records
     from bodydata.manifest.source_rows import COLUMNS
 
-    records: list[dict[str, Any]] = []
+    records: list[dict[str, str]] = []
     if o.get("source"):
         from bodydata.sources.base import get_adapter
 
@@ -165,15 +209,12 @@ def _source_records(ctx: StageContext, o: Mapping[str, Any]) -> list[dict[str, s
             rows = get_adapter(str(o["source"])).discover(Path(o["root"]))
         except BodydataError as exc:
             raise StageError(f"convert: {exc}") from None
-        records = [r.as_record() for r in rows]
+        records = [{c: "" if v is None else str(v) for c, v in r.as_record().items() if c in COLUMNS} for r in rows]
     if o.get("sources") or o.get("manifest") or not o.get("source"):
-        from bodydata.manifest.source_rows import read_source_table as read_manifest
-
         for path in _manifest_paths(ctx, list(o.get("sources") or []), list(o.get("manifest") or [])):
-            records += read_manifest(path).to_dict("records")
+            records += read_source_records(path)
     out = []
-    for rec in records:
-        r = {c: "" if rec.get(c) is None or str(rec.get(c)) in ("<NA>", "nan") else str(rec.get(c)) for c in COLUMNS}
+    for r in records:
         if o.get("kind") and r["kind"] != o["kind"]:
             continue
         if o.get("match") and not re.search(str(o["match"]), r["id"]):
@@ -192,17 +233,18 @@ def _prior_settings(o: Mapping[str, Any], template_name: str) -> dict[str, Any]:
 
 def _resolve_prior(ctx: StageContext, o: Mapping[str, Any]) -> tuple[Path, bool]:
     """(prior path, built by this stage). Without a ``prior`` option an anny template gets one built once into
-    ``<stage>/prior/`` from generated anny bodies (as ``bodydata prior build --anny-identities``)."""
+    ``<stage>/prior/`` from generated anny bodies (:func:`bodydata.registration.prior_build.build_priors`, as
+    ``bodydata prior build --anny-identities``)."""
     if o.get("prior"):
         p = Path(o["prior"])
         if not p.is_file():
             raise StageError(f"{p}: prior file does not exist (build one with 'bodydata prior build')")
         return p.resolve(), False
+    from bodydata.registration.prior_build import anny_training, build_priors
     from bodydata.templates.template import load_template
 
     tpl = load_template(o["template"])
-    topo = (tpl.meta or {}).get("anny_topology")
-    if not topo:
+    if not (tpl.meta or {}).get("anny_topology"):
         raise StageError(f"convert: template {tpl.name!r} is not an anny template, so no prior is built for it: give "
                          "the 'prior' option (a .npz from 'bodydata prior build --manifest ...')")
     settings = _prior_settings(o, tpl.name)
@@ -214,116 +256,153 @@ def _resolve_prior(ctx: StageContext, o: Mapping[str, Any]) -> tuple[Path, bool]
                 return dst, True
         except (ValueError, KeyError, OSError):
             pass  # an unreadable report: build again
-    _build_anny_prior(tpl, topo, settings, dst)
-    return dst, True
-
-
-def _build_anny_prior(tpl, topo: str, settings: Mapping[str, Any], dst: Path) -> None:
-    import time
-
-    from bodydata.features.acap import AcapExtractor
-    from bodydata.fsutil import atomic_write_text
-    from bodydata.registration.prior import build_prior
-    from bodydata.generator.bodies import anny_bodies
-
-    t0 = time.perf_counter()
     print(f"convert: building the {tpl.name} prior (K={settings['components']}, {settings['identities']} x "
           f"{settings['poses']} anny bodies) into {dst}", flush=True)
-    train = anny_bodies(topo, settings["identities"], settings["poses"], seed=settings["seed"]).vertices[topo]
-    f = AcapExtractor(tpl.vertices, tpl.faces)(train).f
     try:
-        pr = build_prior(f, tpl.vertices, tpl.faces, tpl.part_labels, settings["components"], tpl.name,
-                         settings["falloff"])
+        training = anny_training(tpl, settings["identities"], settings["poses"], seed=settings["seed"])
+        build_priors(tpl, training, [settings["components"]], dst, settings["falloff"], measure=False,
+                     settings=settings)
     except BodydataError as exc:
         raise StageError(f"convert: cannot build the prior ({exc}); lower prior_components or raise "
                          "prior_identities / prior_poses") from None
-    pr.save(dst)
-    atomic_write_text(dst.with_suffix(".json"), json.dumps(
-        {"settings": dict(settings), "n_train": len(train), "path": str(dst),
-         "seconds": round(time.perf_counter() - t0, 1)}, indent=2) + "\n")
+    return dst, True
 
 
 def _items(ctx: StageContext, options: Mapping[str, Any]) -> Iterator[Item]:
     records = _source_records(ctx, options)
+    _LISTED[_folder_key(ctx.out_dir)] = records  # the finish step reads them instead of listing the sources again
     if not records:
         return
     prior, _ = _resolve_prior(ctx, options)
+    items = []
     for r in records:
         inputs = ([r["path"]] + ([r["landmarks_path"]] if r["landmarks_path"] else []) + [str(prior)]
                   + ([options["landmark_pairs"]] if options.get("landmark_pairs") else []))
         # sha256 and the scan's counts are not parameters: the input file's bytes are hashed anyway
         params = {k: v for k, v in r.items() if k not in ("sha256", "n_vertices", "n_faces")}
-        yield Item(key=r["id"], inputs=tuple(inputs), params={"row": params, "prior": str(prior)})
+        items.append(Item(key=r["id"], inputs=tuple(inputs), params={"row": params, "prior": str(prior)}))
+    if int(options.get("batch_size") or 1) > 1:
+        _PLANNED[_folder_key(ctx.out_dir)] = items
+    yield from items
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # One mesh (worker)
 
 
-def _process(item: Item, ctx: ItemContext) -> dict[str, Any]:
+def _target(rec: Mapping[str, str], o: ConvertOptions) -> ConvertTarget:
+    """The mesh of a source row with its landmarks (the row's, through .vts maps, plus pair landmarks)."""
+    from bodydata.mesh import read_mesh
+    from bodydata.registration.convert import ConvertTarget, source_landmarks
+    from bodydata.sources.base import TOPOLOGY_VERTICES
+
+    path = rec["path"]
+    if rec.get("status") == SOURCE_FAILED:
+        raise ConversionError(f"{path}: not converted: the source scan marked it failed "
+                              f"({rec.get('error') or 'no reason given'})")
+    mesh = read_mesh(path, expected_vertices=TOPOLOGY_VERTICES.get(rec.get("topology", "")))
+    row_obj = SimpleNamespace(**rec)
+    if o.vts_landmarks:
+        lm = _vts_landmarks(o.vts_landmarks, o.vts_root or str(Path(path).parent.parent))(row_obj, mesh.vertices)
+    else:
+        lm = source_landmarks(row_obj, len(mesh.vertices))
+    if o.landmark_pairs:
+        from bodydata.templates.landmarks import add_pair_landmarks
+
+        lm = add_pair_landmarks(lm, len(mesh.vertices), _read_pairs(o.landmark_pairs, o.pairs_topology)[1],
+                                o.pairs_topology)
+    return ConvertTarget(rec["id"], mesh.vertices, mesh.faces, lm, path, rec.get("units") or "m")
+
+
+def _cache_key(ctx: ItemContext, item: Item) -> str:
+    return json.dumps([_folder_key(ctx.out_dir), item.key, item.params, dict(ctx.options)], sort_keys=True,
+                      default=str)
+
+
+def _peers(ctx: ItemContext, item: Item, o: ConvertOptions, n: int) -> list[tuple[str, ConvertTarget]]:
+    """Up to ``n`` items listed after ``item`` in this process whose meshes are not converted yet, as (cache key,
+    target): converted in one batch with it. Items that cannot be read or have no landmarks are left to their turn."""
+    planned = _PLANNED.get(_folder_key(ctx.out_dir), [])
+    keys = [it.key for it in planned]
+    if n < 1 or item.key not in keys:
+        return []
+    from bodydata.registration.convert import converted_name
+
+    out: list[tuple[str, ConvertTarget]] = []
+    for peer in planned[keys.index(item.key) + 1:]:
+        if len(out) >= n:
+            break
+        key = _cache_key(ctx, peer)
+        if key in _CONVERTED or ctx.path(f"{MESHES_DIR}/{converted_name(peer.key)}").exists():
+            continue  # converted already, or done in an earlier run (then not redone here)
+        try:
+            target = _target(peer.params["row"], o)
+        except BodydataError:
+            continue
+        if target.landmarks:
+            out.append((key, target))
+    return out
+
+
+def _convert(item: Item, ctx: ItemContext, o: ConvertOptions, batch_size: int) -> Conversion:
+    """The conversion of ``item``: from this process's batch cache, else converted now with up to ``batch_size - 1``
+    following items (whose results are kept for their turn)."""
+    import numpy as np
+
+    from bodydata.registration.convert import convert_meshes
+
+    key = _cache_key(ctx, item)
+    if key in _CONVERTED:
+        return _CONVERTED.pop(key)
+    target = _target(item.params["row"], o)
+    peers = _peers(ctx, item, o, batch_size - 1) if target.landmarks else []
+    try:
+        convs = convert_meshes(_registrar(o, item.params["prior"]), [target] + [t for _, t in peers])
+    except (ValueError, RuntimeError, ArithmeticError, IndexError, np.linalg.LinAlgError) as exc:
+        # a numerical breakdown on this mesh is deterministic: recorded, not retried
+        raise ConversionError(f"{target.source_path}: registration broke down ({type(exc).__name__}: {exc})") from None
+    for (peer_key, _), conv in zip(peers, convs[1:]):
+        _CONVERTED[peer_key] = conv
+    return convs[0]
+
+
+def _process(item: Item, ctx: ItemContext, batch_size: int = 1) -> dict[str, Any]:
     import numpy as np
 
     from bodydata.fsutil import sha256_file
-    from bodydata.mesh import read_mesh, write_mesh
-    from bodydata.registration.convert import _safe_id, convert_one, source_landmarks
-    from bodydata.sources.base import TOPOLOGY_VERTICES
+    from bodydata.mesh import write_mesh
+    from bodydata.registration.convert import converted_name
 
-    o = ctx.options
-    rec = dict(item.params["row"])
-    path = rec["path"]
-    if rec.get("status") == "failed":
-        raise ConversionError(f"{path}: not converted: the source scan marked it failed "
-                              f"({rec.get('error') or 'no reason given'})")
-    reg = _registrar(o["template"], item.params["prior"], o)
-    mesh = read_mesh(path, expected_vertices=TOPOLOGY_VERTICES.get(rec.get("topology", "")))
-    row_obj = SimpleNamespace(**rec)
-    if o.get("vts_landmarks"):
-        lm = _vts_landmarks(o["vts_landmarks"], o.get("vts_root") or str(Path(path).parent.parent))(
-            row_obj, mesh.vertices)
-    else:
-        lm = source_landmarks(row_obj, len(mesh.vertices))
-    if o.get("landmark_pairs"):
-        from bodydata.templates.landmarks import add_pair_landmarks
-
-        lm = add_pair_landmarks(lm, len(mesh.vertices), _pairs(o)[1], o["pairs_topology"])
-    units = rec.get("units") or "m"
-    try:
-        res_row, res = convert_one(reg, rec["id"], mesh.vertices, mesh.faces, lm, None, path, units)
-    except (ValueError, RuntimeError, ArithmeticError, IndexError, np.linalg.LinAlgError) as exc:
-        # a numerical breakdown on this mesh is deterministic: recorded, not retried
-        raise ConversionError(f"{path}: registration broke down ({type(exc).__name__}: {exc})") from None
-    if res_row.status != "ok":
-        detail = ", ".join(f"{k} {getattr(res_row, k):.1f}" for k in ("landmark_error_mm", "p2m_mean_mm")
-                           if np.isfinite(getattr(res_row, k)))
-        raise ConversionError(f"{path}: {res_row.reason}" + (f" ({detail})" if detail else ""))
-    rel = f"{MESHES_DIR}/{_safe_id(rec['id'])}.ply"
+    o = ConvertOptions.from_options(ctx.options)
+    rec = item.params["row"]
+    conv = _convert(item, ctx, o, batch_size)
+    row = conv.row
+    if not conv.done:
+        detail = ", ".join(f"{k} {getattr(row, k):.1f}" for k in ("landmark_error_mm", "p2m_mean_mm")
+                           if np.isfinite(getattr(row, k)))
+        raise ConversionError(f"{row.source_path}: {row.reason}" + (f" ({detail})" if detail else ""))
+    tpl = _registrar(o, item.params["prior"]).template
+    rel, rel_aligned = f"{MESHES_DIR}/{converted_name(row.id)}", f"{ALIGNED_DIR}/{converted_name(row.id)}"
     with ctx.output(rel) as tmp:
-        write_mesh(tmp, res.vertices, reg.template.faces)
-    # Downstream stages need every body in one frame (ACAP features see the global rotation). s p is the
-    # mesh with the fitted similarity undone, but p keeps a few degrees of the similarity's gauge, so the
-    # frame is fixed by the torso instead: a rigid fit of its chest/abdomen/hips onto the template's.
-    from bodydata.mesh.alignment import align
-
-    tpl = reg.template
-    torso = np.isin(np.asarray(tpl.part_labels), [list(tpl.part_names).index(n) for n in TORSO_PARTS])
-    body = res.scale * res.template_frame
-    rel_aligned = f"{ALIGNED_DIR}/{_safe_id(rec['id'])}.ply"
+        write_mesh(tmp, conv.vertices, tpl.faces)
     with ctx.output(rel_aligned) as tmp:
-        write_mesh(tmp, align(body[torso], tpl.vertices[torso]).apply(body), tpl.faces)
+        write_mesh(tmp, conv.aligned, tpl.faces)
+    path = rec["path"]
     columns: dict[str, Any] = {
         "id": rec["id"], "source": rec.get("source", ""), "kind": rec.get("kind", ""),
         "subject": rec.get("subject", ""), "pose": rec.get("pose", ""),
-        "topology": template_topology(reg.template), "source_topology": rec.get("topology", ""),
-        "units": units, "up_axis": rec.get("up_axis", ""),
+        "topology": template_topology(tpl), "source_topology": rec.get("topology", ""),
+        "units": row.units, "up_axis": rec.get("up_axis", ""),
         "source_path": path, "input_sha256": sha256_file(path),
         "out_path": str(ctx.path(rel).resolve()), "out_sha256": sha256_file(ctx.path(rel)),
         "aligned_path": str(ctx.path(rel_aligned).resolve()),
-        "aligned_sha256": sha256_file(ctx.path(rel_aligned)), "aligned_up_axis": reg.template.up_axis if reg.template.up_axis[0] in "+-" else "+" + reg.template.up_axis,
-        "n_vertices": int(reg.template.n_vertices), "n_faces": int(reg.template.n_faces),
+        "aligned_sha256": sha256_file(ctx.path(rel_aligned)),
+        "aligned_up_axis": tpl.up_axis if tpl.up_axis[0] in "+-" else "+" + tpl.up_axis,
+        "n_vertices": int(tpl.n_vertices), "n_faces": int(tpl.n_faces),
     }
     for k in METRICS:
-        columns[k] = getattr(res_row, k)
-    columns["register_seconds"] = round(float(res_row.seconds), 3)
+        columns[k] = getattr(row, k)
+    columns["register_seconds"] = round(float(row.seconds), 3)
     columns["prior"] = item.params["prior"]
     return columns
 
@@ -332,56 +411,44 @@ def _process(item: Item, ctx: ItemContext) -> dict[str, Any]:
 # After the items (driver): conversion.csv, sources.csv, worst.png, convert.json
 
 
-def _float(v: Any) -> float:
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return float("nan")
-
-
 def _finish(ctx: StageContext, rows: list, options: Mapping[str, Any]) -> None:
     import numpy as np
 
     from bodydata.fsutil import atomic_write_text
-    from bodydata.registration.convert import ConvertRow, _write_results
-    from bodydata.manifest.source_rows import COLUMNS, ManifestRow
-    from bodydata.manifest.source_rows import write_source_rows as write_manifest
+    from bodydata.manifest.status import STATUS_DONE
+    from bodydata.registration.convert import ConvertRow, write_results
+    from bodydata.registration.source_manifest import SOURCE_DONE, write_source_records
 
     out = Path(ctx.out_dir)
-    source_of = {r["id"]: r for r in _source_records(ctx, options)}
+    folder = _folder_key(out)
+    _PLANNED.pop(folder, None)
+    for key in [k for k in _CONVERTED if json.loads(k)[0] == folder]:
+        del _CONVERTED[key]  # converted ahead for items that did not run (a stopped run): not kept
+    listed = _LISTED.pop(folder, None)
+    source_of = {r["id"]: r for r in (listed if listed is not None else _source_records(ctx, options))}
     conv: list[ConvertRow] = []
     manifest_rows: list[dict[str, Any]] = []
     for row in rows:
         src = source_of.get(row.item, {})
         c = row.columns
-        if row.status == "done":
-            conv.append(ConvertRow(
-                id=row.item, source_path=str(c.get("source_path", "")), out_path=str(c.get("out_path", "")),
-                units=str(c.get("units", "m")), status="ok", n_landmarks=int(_float(c.get("n_landmarks", 0)) or 0),
-                iterations=int(_float(c.get("iterations", 0)) or 0), seconds=_float(c.get("register_seconds")),
-                **{k: _float(c.get(k)) for k in ("landmark_error_mm", "p2m_mean_mm", "p2m_p95_mm", "m2p_mean_mm",
-                                                  "m2p_p95_mm", "scale")}))
+        if row.status == STATUS_DONE:
+            conv.append(ConvertRow.from_record({**c, "id": row.item, "status": STATUS_DONE,
+                                                "seconds": c.get("register_seconds", "")}))
             # downstream reads the aligned copy (template axes), so all bodies share one frame
             manifest_rows.append({**src, "path": c.get("aligned_path", ""), "topology": c.get("topology", ""),
                                   "n_vertices": c.get("n_vertices", ""), "n_faces": c.get("n_faces", ""),
-                                  "sha256": c.get("aligned_sha256", ""), "landmarks_path": "", "status": "ok",
+                                  "sha256": c.get("aligned_sha256", ""), "landmarks_path": "", "status": SOURCE_DONE,
                                   "up_axis": c.get("aligned_up_axis", ""), "error": ""})
         else:
             conv.append(ConvertRow(id=row.item, source_path=src.get("path", ""), units=src.get("units") or "m",
                                    reason=row.reason))
             manifest_rows.append({**src, "id": row.item, "path": "", "landmarks_path": "", "n_vertices": "",
-                                  "n_faces": "", "sha256": "", "status": "failed", "error": row.reason})
-    _write_results(out / CONVERSION_CSV, conv)
-    def manifest_row(r: dict[str, Any]) -> ManifestRow:
-        rec = {c: str(r.get(c, "") or "") for c in COLUMNS}
-        for c in ("n_vertices", "n_faces"):
-            rec[c] = int(_float(rec[c])) if rec[c] else None
-        return ManifestRow(**rec)
+                                  "n_faces": "", "sha256": "", "status": SOURCE_FAILED, "error": row.reason})
+    write_results(out / CONVERSION_CSV, conv)
+    write_source_records(out / SOURCES_CSV, manifest_rows)
 
-    write_manifest(out / SOURCES_CSV, [manifest_row(r) for r in manifest_rows])
-
-    ok = [r for r in conv if r.status == "ok"]
-    digest = hashlib.sha256(json.dumps(sorted((r.item, r.input_hash) for r in rows if r.status == "done"))
+    done = [r for r in conv if r.status == STATUS_DONE]
+    digest = hashlib.sha256(json.dumps(sorted((r.item, r.input_hash) for r in rows if r.status == STATUS_DONE))
                             .encode()).hexdigest()
     summary_path = out / SUMMARY_JSON
     try:
@@ -389,26 +456,30 @@ def _finish(ctx: StageContext, rows: list, options: Mapping[str, Any]) -> None:
     except (OSError, ValueError, AttributeError):
         old = None
     png = out / WORST_PNG
-    if options.get("png", True) and ok and (old != digest or not png.is_file()):
-        from bodydata.registration.convert import worst_png
-
+    if options.get("png", True) and done and (old != digest or not png.is_file()):
         try:
-            from bodydata.templates.template import load_template
-
-            tpl = load_template(options["template"])
-            worst_png(ok, tpl.faces, png, template=tpl)
+            _worst_png(done, options["template"], png)
         except (BodydataError, OSError, ValueError) as exc:  # a picture never fails the stage
             print(f"warning: {png} not written: {exc}", flush=True)
-    priors = sorted({str(r.columns.get("prior", "")) for r in rows if r.status == "done"} - {""})
+    priors = sorted({str(r.columns.get("prior", "")) for r in rows if r.status == STATUS_DONE} - {""})
     summary = {
         "template": options["template"], "prior": priors[0] if len(priors) == 1 else priors,
         "prior_built_here": bool(priors) and all(Path(p).parent == (out / PRIOR_DIR).resolve() for p in priors),
-        "rows": len(rows), "done": len(ok), "failed": len(rows) - len(ok), "done_digest": digest,
-        "mean": {k: round(float(np.mean([getattr(r, k) for r in ok])), 4) for k in
-                 ("landmark_error_mm", "p2m_mean_mm", "p2m_p95_mm", "m2p_mean_mm", "m2p_p95_mm", "seconds")} if ok
+        "rows": len(rows), "done": len(done), "failed": len(rows) - len(done), "done_digest": digest,
+        "mean": {k: round(float(np.mean([getattr(r, k) for r in done])), 4) for k in
+                 ("landmark_error_mm", "p2m_mean_mm", "p2m_p95_mm", "m2p_mean_mm", "m2p_p95_mm", "seconds")} if done
         else {},
     }
     atomic_write_text(summary_path, json.dumps(summary, indent=2) + "\n")
+
+
+def _worst_png(rows: list[ConvertRow], template: str, path: Path) -> None:
+    from bodydata.registration.convert import worst_panels
+    from bodydata.templates.template import axis_vector, load_template
+    from bodydata.viz.conversion_worst import draw_worst
+
+    tpl = load_template(template)
+    draw_worst(worst_panels(rows, tpl), tpl.faces, axis_vector(tpl.up_axis), axis_vector(tpl.front_axis), path)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -427,7 +498,7 @@ def make_stage(template: str = "anny", prior: str | None = None, sources: str | 
                reverse_weight: float = 0.0, device: str | None = None, registration: dict | None = None,
                prior_components: int = 200, prior_identities: int = 16, prior_poses: int = 5,
                prior_falloff: float = 0.05, prior_seed: int = 0, png: bool = True,
-               landmark_pairs: str | None = None, pairs_topology: str = "smpl_6890") -> Stage:
+               landmark_pairs: str | None = None, pairs_topology: str = "smpl_6890", batch_size: int = 1) -> Stage:
     """``convert``: each source mesh registered onto ``template`` (``bodydata convert``; paper Eq. 14).
 
     template : template folder or built-in name. prior : prior ``.npz``; when absent and the template is an anny
@@ -441,6 +512,10 @@ def make_stage(template: str = "anny", prior: str | None = None, sources: str | 
         extra landmarks ``pair_<k>`` on the template and on every source mesh of ``pairs_topology``'s vertex count.
     hand_weight, reverse_weight, device : as ``bodydata convert``; registration : other
         :class:`~bodydata.registration.register.RegistrationConfig` fields (schedule, weights).
+    batch_size : a speed setting (it writes the same files): in a process that lists and runs the items (an
+        inline run), each item is registered in one batch with up to ``batch_size - 1`` of the items after it
+        (:meth:`~bodydata.registration.register.Registrar.register_batch`, each result as if alone up to
+        rounding), whose conversions wait in memory for their turn; on dask workers items are converted one by one.
     """
     registration = dict(registration or {})
     unknown = set(registration) - _config_fields()
@@ -449,28 +524,68 @@ def make_stage(template: str = "anny", prior: str | None = None, sources: str | 
                          f"(RegistrationConfig fields: {', '.join(sorted(_config_fields()))})")
     if limit is not None and int(limit) < 1:
         raise StageError("convert: limit must be >= 1")
+    if int(batch_size) < 1:
+        raise StageError(f"convert: batch_size must be >= 1, got {batch_size}")
     if landmark_pairs:
         from bodydata.templates.landmarks import load_landmark_pairs
 
         landmark_pairs = str(Path(landmark_pairs).resolve())
         load_landmark_pairs(landmark_pairs, pairs_topology)  # a bad file or topology fails here, once
     # What a mesh's result depends on (these enter every item's input hash); how the items are chosen does not:
-    # a different limit, match or source list must not redo rows already converted.
-    options = {
-        "template": str(template), "hand_weight": float(hand_weight), "reverse_weight": float(reverse_weight),
-        "device": device, "registration": registration, "vts_landmarks": vts_landmarks, "vts_root": vts_root,
-    }
-    if landmark_pairs:  # only when used: the item hashes of earlier runs without pairs stay valid
-        options.update(landmark_pairs=landmark_pairs, pairs_topology=pairs_topology)
+    # a different limit, match or source list must not redo rows already converted, nor a different batch size.
+    options = ConvertOptions(template=str(template), hand_weight=float(hand_weight),
+                             reverse_weight=float(reverse_weight), device=device, registration=registration,
+                             vts_landmarks=vts_landmarks, vts_root=vts_root, landmark_pairs=landmark_pairs or None,
+                             pairs_topology=pairs_topology).as_options()
     listing = {
         **options, "prior": None if prior is None else str(prior), "sources": _as_list(sources),
         "manifest": _as_list(manifest), "source": source, "root": None if root is None else str(root),
         "kind": kind, "match": match, "limit": limit, "prior_components": int(prior_components),
         "prior_identities": int(prior_identities), "prior_poses": int(prior_poses),
         "prior_falloff": float(prior_falloff), "prior_seed": int(prior_seed), "png": bool(png),
+        "batch_size": int(batch_size),
     }
     return Stage(
-        name="convert", process=_process, items=functools.partial(_items, options=listing), options=options,
+        name="convert", process=functools.partial(_process, batch_size=int(batch_size)),
+        items=functools.partial(_items, options=listing), options=options,
         description=f"meshes converted to the {template} connectivity",
         finish=functools.partial(_finish, options=listing),
     )
+
+
+@dataclass
+class ConvertRun:
+    """What :func:`run_convert` did: the stage's counts line, the ``conversion.csv`` rows and the table's path."""
+
+    summary: StageSummary
+    results: list[ConvertRow]
+    table: Path
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every selected mesh is converted, 1 when some failed."""
+        from bodydata.manifest.status import is_done
+
+        return 1 if self.summary.failed or not all(is_done(r.status) for r in self.results) else 0
+
+
+def run_convert(out: str | os.PathLike, scheduler: str | None = None, workers: int | None = None,
+                redo: bool = False, progress: bool = True, **stage_options: Any) -> ConvertRun:
+    """``bodydata convert``: the convert stage (:func:`make_stage` with ``stage_options``) run with ``out`` as its
+    folder, on the executor that ``scheduler`` / ``workers`` name (:func:`~bodydata.pipeline.orchestrate.
+    open_executor`); a batch size above 1 runs in this process, where the items are batched. ``redo`` forgets the
+    folder's stage manifest first. Raises BodydataError when the stage cannot start."""
+    from bodydata.pipeline.manifest import JOURNAL_NAME, MANIFEST_NAME
+    from bodydata.pipeline.orchestrate import open_executor, run_stage
+    from bodydata.registration.convert import read_results
+
+    folder = Path(out).resolve()
+    stage = make_stage(**stage_options)
+    if int(stage_options.get("batch_size") or 1) > 1:
+        scheduler = "synchronous"
+    if redo:
+        for name in (MANIFEST_NAME, JOURNAL_NAME):
+            (folder / name).unlink(missing_ok=True)
+    with open_executor(scheduler, workers) as executor:
+        summary = run_stage(stage, StageContext(out_dir=folder), executor, progress=progress)
+    return ConvertRun(summary, read_results(folder / CONVERSION_CSV), folder / CONVERSION_CSV)

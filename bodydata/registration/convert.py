@@ -1,11 +1,13 @@
-"""Connectivity conversion of a source's meshes: one mesh -> converted mesh + a result row; a driver over a
-manifest (failures recorded, atomic writes, finished rows skipped) and a PNG of the worst conversions.
+"""Connectivity conversion of one mesh or a batch: registration, metrics both ways and the torso-aligned copy.
 
-Output folder layout::
+What it is: the template registered onto each mesh, the result measured both ways, a copy put in the template's
+frame (torso alignment); the ``conversion.csv`` row format; the panels of the worst conversions' picture.
 
-    OUT/meshes/<id>.ply       the converted mesh (template connectivity, the input's frame and units)
-    OUT/conversion.csv        one row per input (:data:`COLUMNS`), rewritten atomically after each mesh
-    OUT/worst.png             the worst conversions, vertices coloured by distance to the input surface
+The convert stage (:mod:`bodydata.pipeline.stage_convert`) is the one driver: it writes, per mesh::
+
+    meshes/<id>.ply     the converted mesh (template connectivity, the input's frame and units)
+    aligned/<id>.ply    the same mesh turned rigidly so that its torso best fits the template's
+    conversion.csv      one :class:`ConvertRow` per input
 
 Distances are reported as ``*_mm`` = 1000 x the input's length unit (millimetres for metric inputs; for
 inputs normalised upstream, such as FAUST_r, thousandths of the input's unit -- the ``units`` column says).
@@ -15,26 +17,37 @@ from __future__ import annotations
 import csv
 import io
 import re
-import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
-from bodydata.errors import BodydataError
+from bodydata.manifest.status import STATUS_DONE, STATUS_FAILED, is_done, normalise_status
 
-__all__ = ["COLUMNS", "ConvertRow", "convert_one", "convert_rows", "read_results", "source_landmarks", "worst_png"]
+if TYPE_CHECKING:
+    from bodydata.registration.register import Registrar, RegistrationResult
+    from bodydata.templates.template import Template
+
+__all__ = ["COLUMNS", "METRICS", "TORSO_PARTS", "ConvertRow", "ConvertTarget", "Conversion", "convert_mesh",
+           "convert_meshes", "converted_name", "read_results", "source_landmarks", "torso_aligned", "WorstPanel",
+           "worst_panels",
+           "write_results"]
+
+# the parts whose rigid fit onto the template's fixes a converted body's frame (they bend least with the pose)
+TORSO_PARTS = ("chest", "abdomen", "hips")
+NO_LANDMARKS = "no landmarks: none given for this mesh (landmarks_path or a topology with shipped landmarks)"
 
 
 @dataclass
 class ConvertRow:
-    """One conversion: ids, where the result is, status ('ok' | 'failed'), reason, and the metrics."""
+    """One conversion: ids, where the result is, status ('done' | 'failed'), reason, and the metrics."""
 
     id: str
     source_path: str
     out_path: str = ""
     units: str = "m"
-    status: str = "failed"
+    status: str = STATUS_FAILED
     reason: str = ""
     n_landmarks: int = 0
     landmark_error_mm: float = float("nan")
@@ -46,22 +59,78 @@ class ConvertRow:
     iterations: int = 0
     seconds: float = float("nan")
 
+    @classmethod
+    def from_record(cls, rec: Mapping[str, Any]) -> ConvertRow:
+        """A row from text or numbers by column name (a ``conversion.csv`` line); missing numbers are NaN / 0 and a
+        legacy status word is read as today's."""
+        kw: dict[str, Any] = {}
+        for f in fields(cls):
+            v = rec.get(f.name, "")
+            v = "" if v is None else v
+            if f.type in ("int", int):
+                kw[f.name] = int(float(v)) if v != "" else 0
+            elif f.type in ("float", float):
+                kw[f.name] = float(v) if v != "" else float("nan")
+            else:
+                kw[f.name] = str(v)
+        kw["status"] = normalise_status(kw["status"]) if kw["status"] else STATUS_FAILED
+        return cls(**kw)
+
 
 COLUMNS = [f.name for f in fields(ConvertRow)]
+# the measured columns of a row (the stage manifest carries them too)
+METRICS = ("n_landmarks", "landmark_error_mm", "p2m_mean_mm", "p2m_p95_mm", "m2p_mean_mm", "m2p_p95_mm", "scale",
+           "iterations")
 
 
-def _safe_id(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "mesh"
+@dataclass
+class WorstPanel:
+    """One converted body of the worst-conversions picture (:func:`bodydata.viz.conversion_worst.draw_worst`).
+
+    title : text above it; vertices : (n, 3) float64, centred, in the template's axes;
+    distance_mm : (n,) float64 distance of each vertex to the input surface (NaN: not coloured)."""
+
+    title: str
+    vertices: np.ndarray
+    distance_mm: np.ndarray
 
 
-def source_landmarks(row, n_vertices: int) -> dict[str, int] | None:
-    """Landmarks of a manifest row's mesh: its ``landmarks_path`` CSV, else the shipped CSV of its topology
-    (smpl_6890, scape_12500, anny_*), else None."""
-    from bodydata.templates.landmarks import (
-        TOPOLOGIES,
-        load_landmarks,
-        read_landmarks_csv,
-    )
+@dataclass
+class ConvertTarget:
+    """One mesh to convert: vertices (m, 3) float64, faces (k, 3) int64, landmarks {name: vertex id} or None (the
+    mesh then fails with the reason), where it came from and its length unit."""
+
+    id: str
+    vertices: np.ndarray
+    faces: np.ndarray
+    landmarks: dict[str, int] | None
+    source_path: str = ""
+    units: str = "m"
+
+
+@dataclass
+class Conversion:
+    """One mesh converted: its row; vertices (n, 3) float64 in the input's frame and units and aligned (n, 3)
+    float64 the same body turned onto the template's torso (template axes, input scale), both None when failed."""
+
+    row: ConvertRow
+    vertices: np.ndarray | None = None
+    aligned: np.ndarray | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.row.status == STATUS_DONE
+
+
+def converted_name(mesh_id: str) -> str:
+    """The file name of a mesh's converted copy (``meshes/`` and ``aligned/``): its id made file-safe, ``.ply``."""
+    return (re.sub(r"[^A-Za-z0-9._-]+", "_", mesh_id).strip("_") or "mesh") + ".ply"
+
+
+def source_landmarks(row: Any, n_vertices: int) -> dict[str, int] | None:
+    """Landmarks of a manifest row's mesh (an object with ``landmarks_path`` and ``topology``): its
+    ``landmarks_path`` CSV, else the shipped CSV of its topology (smpl_6890, scape_12500, anny_*), else None."""
+    from bodydata.templates.landmarks import TOPOLOGIES, load_landmarks, read_landmarks_csv
 
     path = getattr(row, "landmarks_path", "") or ""
     if path:
@@ -72,43 +141,64 @@ def source_landmarks(row, n_vertices: int) -> dict[str, int] | None:
     return None
 
 
-def convert_one(registrar, mesh_id: str, vertices: np.ndarray, faces: np.ndarray, landmarks: dict[str, int] | None,
-                out_path: str | Path | None = None, source_path: str = "", units: str = "m") -> tuple[ConvertRow, object]:
-    """Register the template onto one mesh (vertices (m, 3), faces (k, 3)); writes the converted mesh to
-    ``out_path`` when given and ok. Returns (row, RegistrationResult or None); never raises for a bad fit."""
-    row = ConvertRow(id=mesh_id, source_path=str(source_path), units=units)
-    t0 = time.perf_counter()
-    if not landmarks:
-        row.reason = "no landmarks: none given for this mesh (landmarks_path or a topology with shipped landmarks)"
-        row.seconds = time.perf_counter() - t0
-        return row, None
-    res = registrar.register(vertices, faces, landmarks)
-    return _fill_row(registrar, row, res, vertices, faces, landmarks, out_path), res
+def torso_aligned(template: Template, result: RegistrationResult) -> np.ndarray:
+    """(n, 3) float64: the converted body with the registration's similarity undone (input scale) and then turned
+    rigidly so that its torso (:data:`TORSO_PARTS`) best fits the template's torso.
+
+    Why the torso and not the fitted similarity alone: the template-frame body keeps a few degrees of the
+    similarity's gauge, and downstream stages need every body in one frame (ACAP features see the rotation)."""
+    from bodydata.registration.register import similarity_from_points
+
+    torso = np.isin(np.asarray(template.part_labels), [list(template.part_names).index(n) for n in TORSO_PARTS])
+    body = result.scale * result.template_frame
+    _, rot, t = similarity_from_points(body[torso], template.vertices[torso], scale=False)
+    return body @ rot.T + t
 
 
-def _fill_row(registrar, row: ConvertRow, res, vertices: np.ndarray, faces: np.ndarray, landmarks: dict[str, int],
-              out_path: str | Path | None) -> ConvertRow:
-    """``row`` completed from a RegistrationResult: status, metrics (distances both ways); the mesh written when ok."""
-    from bodydata.mesh import write_mesh
-    from bodydata.mesh.closest import point_to_mesh
-    from bodydata.registration.metrics import SurfaceDistances
+def _measured(registrar: Registrar, target: ConvertTarget, res: RegistrationResult) -> Conversion:
+    """The conversion of ``target`` from its registration: status, metrics (distances both ways), aligned copy."""
+    from bodydata.registration.metrics import SurfaceDistances, point_to_mesh
 
+    tpl = registrar.template
+    row = ConvertRow(id=target.id, source_path=str(target.source_path), units=target.units)
     ignored = registrar.config.ignore_landmarks
-    row.n_landmarks = len([k for k in registrar.template.landmarks if k in landmarks and k not in ignored])
+    row.n_landmarks = len([k for k in tpl.landmarks if k in (target.landmarks or {}) and k not in ignored])
     row.status, row.reason, row.iterations, row.seconds = res.status, res.reason, res.iterations, res.seconds
     if np.all(np.isfinite(res.vertices)):
         row.scale = res.scale
         row.landmark_error_mm = 1000.0 * res.landmark_error
         # template vertices no scanner sees (mouth cavity) are left out of converted -> input
-        keep = np.asarray(registrar.template.surface_mask, bool)
-        sd = SurfaceDistances(point_to_mesh(res.vertices[keep], vertices, faces),
-                              point_to_mesh(vertices, res.vertices, registrar.template.faces)).summary()
+        keep = np.asarray(tpl.surface_mask, bool)
+        sd = SurfaceDistances(point_to_mesh(res.vertices[keep], target.vertices, target.faces),
+                              point_to_mesh(target.vertices, res.vertices, tpl.faces)).summary()
         for k, v in sd.items():
             setattr(row, k, v)
-    if res.status == "ok" and out_path is not None:
-        write_mesh(out_path, res.vertices, registrar.template.faces)
-        row.out_path = str(out_path)
-    return row
+    if row.status != STATUS_DONE:
+        return Conversion(row)
+    return Conversion(row, res.vertices, torso_aligned(tpl, res))
+
+
+def convert_meshes(registrar: Registrar, targets: Sequence[ConvertTarget]) -> list[Conversion]:
+    """Convert several meshes with one :meth:`~bodydata.registration.register.Registrar.register_batch` (each
+    result as if registered alone, up to rounding); one :class:`Conversion` per target, in order. A target without
+    landmarks or whose fit fails comes back failed with the reason; numerical breakdowns of the whole batch
+    propagate (ValueError, RuntimeError, ArithmeticError, IndexError, LinAlgError)."""
+    out: list[Conversion | None] = [None] * len(targets)
+    todo = [k for k, t in enumerate(targets) if t.landmarks]
+    for k, t in enumerate(targets):
+        if not t.landmarks:
+            out[k] = Conversion(ConvertRow(id=t.id, source_path=str(t.source_path), units=t.units,
+                                           reason=NO_LANDMARKS, seconds=0.0))
+    results = registrar.register_batch([(targets[k].vertices, targets[k].faces, targets[k].landmarks)
+                                        for k in todo]) if todo else []
+    for k, res in zip(todo, results):
+        out[k] = _measured(registrar, targets[k], res)
+    return [c for c in out if c is not None]
+
+
+def convert_mesh(registrar: Registrar, target: ConvertTarget) -> Conversion:
+    """Convert one mesh (a batch of one, :func:`convert_meshes`)."""
+    return convert_meshes(registrar, [target])[0]
 
 
 def read_results(path: str | Path) -> list[ConvertRow]:
@@ -116,19 +206,12 @@ def read_results(path: str | Path) -> list[ConvertRow]:
     p = Path(path)
     if not p.is_file():
         return []
-    out = []
     with p.open(newline="") as fh:
-        for rec in csv.DictReader(fh):
-            kw = {}
-            for f in fields(ConvertRow):
-                v = rec.get(f.name, "")
-                kw[f.name] = (int(v) if v else 0) if f.type in ("int", int) else (
-                    float(v) if v else float("nan")) if f.type in ("float", float) else v
-            out.append(ConvertRow(**kw))
-    return out
+        return [ConvertRow.from_record(rec) for rec in csv.DictReader(fh)]
 
 
-def _write_results(path: Path, rows: list[ConvertRow]) -> None:
+def write_results(path: str | Path, rows: Sequence[ConvertRow]) -> None:
+    """Write ``conversion.csv`` atomically (floats with 4 decimals, NaN as empty)."""
     from bodydata.fsutil import atomic_write_text
 
     buf = io.StringIO()
@@ -140,157 +223,27 @@ def _write_results(path: Path, rows: list[ConvertRow]) -> None:
             if isinstance(v, float):
                 rec[k] = "" if not np.isfinite(v) else f"{v:.4f}"
         wr.writerow(rec)
-    atomic_write_text(path, buf.getvalue())
+    atomic_write_text(Path(path), buf.getvalue())
 
 
-def _failure_row(row, exc: Exception) -> ConvertRow:
-    units = getattr(row, "units", "m") or "m"
-    if isinstance(exc, BodydataError):
-        return ConvertRow(id=row.id, source_path=str(row.path), units=units, reason=str(exc))
-    return ConvertRow(id=row.id, source_path=str(row.path), units=units,
-                      reason=f"{row.path}: {type(exc).__name__}: {exc}")
-
-
-def _convert_pending(registrar, pending: list) -> list[ConvertRow]:
-    """Rows for ``pending`` = [(manifest row, MeshData, landmarks, out path, finished row or None)]: the meshes
-    without a finished row are registered as one batch (:meth:`~bodydata.registration.register.Registrar.
-    register_batch`); one ConvertRow per entry, in order."""
-    todo = [k for k, entry in enumerate(pending) if entry[4] is None]
-    out = [entry[4] for entry in pending]
-    try:
-        results = registrar.register_batch([(pending[k][1].vertices, pending[k][1].faces, pending[k][2])
-                                            for k in todo]) if todo else []
-    except Exception as exc:  # noqa: BLE001 - one bad batch must not end a run of thousands
-        results = [exc] * len(todo)
-    for k, res in zip(todo, results):
-        row, mesh, lm, dst, _ = pending[k]
-        base = ConvertRow(id=row.id, source_path=str(row.path), units=getattr(row, "units", "m") or "m")
-        try:
-            if isinstance(res, Exception):
-                raise res
-            out[k] = _fill_row(registrar, base, res, mesh.vertices, mesh.faces, lm, dst)
-        except Exception as exc:  # noqa: BLE001 - as above, per mesh
-            out[k] = _failure_row(row, exc)
-    return out
-
-
-def convert_rows(registrar, rows, out_dir: str | Path, landmarks_for=None, skip_done: bool = True,
-                 progress: bool = True, limit: int | None = None, png: bool = True,
-                 batch_size: int = 1) -> list[ConvertRow]:
-    """Convert manifest rows (objects with id, path, topology, units, landmarks_path) into ``out_dir``.
-
-    landmarks_for : optional callable(row, vertices) -> {name: vertex id} overriding :func:`source_landmarks`.
-    Rows already 'ok' in ``out_dir/conversion.csv`` with their mesh present are skipped (``skip_done``).
-    A mesh that cannot be read or registered becomes a 'failed' row with the reason; the batch goes on.
-    batch_size : register up to this many pending meshes at once (``Registrar.register_batch``: one batched
-    prior evaluation per L-BFGS step, each body's result as if alone; memory grows with it, see
-    ``benchmarks/bench_convert_batch.py``); ``conversion.csv`` is rewritten after every batch.
-    """
-    from tqdm import tqdm
-
+def worst_panels(rows: Sequence[ConvertRow], template: Template, n: int = 6) -> list[WorstPanel]:
+    """The ``n`` done conversions with the largest mean converted -> input distance, read back from their files:
+    each body turned onto the template (they share vertices; so every body stands along the template's axes
+    whatever the input's frame), vertices carrying their distance to the input surface in mm (NaN on the mouth
+    cavity, which no scan shows)."""
     from bodydata.mesh import read_mesh
+    from bodydata.registration.metrics import point_to_mesh
+    from bodydata.registration.register import similarity_from_points
 
-    if int(batch_size) < 1:
-        raise BodydataError(f"batch_size must be >= 1, got {batch_size}")
-    out = Path(out_dir)
-    (out / "meshes").mkdir(parents=True, exist_ok=True)
-    table = out / "conversion.csv"
-    results = {r.id: r for r in read_results(table)}
-    todo = list(rows)[: limit if limit is not None else None]
-    pending: list = []
-    bar = tqdm(total=len(todo), desc="convert", unit="mesh", disable=not progress)
-
-    def flush() -> None:
-        for res_row in _convert_pending(registrar, pending):
-            results[res_row.id] = res_row
-        bar.update(len(pending))
-        pending.clear()
-        _write_results(table, list(results.values()))
-
-    for row in todo:
-        dst = out / "meshes" / f"{_safe_id(row.id)}.ply"
-        prev = results.get(row.id)
-        if skip_done and prev is not None and prev.status == "ok" and dst.is_file():
-            bar.update(1)
-            continue
-        try:
-            mesh = read_mesh(row.path)
-            lm = landmarks_for(row, mesh.vertices) if landmarks_for else source_landmarks(row, len(mesh.vertices))
-        except Exception as exc:  # noqa: BLE001 - one bad mesh must not end a batch of thousands
-            pending.append((row, None, None, dst, _failure_row(row, exc)))
-        else:
-            ready = None if lm else convert_one(registrar, row.id, mesh.vertices, mesh.faces, lm, dst, row.path,
-                                                getattr(row, "units", "m") or "m")[0]
-            pending.append((row, mesh, lm, dst, ready))
-        # rows keep their input order in the table; a finished (failed) row waits for the batch before it
-        n_register = sum(entry[4] is None for entry in pending)
-        if n_register == 0 or n_register >= batch_size:
-            flush()
-    if pending:
-        flush()
-    bar.close()
-    final = list(results.values())
-    if png and any(r.status == "ok" for r in final):
-        try:
-            worst_png(final, registrar.template.faces, out / "worst.png", template=registrar.template)
-        except (BodydataError, OSError) as exc:  # a picture never fails the batch
-            print(f"warning: worst.png not written: {exc}")
-    return final
-
-
-def worst_png(rows: list[ConvertRow], template_faces: np.ndarray, path: str | Path, n: int = 6,
-              clip_mm: float = 10.0, template=None) -> Path:
-    """Front and side views of the ``n`` conversions with the largest mean converted->input distance, vertices
-    coloured by their distance to the input surface (0 .. ``clip_mm``); only vertices facing the viewer are drawn.
-
-    With ``template`` (a :class:`~bodydata.templates.template.Template`) each body is first moved rigidly onto the
-    template (they share vertices) and drawn along the template's up/front axes, so every body stands upright
-    whatever the input's frame; without it the two axes of largest spread are used."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from bodydata.mesh import read_mesh
-    from bodydata.mesh.normals import vertex_normals
-    from bodydata.mesh.closest import point_to_mesh
-    from bodydata.viz.png import save_png
-
-    ok = [r for r in rows if r.status == "ok" and r.out_path and Path(r.out_path).is_file()]
-    ok.sort(key=lambda r: -r.p2m_mean_mm)
-    ok = ok[:n]
-    cols = max(len(ok), 1)
-    fig, axes = plt.subplots(2, cols, figsize=(2.6 * cols, 9), squeeze=False)
-    sc = None
-    for k, r in enumerate(ok):
+    done = [r for r in rows if is_done(r.status) and r.out_path and Path(r.out_path).is_file()]
+    done.sort(key=lambda r: -r.p2m_mean_mm)
+    panels = []
+    for r in done[:n]:
         conv = read_mesh(r.out_path).vertices
         src = read_mesh(r.source_path)
         d = 1000.0 * point_to_mesh(conv, src.vertices, src.faces)
         c = conv - conv.mean(0)
-        if template is not None:
-            from bodydata.registration.register import similarity_from_points
-            from bodydata.templates.template import axis_vector
-
-            s, rot, _ = similarity_from_points(c, template.vertices - template.vertices.mean(0))
-            c = s * c @ rot.T
-            d[~template.surface_mask] = np.nan  # the mouth cavity has no counterpart in a scan: not coloured
-            up, front = axis_vector(template.up_axis), axis_vector(template.front_axis)
-        else:
-            _, _, vt = np.linalg.svd(c, full_matrices=False)
-            up, front = vt[0], vt[2]
-        left = np.cross(up, front)
-        nrm = vertex_normals(c, template_faces)
-        for row, view in enumerate((front, -left)):  # from the front, then from the subject's right
-            side = np.cross(up, view)
-            vis = nrm @ view > 0
-            ax = axes[row, k]
-            sc = ax.scatter(-(c[vis] @ side), c[vis] @ up, c=d[vis], s=0.6, cmap="inferno", vmin=0, vmax=clip_mm)
-            ax.set_aspect("equal")
-            ax.set_axis_off()
-        axes[0, k].set_title(f"{r.id[-24:]}\nmean {r.p2m_mean_mm:.1f} p95 {r.p2m_p95_mm:.1f}", fontsize=7)
-    if not ok:
-        for ax in axes.ravel():
-            ax.set_axis_off()
-    if sc is not None:
-        fig.colorbar(sc, ax=axes.ravel().tolist(), shrink=0.5, label="distance to input (x1000 units)")
-    return save_png(fig, path, dpi=110)
+        s, rot, _ = similarity_from_points(c, template.vertices - template.vertices.mean(0))
+        d[~np.asarray(template.surface_mask, bool)] = np.nan
+        panels.append(WorstPanel(f"{r.id[-24:]}\nmean {r.p2m_mean_mm:.1f} p95 {r.p2m_p95_mm:.1f}", s * c @ rot.T, d))
+    return panels

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from bodydata.errors import BodydataError
+from bodydata.manifest.status import is_done
 
 __all__ = ["RemeshedShape", "VtsLandmarks", "geodesics_from", "load_shape", "pair_error", "run_benchmark"]
 
@@ -164,12 +165,12 @@ def run_benchmark(root: str | Path, converted: str | Path, registrations: bool =
             raise BodydataError(f"{converted}: no conversion.csv")
         stems = []
         for r in rows:
-            if r.status == "ok" and r.out_path and Path(r.out_path).is_file():
+            if is_done(r.status) and r.out_path and Path(r.out_path).is_file():
                 m = read_mesh(r.out_path)
                 conv[Path(r.source_path).stem] = m.vertices
                 faces_t = m.faces
                 stems.append(Path(r.source_path).stem)
-        failed = sorted(Path(r.source_path).stem for r in rows if r.status != "ok")
+        failed = sorted(Path(r.source_path).stem for r in rows if not is_done(r.status))
     use = _parse_ids(ids, sorted(stems)) if ids else sorted(stems)
     shapes = {s: load_shape(root, s) for s in use}
     if registrations:

@@ -8,14 +8,19 @@ which :meth:`PriorDeformer.reconstruct` uses.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from bodydata.registration.prior import SparsePrior
 
+if TYPE_CHECKING:
+    import torch
+
 __all__ = ["PriorDeformer", "pick_device"]
 
 
-def pick_device(device=None):
+def pick_device(device: str | torch.device | None = None) -> torch.device:
     """torch.device: the given one, else CUDA when available, else CPU."""
     import torch
 
@@ -30,8 +35,8 @@ class PriorDeformer:
     template_vertices : (n, 3) float64 q; faces : (m, 3) int64; device : torch device (default CUDA if available).
     """
 
-    def __init__(self, prior: SparsePrior, template_vertices: np.ndarray, faces: np.ndarray, device=None,
-                 weighting: str = "acap"):
+    def __init__(self, prior: SparsePrior, template_vertices: np.ndarray, faces: np.ndarray,
+                 device: str | torch.device | None = None, weighting: str = "acap"):
         import torch
 
         from bodydata.features.deformation import edge_weights
@@ -72,7 +77,7 @@ class PriorDeformer:
         self._msum = torch.as_tensor(msum, dtype=torch.float64, device=self.device)
         self._cdq = self.cw[:, None] * self.dq                       # (E2, 3) c_ij (q_i - q_j)
 
-    def rhs(self, t):
+    def rhs(self, t: torch.Tensor) -> torch.Tensor:
         """T (B, n, 3, 3) -> b (B, n, 3) = sum_j c_ij (T_i + T_j)/2 (q_i - q_j) (the reconstructor's right-hand side)."""
         import torch
 
@@ -81,7 +86,7 @@ class PriorDeformer:
         other = torch.zeros_like(own).index_add(1, self.ei, per_edge)
         return 0.5 * (own + other)
 
-    def features(self, w):
+    def features(self, w: torch.Tensor) -> torch.Tensor:
         """w : (B, K) float64 tensor -> (B, n, 9) features ``offset + C w``."""
         import torch
 
@@ -89,7 +94,7 @@ class PriorDeformer:
         flat = self.offset.reshape(1, -1).expand(w.shape[0], -1).index_add(1, self._rows_all, vals)
         return flat.reshape(w.shape[0], self.n_vertices, 9)
 
-    def transforms(self, w):
+    def transforms(self, w: torch.Tensor) -> torch.Tensor:
         """w : (B, K) -> T (B, n, 3, 3) = exp(r) S (elementwise products: batched 3x3 matmuls are slow on CPU)."""
         from bodydata.features.polar import rotation_exp_torch, vec6_to_sym_torch
 
@@ -98,11 +103,11 @@ class PriorDeformer:
         sym = vec6_to_sym_torch(f[..., 3:9])
         return (rot[..., :, :, None] * sym[..., None, :, :]).sum(-2)
 
-    def reconstruct(self, w, anchor_position=None):
+    def reconstruct(self, w: torch.Tensor, anchor_position: torch.Tensor | None = None) -> torch.Tensor:
         """w : (B, K) -> p (B, n, 3): the minimiser of E_prior for T(w) (anchor vertex at its template place)."""
         return self.reconstructor.solve(self.rhs(self.transforms(w)), anchor_position)
 
-    def prior_energy(self, p, t):
+    def prior_energy(self, p: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """p : (B, n, 3), T : (B, n, 3, 3) -> (B,) E_prior (squared template units, summed over directed edges)."""
 
         dp = p[:, self.ei] - p[:, self.ej]                          # (B, E2, 3)

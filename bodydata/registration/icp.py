@@ -9,8 +9,13 @@ target costs little. Gating drops pairs farther than ``max_dist`` or whose norma
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+    from scipy.spatial import cKDTree
 
 __all__ = ["Correspondences", "TargetMesh", "closest", "point_to_plane", "point_to_point"]
 
@@ -39,7 +44,7 @@ class TargetMesh:
         self.tree = cKDTree(self.vertices)
 
 
-def closest(tree, tree_points: np.ndarray, tree_normals: np.ndarray, query: np.ndarray, query_normals: np.ndarray,
+def closest(tree: cKDTree, tree_points: np.ndarray, tree_normals: np.ndarray, query: np.ndarray, query_normals: np.ndarray,
             max_dist: float, max_angle: float) -> Correspondences:
     """Nearest ``tree`` point of each ``query`` point (m, 3), gated by distance (same units) and normal angle (degrees)."""
     d, idx = tree.query(query, k=1, workers=1)
@@ -49,12 +54,13 @@ def closest(tree, tree_points: np.ndarray, tree_normals: np.ndarray, query: np.n
     return Correspondences(idx, valid, d)
 
 
-def point_to_plane(x, points, normals, weight):
+def point_to_plane(x: torch.Tensor, points: torch.Tensor, normals: torch.Tensor,
+                   weight: torch.Tensor) -> torch.Tensor:
     """x, points, normals : (n, 3) tensors, weight : (n,) -> (n,) terms weight_i (n_i . (x_i - points_i))^2
     (per pair, so that a batch can sum them per body)."""
     return weight * (((x - points) * normals).sum(-1) ** 2)
 
 
-def point_to_point(x, points, weight):
+def point_to_point(x: torch.Tensor, points: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """x, points : (n, 3), weight : (n,) -> (n,) terms weight_i |x_i - points_i|^2."""
     return weight * ((x - points) ** 2).sum(-1)

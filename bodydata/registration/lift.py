@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from bodydata.errors import BodydataError
+from bodydata.manifest.status import STATUS_DONE, STATUS_FAILED
 
 __all__ = ["CageLift", "LiftSummary", "lift_pose_files", "lift_poses"]
 
@@ -152,10 +153,10 @@ def lift_pose_files(cage_rest: str | Path, fine_rest: str | Path, poses: list, o
             if not dst.exists():
                 pose = read_mesh(path, expected_vertices=len(cage.vertices), expected_faces=cage.faces)
                 write_mesh(dst, lift(pose.vertices), fine.faces)
-            rows.append((path.stem, str(dst), "done", ""))
+            rows.append((path.stem, str(dst), STATUS_DONE, ""))
         except BodydataError as exc:   # MeshError included: a bad pose file is a failed row
             failures.append((str(path), str(exc)))
-            rows.append((path.stem, "", "failed", str(exc)))
+            rows.append((path.stem, "", STATUS_FAILED, str(exc)))
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["id", "path", "status", "reason"])

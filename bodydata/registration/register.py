@@ -54,11 +54,20 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from bodydata.manifest.status import STATUS_DONE, STATUS_FAILED
 from bodydata.registration.deform import PriorDeformer
-from bodydata.registration.icp import TargetMesh, closest, point_to_plane, point_to_point
+from bodydata.registration.icp import Correspondences, TargetMesh, closest, point_to_plane, point_to_point
+
+if TYPE_CHECKING:
+    from bodydata.registration.prior import SparsePrior
+    from bodydata.templates.template import Template
+
+# one target of a batch: vertices (m, 3) float64, faces (k, 3) int64, landmarks {name: target vertex id}
+Target = tuple[np.ndarray, np.ndarray, Mapping[str, int]]
 
 __all__ = ["HAND_PARTS", "Registrar", "RegistrationConfig", "RegistrationResult", "similarity_from_points"]
 
@@ -96,7 +105,7 @@ class RegistrationResult:
     ``vertices = scale p R^T + translation``; landmark_error : mean landmark distance (target units);
     overlap : fraction of template vertices with a gated correspondence at the end; iterations (L-BFGS
     iterations, all stages); seconds (in a batch: the body's own preparation + 1/B of each batched optimisation
-    it took part in); status 'ok' | 'failed'; reason; history of (stage, gating distance, energy, seconds since
+    it took part in); status 'done' | 'failed'; reason; history of (stage, gating distance, energy, seconds since
     the optimisation started)."""
 
     vertices: np.ndarray
@@ -109,23 +118,19 @@ class RegistrationResult:
     overlap: float
     iterations: int
     seconds: float
-    status: str = "ok"
+    status: str = STATUS_DONE
     reason: str = ""
     history: list = field(default_factory=list)
 
 
-def similarity_from_points(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """Umeyama: s, R (3, 3), t (3,) minimising sum |s R src_k + t - dst_k|^2. src, dst : (L, 3) float64, L >= 3."""
-    mu_s, mu_d = src.mean(0), dst.mean(0)
-    a, b = src - mu_s, dst - mu_d
-    u, sig, vt = np.linalg.svd(b.T @ a / len(src))
-    d = np.ones(3)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        d[2] = -1.0
-    rot = u @ np.diag(d) @ vt
-    var = (a ** 2).sum() / len(src)
-    s = float((sig * d).sum() / max(var, 1e-300))
-    return s, rot, mu_d - s * rot @ mu_s
+def similarity_from_points(src: np.ndarray, dst: np.ndarray,
+                           scale: bool = True) -> tuple[float, np.ndarray, np.ndarray]:
+    """s, R (3, 3), t (3,) minimising sum |s R src_k + t - dst_k|^2 (Umeyama; ``scale=False``: rigid, s = 1).
+    src, dst : (L, 3) float64, L >= 3. The registration's tuple form of :func:`bodydata.mesh.alignment.align`."""
+    from bodydata.mesh.alignment import align
+
+    a = align(src, dst, scale=scale)
+    return float(a.scale), a.rotation, a.translation
 
 
 @dataclass
@@ -140,6 +145,87 @@ class _Body:
     s0: float
     r0: np.ndarray
     t0: np.ndarray
+
+
+@dataclass
+class _Batch:
+    """B prepared bodies stacked for the joint optimisation (torch tensors on the registrar's device, float64).
+
+    tv, tn : (M, 3) every target's vertices and normals in one array (body b's vertex k is row off[b] + k);
+    s0t (B,), r0t (B, 3, 3), t0t (B, 3) : the landmark similarities; leaves : per body [w (1, K), omega (1, 3)
+    rotation, log s (1, 1), tau (1, 3) translation in units of 0.1 s0 (10 cm of template): comparable in size to w,
+    omega and log s for L-BFGS], each body with its own L-BFGS; lb, l_tpl, l_tgt, l_w : landmark pairs of all
+    bodies, flat (body, template vertex, stacked target row, weight 1 / (L_b u2_b)); u2 (B,) = (s0 unit)^2: lengths
+    in fixed units (dividing by the current s would reward a growing s); iters, history, overlap : per body."""
+
+    bodies: list[_Body]
+    m_t: np.ndarray
+    off: np.ndarray
+    s0: np.ndarray
+    u2: np.ndarray
+    tv: Any
+    tn: Any
+    s0t: Any
+    r0t: Any
+    t0t: Any
+    leaves: list
+    lb: Any
+    l_tpl: Any
+    l_tgt: Any
+    l_w: Any
+    iters: np.ndarray
+    history: list
+    overlap: np.ndarray
+    t_start: float
+
+    @classmethod
+    def stack(cls, bodies: list[_Body], K: int, device, unit: float) -> _Batch:
+        import torch
+
+        B = len(bodies)
+        f64 = {"dtype": torch.float64, "device": device}
+        m_t = np.array([len(b.target.vertices) for b in bodies])
+        off = np.r_[0, np.cumsum(m_t)[:-1]]
+        s0 = np.array([b.s0 for b in bodies])
+        u2 = (s0 * unit) ** 2
+        return cls(
+            bodies=list(bodies), m_t=m_t, off=off, s0=s0, u2=u2,
+            tv=torch.as_tensor(np.concatenate([b.target.vertices for b in bodies]), **f64),
+            tn=torch.as_tensor(np.concatenate([b.target.normals for b in bodies]), **f64),
+            s0t=torch.as_tensor(s0, **f64),
+            r0t=torch.as_tensor(np.stack([b.r0 for b in bodies]), **f64),
+            t0t=torch.as_tensor(np.stack([b.t0 for b in bodies]), **f64),
+            leaves=[[torch.zeros(1, d, **f64, requires_grad=True) for d in (K, 3, 1, 3)] for _ in range(B)],
+            lb=torch.as_tensor(np.concatenate([np.full(len(b.tl), i) for i, b in enumerate(bodies)]), device=device),
+            l_tpl=torch.as_tensor(np.concatenate([b.tl for b in bodies]), device=device),
+            l_tgt=torch.as_tensor(np.concatenate([b.sl + o for b, o in zip(bodies, off)]), device=device),
+            l_w=torch.as_tensor(np.concatenate([np.full(len(b.tl), 1.0 / (len(b.tl) * u2[i]))
+                                                for i, b in enumerate(bodies)]), **f64),
+            iters=np.zeros(B, np.int64), history=[[] for _ in range(B)], overlap=np.zeros(B),
+            t_start=time.perf_counter())
+
+    def stacked(self, j: int):
+        """Leaf ``j`` of every body stacked: (B, d) tensor."""
+        import torch
+
+        return torch.cat([body_leaves[j] for body_leaves in self.leaves])
+
+    def pose(self, p):
+        """p (B, n, 3) -> x (B, n, 3) = s p R^T + t, s (B, 1), R (B, 3, 3)."""
+        import torch
+
+        from bodydata.features.polar import rotation_exp_torch
+
+        rot = rotation_exp_torch(self.stacked(1)) @ self.r0t
+        s = self.s0t[:, None] * torch.exp(self.stacked(2))
+        tt = self.t0t + 0.1 * self.s0t[:, None] * self.stacked(3)
+        return (s[:, :, None] * p) @ rot.transpose(1, 2) + tt[:, None, :], s, rot
+
+    def per_body(self, values, body):
+        """Sum of ``values`` (P,) per body, by ``body`` (P,) int64: (B,)."""
+        import torch
+
+        return torch.zeros(len(self.bodies), dtype=torch.float64, device=values.device).index_add(0, body, values)
 
 
 class _Diverged(RuntimeError):
@@ -157,7 +243,7 @@ class Registrar:
     prior : :class:`bodydata.registration.prior.SparsePrior` of that template.
     """
 
-    def __init__(self, template, prior, config: RegistrationConfig | None = None):
+    def __init__(self, template: Template, prior: SparsePrior, config: RegistrationConfig | None = None):
         import torch
 
         self.config = config or RegistrationConfig()
@@ -175,13 +261,13 @@ class Registrar:
         self.vertex_weight = np.where(hands, self.config.hand_weight, 1.0) * self.surface
         self.n = n
 
-    def register(self, vertices: np.ndarray, faces: np.ndarray, landmarks: dict[str, int]) -> RegistrationResult:
+    def register(self, vertices: np.ndarray, faces: np.ndarray, landmarks: Mapping[str, int]) -> RegistrationResult:
         """vertices : (m, 3) float64 target; faces : (k, 3) int64; landmarks : {name: target vertex id}.
 
         Never raises for a bad fit: failures come back with status 'failed' and a reason. (A batch of one.)"""
         return self.register_batch([(vertices, faces, landmarks)])[0]
 
-    def register_batch(self, targets) -> list[RegistrationResult]:
+    def register_batch(self, targets: Sequence[Target]) -> list[RegistrationResult]:
         """Register several targets in lockstep; targets : sequence of (vertices (m_b, 3) float64, faces (k_b, 3)
         int64, landmarks {name: vertex id}), sizes may differ. Returns one result per target, in order.
 
@@ -244,9 +330,10 @@ class Registrar:
     def _failed(self, reason: str, seconds: float) -> RegistrationResult:
         nan = np.full((self.n, 3), np.nan)
         return RegistrationResult(nan, nan.copy(), np.zeros(self.deformer.K), np.nan, np.eye(3), np.zeros(3), np.nan,
-                                  0.0, 0, seconds, "failed", reason)
+                                  0.0, 0, seconds, STATUS_FAILED, reason)
 
-    def _prepare(self, index: int, vertices, faces, landmarks) -> _Body | str:
+    def _prepare(self, index: int, vertices: np.ndarray, faces: np.ndarray,
+                 landmarks: Mapping[str, int]) -> _Body | str:
         """One target's KD-tree, landmark pairs and landmark similarity, or the reason it cannot be registered."""
         names = [k for k in self.template.landmarks if k in landmarks and k not in self.config.ignore_landmarks]
         if len(names) < 4:
@@ -257,7 +344,7 @@ class Registrar:
         s0, r0, t0v = similarity_from_points(self.template.vertices[tl], target.vertices[sl])
         return _Body(index, target, tl, sl, s0, r0, t0v)
 
-    def _lbfgs_lockstep(self, groups: list, energy, max_iter: int) -> tuple[np.ndarray, np.ndarray]:
+    def _lbfgs_lockstep(self, groups: list, energy: Callable[[], Any], max_iter: int) -> tuple[np.ndarray, np.ndarray]:
         """Minimise every body's energy with its own L-BFGS (torch's, strong Wolfe line search) over its own
         leaf tensors ``groups[b]``, evaluating all bodies at once: ``energy()`` -> (B,) tensor of the per-body
         energies at the current leaves. With B > 1 the optimisers run in threads that do nothing but wait for
@@ -358,7 +445,7 @@ class Registrar:
             raise st["error"]
         return first, iterations()
 
-    def _correspond(self, target: TargetMesh, xn: np.ndarray, dist: float):
+    def _correspond(self, target: TargetMesh, xn: np.ndarray, dist: float) -> tuple[Correspondences, Correspondences]:
         """Forward (template -> target) and backward (target -> template) gated closest vertices at ``dist``
         (target units)."""
         from scipy.spatial import cKDTree
@@ -372,150 +459,134 @@ class Registrar:
         back.index = sid[back.index]
         return fwd, back
 
-    def _optimise(self, bodies: list) -> list[RegistrationResult]:
+    def _optimise(self, bodies: list[_Body]) -> list[RegistrationResult]:
         """The coarse and fine stages for B prepared bodies at once; raises :class:`_Diverged` naming the bodies
         whose energy turned non-finite or whose free-vertex solve failed."""
+        batch = _Batch.stack(bodies, self.deformer.K, self.device, self.config.unit)
+        self._coarse(batch)
+        return self._fine(batch)
+
+    def _coarse_energy(self, batch: _Batch, fb, fv, fi, bb, bv, bi, f_w, b_w):
+        """The coarse energy for one round's correspondences: flat (body, template vertex, stacked target row) pairs
+        fb/fv/fi (forward) and bb/bv/bi (backward) (int64 tensors), each with its weight f_w / b_w (units and means
+        folded in). Returns ``energy() -> (B,)`` at the batch's current leaves."""
         torch = self.torch
-        from bodydata.features.polar import rotation_exp_torch
+        cfg, n = self.config, self.n
+        d = self.deformer
 
-        cfg, dev, n, B = self.config, self.device, self.n, len(bodies)
+        def energy():
+            w = batch.stacked(0)
+            tr = d.transforms(w)
+            p = d.reconstructor.solve(d.rhs(tr))
+            x, _, _ = batch.pose(p)
+            e_prior = d.prior_energy(p, tr) / (n * cfg.unit ** 2)
+            e_icp = batch.per_body(point_to_plane(x[fb, fv], batch.tv[fi], batch.tn[fi], f_w), fb)
+            e_back = batch.per_body(point_to_point(x[bb, bv], batch.tv[bi], b_w), bb)
+            e_lan = batch.per_body(point_to_point(x[batch.lb, batch.l_tpl], batch.tv[batch.l_tgt], batch.l_w),
+                                   batch.lb)
+            e_l1 = torch.sqrt(w * w + 1e-6).mean(1)
+            return (e_prior + cfg.lambda_icp * (e_icp + cfg.reverse_weight * e_back)
+                    + cfg.lambda_lan * e_lan + cfg.lambda_l1 * e_l1)
+        return energy
+
+    def _w_energy(self, batch: _Batch, pt):
+        """The fine stage's w-step energy for free vertices pt (B, n, 3) tensor: ``energy() -> (B,)``."""
+        torch = self.torch
+        cfg, n = self.config, self.n
+
+        def energy():
+            w = batch.stacked(0)
+            tr = self.deformer.transforms(w)
+            return (self.deformer.prior_energy(pt, tr) / (n * cfg.unit ** 2)
+                    + cfg.lambda_l1 * torch.sqrt(w * w + 1e-6).mean(1))
+        return energy
+
+    def _coarse(self, batch: _Batch) -> None:
+        """Stage 1 (coarse): w and the similarity, p = ACAP reconstruction of f(w), one L-BFGS per gating distance."""
+        torch = self.torch
+        cfg, n, dev, bodies = self.config, self.n, self.device, batch.bodies
         f64 = {"dtype": torch.float64, "device": dev}
-        # every target's vertices in one array: body b's vertex k is row off[b] + k
-        m_t = np.array([len(b.target.vertices) for b in bodies])
-        off = np.r_[0, np.cumsum(m_t)[:-1]]
-        tv = torch.as_tensor(np.concatenate([b.target.vertices for b in bodies]), **f64)
-        tn = torch.as_tensor(np.concatenate([b.target.normals for b in bodies]), **f64)
-        s0 = np.array([b.s0 for b in bodies])
-        s0t = torch.as_tensor(s0, **f64)
-        r0t = torch.as_tensor(np.stack([b.r0 for b in bodies]), **f64)          # (B, 3, 3)
-        t0t = torch.as_tensor(np.stack([b.t0 for b in bodies]), **f64)          # (B, 3)
-        # one set of leaves per body (each body has its own L-BFGS); the energies see them stacked (B, .)
-        leaves = [[torch.zeros(1, d, **f64, requires_grad=True) for d in (self.deformer.K, 3, 1, 3)] for _ in range(B)]
-        # w (B, K) prior coefficients, omega (B, 3) rotation, logs (B, 1) log scale, tau (B, 3) translation in
-        # units of 0.1 s0 (10 cm of template): comparable in size to w, omega and log s for L-BFGS
-        def stacked(j):
-            return torch.cat([body_leaves[j] for body_leaves in leaves])
-
-        u2 = (s0 * cfg.unit) ** 2  # fixed units: dividing by the current s would reward a growing s
-        # landmark pairs of all bodies, flat: (body, template vertex, stacked target row, weight 1 / (L_b u2_b))
-        lb = np.concatenate([np.full(len(b.tl), i) for i, b in enumerate(bodies)])
-        l_tpl = torch.as_tensor(np.concatenate([b.tl for b in bodies]), device=dev)
-        l_tgt = torch.as_tensor(np.concatenate([b.sl + o for b, o in zip(bodies, off)]), device=dev)
-        l_w = torch.as_tensor(np.concatenate([np.full(len(b.tl), 1.0 / (len(b.tl) * u2[i]))
-                                              for i, b in enumerate(bodies)]), **f64)
-        lb_t = torch.as_tensor(lb, device=dev)
-        iters = np.zeros(B, np.int64)
-        history: list[list] = [[] for _ in range(B)]
-        overlap = np.zeros(B)
-        t_start = time.perf_counter()
-
-        def pose(p):
-            """p (B, n, 3) -> x (B, n, 3) = s p R^T + t, s (B, 1), R (B, 3, 3)."""
-            rot = rotation_exp_torch(stacked(1)) @ r0t
-            s = s0t[:, None] * torch.exp(stacked(2))
-            tt = t0t + 0.1 * s0t[:, None] * stacked(3)
-            return (s[:, :, None] * p) @ rot.transpose(1, 2) + tt[:, None, :], s, rot
-
-        def per_body(values, body):
-            return torch.zeros(B, **f64).index_add(0, body, values)
-
-        def coarse_energy(fb, fv, fi, bb, bv, bi, f_w, b_w):
-            """The coarse energy for one round's correspondences: flat (body, template vertex, stacked target row)
-            pairs fb/fv/fi (forward) and bb/bv/bi (backward), each with its weight f_w / b_w (units and means folded in)."""
-            def energy():
-                w = stacked(0)
-                tr = self.deformer.transforms(w)
-                p = self.deformer.reconstructor.solve(self.deformer.rhs(tr))
-                x, _, _ = pose(p)
-                e_prior = self.deformer.prior_energy(p, tr) / (n * cfg.unit ** 2)
-                e_icp = per_body(point_to_plane(x[fb, fv], tv[fi], tn[fi], f_w), fb)
-                e_back = per_body(point_to_point(x[bb, bv], tv[bi], b_w), bb)
-                e_lan = per_body(point_to_point(x[lb_t, l_tpl], tv[l_tgt], l_w), lb_t)
-                e_l1 = torch.sqrt(w * w + 1e-6).mean(1)
-                return (e_prior + cfg.lambda_icp * (e_icp + cfg.reverse_weight * e_back)
-                        + cfg.lambda_lan * e_lan + cfg.lambda_l1 * e_l1)
-            return energy
-
-        def w_energy(pt):
-            """The fine stage's w-step energy for free vertices pt (B, n, 3)."""
-            def energy():
-                w = stacked(0)
-                tr = self.deformer.transforms(w)
-                return (self.deformer.prior_energy(pt, tr) / (n * cfg.unit ** 2)
-                        + cfg.lambda_l1 * torch.sqrt(w * w + 1e-6).mean(1))
-            return energy
-
-        # ---- stage 1 (coarse): w and the similarity, p = ACAP reconstruction of f(w)
         for dist in cfg.coarse_dists:
             with torch.no_grad():
-                x = pose(self.deformer.reconstruct(stacked(0)))[0].cpu().numpy()
+                x = batch.pose(self.deformer.reconstruct(batch.stacked(0)))[0].cpu().numpy()
             fb, fv, fi, bb, bv, bi = ([] for _ in range(6))
             for i, body in enumerate(bodies):
                 fwd, back = self._correspond(body.target, x[i], dist * body.s0)
-                overlap[i] = float(fwd.valid.mean())
+                batch.overlap[i] = float(fwd.valid.mean())
                 k = np.flatnonzero(fwd.valid)
-                fb.append(np.full(len(k), i)), fv.append(k), fi.append(fwd.index[k] + off[i])
+                fb.append(np.full(len(k), i)), fv.append(k), fi.append(fwd.index[k] + batch.off[i])
                 k = np.flatnonzero(back.valid)
-                bb.append(np.full(len(k), i)), bv.append(back.index[k]), bi.append(k + off[i])
+                bb.append(np.full(len(k), i)), bv.append(back.index[k]), bi.append(k + batch.off[i])
             fb, fv, fi, bb, bv, bi = (np.concatenate(a) for a in (fb, fv, fi, bb, bv, bi))
-            f_w = torch.as_tensor(self.vertex_weight[fv] / (n * u2[fb]), **f64)
-            b_w = torch.as_tensor(self.vertex_weight[bv] / (m_t[bb] * u2[bb]), **f64)
+            f_w = torch.as_tensor(self.vertex_weight[fv] / (n * batch.u2[fb]), **f64)
+            b_w = torch.as_tensor(self.vertex_weight[bv] / (batch.m_t[bb] * batch.u2[bb]), **f64)
             fb, fv, fi, bb, bv, bi = (torch.as_tensor(a, device=dev) for a in (fb, fv, fi, bb, bv, bi))
 
-            e0, k = self._lbfgs_lockstep(leaves, coarse_energy(fb, fv, fi, bb, bv, bi, f_w, b_w), cfg.coarse_iters)
-            iters += k
-            for i in range(B):
-                history[i].append(("coarse", float(dist), float(e0[i]), time.perf_counter() - t_start))
+            e0, k = self._lbfgs_lockstep(batch.leaves, self._coarse_energy(batch, fb, fv, fi, bb, bv, bi, f_w, b_w),
+                                         cfg.coarse_iters)
+            batch.iters += k
+            for i in range(len(bodies)):
+                batch.history[i].append(("coarse", float(dist), float(e0[i]), time.perf_counter() - batch.t_start))
 
-        # ---- stage 2 (fine): free p (exact linear solve per body and ICP round) alternating with w (L-BFGS)
+    def _fine(self, batch: _Batch) -> list[RegistrationResult]:
+        """Stage 2 (fine): free p (exact linear solve per body and ICP round) alternating with w (L-BFGS); the
+        results, each checked (finite, overlap, landmark error)."""
+        torch = self.torch
+        from bodydata.features.polar import rotation_exp_torch
+
+        cfg, bodies = self.config, batch.bodies
+        f64 = {"dtype": torch.float64, "device": self.device}
         with torch.no_grad():
-            p = list(self.deformer.reconstruct(stacked(0)).cpu().numpy())
-            rot = (rotation_exp_torch(stacked(1)) @ r0t).cpu().numpy()
-            s = (s0t * torch.exp(stacked(2)[:, 0])).cpu().numpy()
-            tt = (t0t + 0.1 * s0t[:, None] * stacked(3)).cpu().numpy()
+            p = list(self.deformer.reconstruct(batch.stacked(0)).cpu().numpy())
+            rot = (rotation_exp_torch(batch.stacked(1)) @ batch.r0t).cpu().numpy()
+            s = (batch.s0t * torch.exp(batch.stacked(2)[:, 0])).cpu().numpy()
+            tt = (batch.t0t + 0.1 * batch.s0t[:, None] * batch.stacked(3)).cpu().numpy()
         y_all = [(b.target.vertices - tt[i]) @ rot[i] / s[i] for i, b in enumerate(bodies)]  # template frame
         m_all = [b.target.normals @ rot[i] for i, b in enumerate(bodies)]
-        ratio2 = (s / s0) ** 2
+        ratio2 = (s / batch.s0) ** 2
         lan_scale = tuple(cfg.fine_landmark_scale) or (1.0,)
         icp_scale = tuple(cfg.fine_icp_scale) or (1.0,)
         for r, dist in enumerate(cfg.fine_dists):
             with torch.no_grad():
-                rhs = self.deformer.rhs(self.deformer.transforms(stacked(0))).cpu().numpy()
+                rhs = self.deformer.rhs(self.deformer.transforms(batch.stacked(0))).cpu().numpy()
             for i, body in enumerate(bodies):
                 fwd, back = self._correspond(body.target, s[i] * p[i] @ rot[i].T + tt[i], dist * body.s0)
-                overlap[i] = float(fwd.valid.mean())
+                batch.overlap[i] = float(fwd.valid.mean())
                 try:
                     p[i] = self._solve_p(p[i], rhs[i], fwd, back, y_all[i], m_all[i], body.tl, body.sl, ratio2[i],
-                                         m_t[i], lan_scale[min(r, len(lan_scale) - 1)],
+                                         batch.m_t[i], lan_scale[min(r, len(lan_scale) - 1)],
                                          icp_scale[min(r, len(icp_scale) - 1)])
                 except (RuntimeError, ValueError, np.linalg.LinAlgError) as exc:
                     raise _Diverged([i], str(exc)) from exc
-            iters += 1
+            batch.iters += 1
             # w follows the free vertices (the prior's "local step")
             pt = torch.as_tensor(np.stack(p), **f64)
 
-            e0, k = self._lbfgs_lockstep([body_leaves[:1] for body_leaves in leaves], w_energy(pt), cfg.fine_iters)
-            iters += k
-            for i in range(B):
-                history[i].append(("fine", float(dist), float(e0[i]), time.perf_counter() - t_start))
-        w_np = stacked(0).detach().cpu().numpy()
+            e0, k = self._lbfgs_lockstep([body_leaves[:1] for body_leaves in batch.leaves], self._w_energy(batch, pt),
+                                         cfg.fine_iters)
+            batch.iters += k
+            for i in range(len(bodies)):
+                batch.history[i].append(("fine", float(dist), float(e0[i]), time.perf_counter() - batch.t_start))
+        w_np = batch.stacked(0).detach().cpu().numpy()
         out = []
         for i, body in enumerate(bodies):
             xn = s[i] * p[i] @ rot[i].T + tt[i]
             lan_err = float(np.linalg.norm(xn[body.tl] - body.target.vertices[body.sl], axis=1).mean())
-            res = RegistrationResult(xn, p[i], w_np[i].copy(), float(s[i]), rot[i], tt[i], lan_err, float(overlap[i]),
-                                     int(iters[i]), 0.0, history=history[i])
+            res = RegistrationResult(xn, p[i], w_np[i].copy(), float(s[i]), rot[i], tt[i], lan_err,
+                                     float(batch.overlap[i]), int(batch.iters[i]), 0.0, history=batch.history[i])
             if not np.all(np.isfinite(xn)):
-                res.status, res.reason = "failed", "diverged: non-finite vertices"
-            elif overlap[i] < cfg.min_overlap:
-                res.status, res.reason = "failed", f"empty overlap: {overlap[i]:.0%} of template vertices near the target"
+                res.status, res.reason = STATUS_FAILED, "diverged: non-finite vertices"
+            elif batch.overlap[i] < cfg.min_overlap:
+                res.status, res.reason = STATUS_FAILED, (f"empty overlap: {batch.overlap[i]:.0%} of template vertices "
+                                                         "near the target")
             elif lan_err / s[i] > cfg.max_landmark_error:
-                res.status, res.reason = "failed", f"diverged: mean landmark error {lan_err / s[i] * 1000:.0f} mm"
+                res.status, res.reason = STATUS_FAILED, f"diverged: mean landmark error {lan_err / s[i] * 1000:.0f} mm"
             out.append(res)
         return out
 
-    def _solve_p(self, p, b, fwd, back, y_all, m_all, tl, sl, ratio2, m_t, lan_scale=1.0,
-                 icp_scale=1.0) -> np.ndarray:
+    def _solve_p(self, p: np.ndarray, b: np.ndarray, fwd: Correspondences, back: Correspondences, y_all: np.ndarray,
+                 m_all: np.ndarray, tl: np.ndarray, sl: np.ndarray, ratio2: float, m_t: int, lan_scale: float = 1.0,
+                 icp_scale: float = 1.0) -> np.ndarray:
         """Exact minimiser over p of E_prior/n + lambda_icp (E_icp + rho E_back) + lambda_lan E_lan for fixed T(w),
         correspondences and similarity (everything in the template frame). Scaled by n u^2 / 2 the normal
         equations are ``(L (x) I3 + D) p = b + d`` with L the c-weighted graph Laplacian, b the ACAP
@@ -556,7 +627,7 @@ class Registrar:
         sol = fac.solve(torch.as_tensor(rhs.reshape(-1, 1), dtype=torch.float64, device=self.device))
         return sol.reshape(n, 3).cpu().numpy()
 
-    def _laplacian(self):
+    def _laplacian(self) -> Any:
         if getattr(self, "_lap", None) is None:
             import scipy.sparse as sp
 

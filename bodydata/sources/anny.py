@@ -24,7 +24,8 @@ import numpy as np
 from bodydata.errors import MeshError
 from bodydata.generator import layout as synth_layout
 from bodydata.naming import natural_key
-from bodydata.sources.base import ManifestRow, SourceError, register, require_dir, row_id
+from bodydata.manifest.source_rows import ManifestRow
+from bodydata.sources.base import SourceError, register, require_dir, row_id
 
 # Generator topology name -> manifest topology name.
 ANNY_TOPOLOGIES: dict[str, str] = {

@@ -72,8 +72,8 @@ def _write_bodies(folder, verts, faces):
 
 def test_features_reads_a_manifest_csv_and_keeps_only_done_rows(anny_lite_template_dir, anny_lite_template,
                                                                 anny_lite_bodies, tmp_path):
-    from bodydata.sources.base import ManifestRow
-    from bodydata.sources.scan import write_manifest
+    from bodydata.manifest.source_rows import ManifestRow
+    from bodydata.manifest.source_rows import write_source_rows as write_manifest
 
     tpl = anny_lite_template
     paths = _write_bodies(tmp_path / "scan", anny_lite_bodies[0][:3], tpl.faces)
@@ -106,7 +106,7 @@ def test_features_reads_a_manifest_csv_and_keeps_only_done_rows(anny_lite_templa
 def small_dataset(tmp_path_factory):
     """A dataset built by `build_dataset` from 2 anny-lite identities x 1 pose (and their neutrals)."""
     from bodydata.dataset.build import build_dataset
-    from bodydata.sources.anny_synth import run_synth
+    from bodydata.generator.synth import run_synth
     from bodydata.sources.scan import scan_source
 
     root = tmp_path_factory.mktemp("ds")

@@ -1,4 +1,4 @@
-"""Registering several meshes as one batch (Registrar.register_batch, convert_rows(batch_size=...)): each body's
+"""Registering several meshes as one batch (Registrar.register_batch, the convert stage's batch_size): each body's
 result equals registering it alone, failures stay per body, meshes of different sizes mix."""
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def batch_setup(anny_lite_template, tmp_path_factory):
                (truths[2], t.faces, dict(t.landmarks))]
     alone = [reg.register(*tg) for tg in targets]
     for r in alone:
-        assert r.status == "ok", r.reason
+        assert r.status == "done", r.reason
     return t, reg, targets, truths, alone, prior_path
 
 
@@ -90,7 +90,7 @@ def test_batch_of_different_bodies_and_sizes_matches_registering_alone(batch_set
     got = reg.register_batch(targets)
     assert len(got) == 3
     for b, (res, solo) in enumerate(zip(got, alone)):
-        assert res.status == "ok", res.reason
+        assert res.status == "done", res.reason
         assert res.vertices.shape == (t.n_vertices, 3)
         med_b, med_1 = _med(res.vertices, truths[b]), _med(solo.vertices, truths[b])
         assert med_1 < 0.03, med_1                      # a real fit (the coarse template: ~1 cm)
@@ -109,7 +109,7 @@ def test_batch_member_without_landmarks_fails_alone(batch_setup):
     assert got[1].status == "failed" and got[1].reason.startswith("no landmarks"), got[1].reason
     assert np.all(np.isnan(got[1].vertices))
     for b in (0, 2):
-        assert got[b].status == "ok", got[b].reason
+        assert got[b].status == "done", got[b].reason
         assert abs(_med(got[b].vertices, truths[b]) - _med(alone[b].vertices, truths[b])) < MED_TOL
 
 
@@ -138,42 +138,66 @@ def test_batch_member_that_diverges_is_dropped(batch_setup):
     assert got[1].status == "failed" and got[1].reason == "diverged: non-finite energy", got[1].reason
     assert calls[0] == 3 and set(calls[1:]) == {2}
     for b in (0, 2):
-        assert got[b].status == "ok", got[b].reason
+        assert got[b].status == "done", got[b].reason
         assert abs(_med(got[b].vertices, truths[b]) - _med(alone[b].vertices, truths[b])) < MED_TOL
 
 
-def test_convert_rows_in_batches(batch_setup, tmp_path, monkeypatch):
-    """batch_size=2 writes the rows and meshes that batch_size=1 writes (same order, same metrics) and skips
-    finished rows on a re-run."""
+def _stage_run(t_dir, prior_path, manifest, out, batch_size):
+    """The convert stage over ``manifest`` in this process (the batched path needs the items listed here)."""
+    from bodydata.pipeline import stage_convert
+    from bodydata.pipeline.orchestrate import InlineExecutor, run_stage
+    from bodydata.pipeline.stage import StageContext
+
+    fast = {k: list(v) if isinstance(v, tuple) else v for k, v in FAST.items() if k != "device"}
+    stage = stage_convert.make_stage(template=str(t_dir), prior=str(prior_path), manifest=str(manifest),
+                                     registration=fast, device="cpu", png=False, batch_size=batch_size)
+    return run_stage(stage, StageContext(out_dir=out), InlineExecutor(), progress=False)
+
+
+def test_convert_stage_in_batches(batch_setup, anny_lite_template_dir, tmp_path, monkeypatch):
+    """batch_size=2 writes the rows and meshes that batch_size=1 writes (same order, same metrics, same files) and
+    skips finished rows on a re-run."""
     from bodydata.mesh import read_mesh, write_mesh
-    from bodydata.registration.convert import convert_rows, read_results
-    from bodydata.sources.base import ManifestRow
+    from bodydata.registration.convert import read_results
+    from bodydata.registration.register import Registrar
+    from bodydata.manifest.source_rows import ManifestRow
+    from bodydata.manifest.source_rows import write_source_rows as write_manifest
     from bodydata.templates.landmarks import write_landmarks_csv
 
-    _, reg, targets, _, _, _ = batch_setup
+    _, _, targets, _, _, prior_path = batch_setup
     rows = []
     for k, (v, f, lm) in enumerate(targets):
         write_mesh(tmp_path / f"m{k}.ply", v, f)
         write_landmarks_csv(tmp_path / f"m{k}_lm.csv", lm)
         rows.append(ManifestRow(id=f"x/m{k}", source="folder", kind="mesh", path=str(tmp_path / f"m{k}.ply"),
-                                topology="own", landmarks_path=str(tmp_path / f"m{k}_lm.csv")))
+                                topology="own", landmarks_path=str(tmp_path / f"m{k}_lm.csv"), status="done"))
     (tmp_path / "broken.ply").write_bytes(b"ply\nnonsense")
     rows.insert(1, ManifestRow(id="x/broken", source="folder", kind="mesh", path=str(tmp_path / "broken.ply"),
-                               topology="own"))
-    rows.append(ManifestRow(id="x/nolm", source="folder", kind="mesh", path=str(tmp_path / "m0.ply"), topology="own"))
+                               topology="own", status="done"))
+    rows.append(ManifestRow(id="x/nolm", source="folder", kind="mesh", path=str(tmp_path / "m0.ply"), topology="own",
+                            status="done"))
     ids = [r.id for r in rows]
+    manifest = write_manifest(tmp_path / "sources.csv", rows)
 
-    one = {r.id: r for r in convert_rows(reg, rows, tmp_path / "one", progress=False, png=False)}
+    s1 = _stage_run(anny_lite_template_dir, prior_path, manifest, tmp_path / "one", 1)
+    one = {r.id: r for r in read_results(tmp_path / "one" / "conversion.csv")}
     batches = []
-    real = type(reg).register_batch
-    monkeypatch.setattr(type(reg), "register_batch", lambda self, tg: batches.append(len(tg)) or real(self, tg))
-    two = convert_rows(reg, rows, tmp_path / "two", progress=False, png=False, batch_size=2)
-    assert batches == [2, 1]         # m0 + m1 together, then m2 alone (register() = a batch of one)
-    assert [r.id for r in read_results(tmp_path / "two" / "conversion.csv")] == ids
-    two = {r.id: r for r in two}
+    real = Registrar.register_batch
+    monkeypatch.setattr(Registrar, "register_batch", lambda self, tg: batches.append(len(tg)) or real(self, tg))
+    s2 = _stage_run(anny_lite_template_dir, prior_path, manifest, tmp_path / "two", 2)
+    assert batches == [2, 1]         # m0 + m1 together, then m2 alone (nolm has no landmarks: never registered)
+    assert (s2.done, s2.failed) == (s1.done, s1.failed) == (3, 2)
+    two = {r.id: r for r in read_results(tmp_path / "two" / "conversion.csv")}
+    assert list(two) == ids
     assert {k: r.status for k, r in two.items()} == {k: r.status for k, r in one.items()}
-    assert [k for k, r in two.items() if r.status == "ok"] == ["x/m0", "x/m1", "x/m2"]
-    assert "broken.ply" in two["x/broken"].reason and two["x/nolm"].reason.startswith("no landmarks")
+    assert [k for k, r in two.items() if r.status == "done"] == ["x/m0", "x/m1", "x/m2"]
+    assert "broken.ply" in two["x/broken"].reason and "no landmarks" in two["x/nolm"].reason
+    # the same files: a speed setting does not change what is written
+    listing = sorted(p.relative_to(tmp_path / "one").as_posix() for p in (tmp_path / "one").rglob("*")
+                     if p.is_file() and not p.name.startswith("manifest.journal"))
+    assert listing == sorted(p.relative_to(tmp_path / "two").as_posix() for p in (tmp_path / "two").rglob("*")
+                             if p.is_file() and not p.name.startswith("manifest.journal"))
+    assert {"sources.csv", "manifest.csv", "aligned/x_m0.ply", "meshes/x_m2.ply"} <= set(listing)
     for k in ("x/m0", "x/m1", "x/m2"):
         a, b = one[k], two[k]
         assert b.n_landmarks == a.n_landmarks and b.iterations > 0
@@ -182,19 +206,18 @@ def test_convert_rows_in_batches(batch_setup, tmp_path, monkeypatch):
         va, vb = read_mesh(a.out_path).vertices, read_mesh(b.out_path).vertices
         assert np.abs(va - vb).max() < VERTEX_TOL
     # a re-run registers nothing: finished rows are skipped (their seconds stay), failed ones are retried
-    table = {r.id: r for r in read_results(tmp_path / "two" / "conversion.csv")}
     batches.clear()
-    calls = []
-    monkeypatch.setattr(type(reg), "register", lambda self, *a: calls.append(1) or real(self, [a])[0])
-    again = {r.id: r for r in convert_rows(reg, rows, tmp_path / "two", progress=False, png=False, batch_size=2)}
-    assert batches == [] and calls == []
+    again = _stage_run(anny_lite_template_dir, prior_path, manifest, tmp_path / "two", 2)
+    assert batches == [] and (again.skipped, again.failed) == (3, 2)
+    table = {r.id: r for r in read_results(tmp_path / "two" / "conversion.csv")}
     for k in ("x/m0", "x/m1", "x/m2"):
-        assert again[k].seconds == pytest.approx(table[k].seconds, abs=1e-3)
-    assert again["x/broken"].status == "failed"
+        assert table[k].seconds == pytest.approx(two[k].seconds, abs=1e-3)
+    assert table["x/broken"].status == "failed"
 
 
 def test_cli_convert_batch_size(batch_setup, anny_lite_template_dir, tmp_path):
-    """``bodydata convert --batch-size 2``: the folder's meshes in one process, failures as rows, re-run skips."""
+    """``bodydata convert --batch-size 2``: the folder's meshes through the convert stage in one process, failures
+    as rows (exit status 1), re-run skips."""
     from click.testing import CliRunner
 
     from bodydata.cli.main import cli
@@ -213,13 +236,16 @@ def test_cli_convert_batch_size(batch_setup, anny_lite_template_dir, tmp_path):
     args = ["convert", "--source", "folder", "--root", str(root), "--template", str(anny_lite_template_dir),
             "--prior", str(prior_path), "--out", str(out), "--batch-size", "2", "--device", "cpu", "--quiet"]
     res = CliRunner().invoke(cli, args)
-    assert res.exit_code == 0, res.output
-    assert "2 of 3 converted (batches of 2)" in res.output and "failed folder/b" in res.output, res.output
+    assert res.exit_code == 1, res.output  # one mesh failed
+    assert "2 of 3 converted (2 done, 0 skipped, 1 failed)" in res.output and "failed folder/b" in res.output, res.output
+    # the outputs of an unbatched run: the stage manifest, the aligned copies and the converted meshes' manifest
+    assert (out / "manifest.csv").is_file() and (out / "sources.csv").is_file()
+    assert (out / "aligned" / "folder_a.ply").is_file()
     rows = {r.id: r for r in read_results(out / "conversion.csv")}
-    assert [rows[k].status for k in ("folder/a", "folder/b", "folder/c")] == ["ok", "failed", "ok"]
+    assert [rows[k].status for k in ("folder/a", "folder/b", "folder/c")] == ["done", "failed", "done"]
     assert rows["folder/a"].p2m_mean_mm < 10 and (out / "meshes" / "folder_c.ply").is_file()
     again = CliRunner().invoke(cli, args)
-    assert again.exit_code == 0, again.output
+    assert again.exit_code == 1 and "(0 done, 2 skipped, 1 failed)" in again.output, again.output
     rows2 = {r.id: r for r in read_results(out / "conversion.csv")}
     assert rows2["folder/c"].seconds == pytest.approx(rows["folder/c"].seconds, abs=1e-3)
     bad = CliRunner().invoke(cli, args + ["--batch-size", "0"])

@@ -22,7 +22,7 @@ def test_geodesics_on_a_grid():
 
 def _write_case(tmp_path, tpl, bodies, shift_b=0.0):
     from bodydata.mesh import write_mesh
-    from bodydata.registration.convert import ConvertRow, _write_results
+    from bodydata.registration.convert import ConvertRow, write_results
 
     rng = np.random.default_rng(0)
     (tmp_path / "off").mkdir()
@@ -40,7 +40,7 @@ def _write_case(tmp_path, tpl, bodies, shift_b=0.0):
         write_mesh(tmp_path / "conv" / "meshes" / f"{stem}.ply", conv, tpl.faces)
         rows.append(ConvertRow(id=stem, source_path=str(tmp_path / "off" / f"{stem}.off"),
                                out_path=str(tmp_path / "conv" / "meshes" / f"{stem}.ply"), status="ok"))
-    _write_results(tmp_path / "conv" / "conversion.csv", rows)
+    write_results(tmp_path / "conv" / "conversion.csv", rows)
 
 
 def test_protocol_zero_for_exact_conversions(anny_lite_template, tmp_path):

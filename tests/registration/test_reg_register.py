@@ -1,4 +1,4 @@
-"""Registration (paper Eq. 14) on anny bodies with ground truth, failure rows, and the manifest driver."""
+"""Registration (paper Eq. 14) on anny bodies with ground truth, failure rows, and one whole mesh conversion."""
 from __future__ import annotations
 
 import numpy as np
@@ -45,7 +45,7 @@ def test_convert_anny_default_topology_to_lite(lite_setup):
     src = test.vertices["anny"][0]
     lm = transfer_landmarks(t.landmarks, truth, src)
     res = reg.register(src, test.faces["anny"], lm)
-    assert res.status == "ok", res.reason
+    assert res.status == "done", res.reason
     names = list(lm)
     s, r, tr = similarity_from_points(t.vertices[[t.landmarks[k] for k in names]], src[[lm[k] for k in names]])
     rigid_med = med(s * t.vertices @ r.T + tr, truth)
@@ -67,32 +67,46 @@ def test_failures_are_rows(lite_setup):
     assert res.status == "failed" and ("overlap" in res.reason or "diverged" in res.reason)
 
 
-def test_convert_rows_driver(lite_setup, tmp_path):
-    from bodydata.mesh import write_mesh
-    from bodydata.registration.convert import convert_rows, read_results
+def test_convert_mesh(lite_setup):
+    """One whole conversion: metrics both ways, the converted mesh and its torso-aligned copy; a mesh without
+    landmarks is a failed conversion with the reason."""
+    from bodydata.registration.convert import TORSO_PARTS, ConvertTarget, convert_mesh
     from bodydata.generator.bodies import transfer_landmarks
-    from bodydata.sources.base import ManifestRow
-    from bodydata.templates.landmarks import write_landmarks_csv
 
     t, reg, test = lite_setup
     src = test.vertices["anny"][0]
-    write_mesh(tmp_path / "good.ply", src, test.faces["anny"])
-    write_landmarks_csv(tmp_path / "good_lm.csv",
-                        transfer_landmarks(t.landmarks, test.vertices["notoes_collapse10pc"][0], src))
-    (tmp_path / "broken.ply").write_bytes(b"ply\nnonsense")
-    rows = [ManifestRow(id="x/good", source="folder", kind="mesh", path=str(tmp_path / "good.ply"), topology="own",
-                        landmarks_path=str(tmp_path / "good_lm.csv")),
-            ManifestRow(id="x/broken", source="folder", kind="mesh", path=str(tmp_path / "broken.ply"), topology="own"),
-            ManifestRow(id="x/nolm", source="folder", kind="mesh", path=str(tmp_path / "good.ply"), topology="own")]
-    out = tmp_path / "out"
-    res = {r.id: r for r in convert_rows(reg, rows, out, progress=False)}
-    assert res["x/good"].status == "ok" and (out / "meshes" / "x_good.ply").is_file()
-    assert res["x/good"].p2m_mean_mm < 10 and res["x/good"].n_landmarks == 26  # the crotch is ignored by default
-    assert res["x/broken"].status == "failed" and "broken.ply" in res["x/broken"].reason
-    assert res["x/nolm"].status == "failed" and "no landmarks" in res["x/nolm"].reason
-    assert (out / "worst.png").stat().st_size > 1000
-    table = {r.id: r for r in read_results(out / "conversion.csv")}
-    assert set(table) == {"x/good", "x/broken", "x/nolm"} and table["x/good"].iterations > 0
-    # a second run skips the finished row (its seconds stay those of the first run)
-    again = {r.id: r for r in convert_rows(reg, rows[:1], out, progress=False, png=False)}
-    assert again["x/good"].seconds == pytest.approx(table["x/good"].seconds, abs=1e-3)
+    lm = transfer_landmarks(t.landmarks, test.vertices["notoes_collapse10pc"][0], src)
+    # the input turned and shifted: the aligned copy comes back to the template's frame, the converted one does not
+    q, _ = np.linalg.qr(np.random.default_rng(3).standard_normal((3, 3)))
+    q *= np.sign(np.linalg.det(q))
+    moved = src @ q.T + [0.3, -0.1, 0.2]
+    conv = convert_mesh(reg, ConvertTarget("x/good", moved, test.faces["anny"], lm, "good.ply"))
+    row = conv.row
+    assert conv.done and row.status == "done" and row.source_path == "good.ply" and row.iterations > 0
+    assert row.p2m_mean_mm < 10 and row.m2p_mean_mm < 10 and row.n_landmarks == 26  # the crotch is ignored
+    # the aligned copy is the converted mesh moved rigidly (equal edge lengths) ...
+    e = t.faces[:, :2]
+    assert np.allclose(np.linalg.norm(conv.aligned[e[:, 0]] - conv.aligned[e[:, 1]], axis=1),
+                       np.linalg.norm(conv.vertices[e[:, 0]] - conv.vertices[e[:, 1]], axis=1), atol=1e-9)
+    # ... whose torso fits the template's torso best: a naive Kabsch of the torso leaves it where it is
+    torso = np.isin(t.part_labels, [list(t.part_names).index(n) for n in TORSO_PARTS])
+    a, b = conv.aligned[torso], t.vertices[torso]
+    u, _, vt = np.linalg.svd((b - b.mean(0)).T @ (a - a.mean(0)))
+    rot = u @ np.diag([1, 1, np.sign(np.linalg.det(u @ vt))]) @ vt
+    assert np.allclose(rot, np.eye(3), atol=1e-8) and np.allclose(a.mean(0), b.mean(0), atol=1e-9)
+    none = convert_mesh(reg, ConvertTarget("x/nolm", moved, test.faces["anny"], None))
+    assert not none.done and none.row.reason.startswith("no landmarks") and none.vertices is None
+
+
+def test_similarity_from_points_rigid():
+    """scale=False: the best rotation and translation alone (s = 1), also for a scaled copy."""
+    rng = np.random.default_rng(1)
+    src = rng.standard_normal((12, 3))
+    q, _ = np.linalg.qr(rng.standard_normal((3, 3)))
+    q *= np.sign(np.linalg.det(q))
+    s, r, t = similarity_from_points(src, src @ q.T + [1.0, 2.0, 3.0], scale=False)
+    assert s == 1.0 and np.allclose(r, q) and np.allclose(t, [1.0, 2.0, 3.0])
+    # a scaled target: the rigid fit keeps the rotation and matches the centroids
+    dst = 2.0 * src @ q.T + [1.0, 2.0, 3.0]
+    s, r, t = similarity_from_points(src, dst, scale=False)
+    assert s == 1.0 and np.allclose(r, q) and np.allclose(src.mean(0) @ r.T + t, dst.mean(0))
