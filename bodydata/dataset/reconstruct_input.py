@@ -20,7 +20,7 @@ __all__ = ["read_dataset_features", "read_reconstruction_features", "reconstruct
 
 
 def _card(folder: Path, path: Path) -> dict:
-    from bodydata.dataset.build import FILES
+    from bodydata.dataset.format import FILES
 
     card = folder / FILES["card_json"]
     if not card.is_file():
@@ -35,8 +35,8 @@ def _card(folder: Path, path: Path) -> dict:
 
 def read_dataset_features(path: str | os.PathLike, n_vertices: int) -> FeatureSet:
     """The rows of a dataset's ``f.npy`` (memory-mapped) for a template of n vertices, named from ``pairs.csv``."""
-    from bodydata.dataset.torch_dataset import read_pairs
-    from bodydata.registration.convert import _safe_id
+    from bodydata.dataset.format import read_pairs
+    from bodydata.registration.convert import converted_name
 
     path = Path(path)
     card = _card(path.parent, path)
@@ -51,7 +51,7 @@ def read_dataset_features(path: str | os.PathLike, n_vertices: int) -> FeatureSe
     ids = [row.get("id", "") for row in read_pairs(path.parent)]
     if len(ids) != len(f):
         raise BodydataError(f"{path}: {len(f)} rows but pairs.csv beside it has {len(ids)} (an incomplete build?)")
-    names = [f"{i:05d}_{_safe_id(pid)}" for i, pid in enumerate(ids)]
+    names = [f"{i:05d}_{Path(converted_name(pid)).stem}" for i, pid in enumerate(ids)]
     weighting = (card.get("features", {}).get("extractor") or {}).get("weighting", "acap")
     return FeatureSet(f, names, weighting, path)
 

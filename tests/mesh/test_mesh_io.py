@@ -512,7 +512,7 @@ def test_a_nan_vertex_colour_is_black_and_leaves_the_others_alone(tmp_path):
 
 def _meshlab_binary_ply(path, v, polygons, endian="<"):
     """A binary PLY as MeshLab writes it with per-face texture coordinates, colour and quality."""
-    head = [f"ply", f"format {'binary_little_endian' if endian == '<' else 'binary_big_endian'} 1.0",
+    head = ["ply", f"format {'binary_little_endian' if endian == '<' else 'binary_big_endian'} 1.0",
             f"element vertex {len(v)}", "property float x", "property float y", "property float z",
             "property uchar red", "property uchar green", "property uchar blue", "property uchar alpha",
             f"element face {len(polygons)}", "property list uchar int vertex_indices",
@@ -553,7 +553,6 @@ def test_binary_ply_with_extra_face_properties_and_mixed_polygons(tmp_path):
 def test_binary_ply_extra_face_properties_read_at_numpy_speed(tmp_path):
     """43k faces with MeshLab's extra per-face properties: one structured view, not a Python loop per value
     (that loop took 0.7 s); the bound is loose for a shared machine."""
-    import time
 
     trimesh = pytest.importorskip("trimesh")
     s = trimesh.creation.icosphere(subdivisions=5)
