@@ -12,9 +12,9 @@ is λ = 1 per mm² (``FitSettings.vertex_weight``). A single-latent model (meshV
 Optimisation: Adam with an exponentially decaying step (to a tenth at the last iteration), codes started from
 the encoder's posterior means of the mesh's ACAP features (or zeros), R, t started from the Kabsch alignment of
 that start onto the mesh; R = exp([ω]x) R_0 with the rotation vector ω optimised. Each mesh keeps its lowest-
-energy state; a batch stops early when no mesh's energy fell by more than ``tolerance`` (relative) over the
-last ``patience`` iterations. Meshes in a batch do not interact (Adam is per element), so the batch size is
-only a speed option.
+energy state; a mesh stops when its energy has not fallen by more than ``tolerance`` (relative) over the
+last ``patience`` iterations, and keeps that state from then on. Meshes in a batch do not interact (Adam is
+per element; each stops on its own), so the batch size is only a speed option.
 """
 from __future__ import annotations
 
@@ -76,7 +76,7 @@ class FitResult:
     vertices : (B, n, 3) float64 metres, the fitted meshes in the targets' frame (R p + t).
     med_mm : (B,) float64 MED to the targets over ALL vertices (markers or not), after the fit's R, t.
     start_med_mm : (B,) the same for the starting codes (encoder or zero) after their Kabsch alignment.
-    energy : (B,) final Eq. 15 energy.  iterations : steps run.  seconds : (B,) the batch's wall time / B.
+    energy : (B,) final Eq. 15 energy.  iterations : (B,) int Adam steps each mesh took before it converged.  seconds : (B,) the batch's wall time / B.
     """
 
     z: np.ndarray
@@ -88,7 +88,7 @@ class FitResult:
     med_mm: np.ndarray
     start_med_mm: np.ndarray
     energy: np.ndarray
-    iterations: int
+    iterations: np.ndarray
     seconds: np.ndarray
 
 
@@ -212,25 +212,28 @@ class MeshFitter:
         sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=0.1 ** (1.0 / max(s.iterations, 1)))
         best_e = torch.full((bsz,), float("inf"), dtype=torch.float64, device=self.device)
         best = [z.detach().clone(), omega.detach().clone(), trans.detach().clone()]
+        active = torch.ones(bsz, dtype=torch.bool, device=self.device)
+        steps = torch.zeros(bsz, dtype=torch.int64, device=self.device)
         history: list[torch.Tensor] = []
-        steps = 0
         for it in range(s.iterations + 1):
             with torch.set_grad_enabled(it < s.iterations):
                 rot = rotation_exp_torch(omega) @ r0
                 e = self.energy(z, rot, trans, target)
             with torch.no_grad():
-                better = e < best_e
+                # a converged mesh keeps the state it had then, so its result does not depend on its batch
+                better = (e < best_e) & active
                 best_e = torch.where(better, e.detach(), best_e)
                 for b, cur in zip(best, (z, omega, trans)):
-                    b[better] = cur.detach()[better]
-            history.append(best_e.clone())
-            if it == s.iterations or _converged(history, s.patience, s.tolerance):
+                    b[better] = cur.detach()[better].to(b.dtype)
+                history.append(best_e.clone())
+                active &= ~_converged(history, s.patience, s.tolerance)
+            if it == s.iterations or not bool(active.any()):
                 break
+            steps += active.long()
             opt.zero_grad(set_to_none=True)
             e.sum().backward()
             opt.step()
             sched.step()
-            steps += 1
         with torch.no_grad():
             zb, ob, tb = best
             rot = rotation_exp_torch(ob) @ r0
@@ -243,15 +246,17 @@ class MeshFitter:
             g = self.model.net.latent_groups()
             shape, pose = zn[:, g["shape"]], zn[:, g["pose"]]
         return FitResult(zn, shape, pose, rot.cpu().numpy(), tb.cpu().numpy(), fitted.cpu().numpy(), med,
-                         start_med, best_e.cpu().numpy(), steps, np.full(bsz, seconds))
+                         start_med, best_e.cpu().numpy(), steps.cpu().numpy(), np.full(bsz, seconds))
 
 
 def _med(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
     return med_mm(a.detach().cpu().numpy(), b.detach().cpu().numpy())
 
 
-def _converged(history: list[torch.Tensor], patience: int, tolerance: float) -> bool:
+def _converged(history: list[torch.Tensor], patience: int, tolerance: float) -> torch.Tensor:
+    """(B,) bool: meshes whose best energy fell by at most ``tolerance`` (relative) over ``patience`` iterations."""
+    new = history[-1]
     if patience <= 0 or len(history) <= patience:
-        return False
-    old, new = history[-1 - patience], history[-1]
-    return bool(((old - new) <= tolerance * old.abs().clamp_min(1e-12)).all())
+        return torch.zeros_like(new, dtype=torch.bool)
+    old = history[-1 - patience]
+    return (old - new) <= tolerance * old.abs().clamp_min(1e-12)

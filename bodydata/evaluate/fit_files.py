@@ -162,7 +162,7 @@ def fit_meshes(run: str | os.PathLike, meshes: str | os.PathLike, out: str | os.
                 marker = f"{vertex_errors_mm(res.vertices[i][marker_ids], q[i][marker_ids]).mean():.4f}"
             rows[name] = {"name": name, "path": str(p), "status": STATUS_DONE, "med_mm": f"{res.med_mm[i]:.4f}",
                           "marker_mm": marker, "start_med_mm": f"{res.start_med_mm[i]:.4f}",
-                          "iterations": str(res.iterations), "seconds": f"{res.seconds[i]:.3f}",
+                          "iterations": str(int(res.iterations[i])), "seconds": f"{res.seconds[i]:.3f}",
                           "markers": n_markers, "alignment": settings.alignment, "reason": ""}
         if progress:
             progress(min(b0 + batch_size, len(good)), len(good))

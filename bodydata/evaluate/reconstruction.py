@@ -46,7 +46,7 @@ class RunReconstruction:
 
     fit_mm, encoder_mm : (N,) MED per mesh.  fit_vertex_mm : (N, n) per-vertex errors of the fit (CED, error maps).
     fitted : (N, n, 3) fitted meshes (metres, in the targets' frame).  z : (N, L) fitted codes; shape : (N, S) or None.
-    iterations : Adam steps.  seconds : (N,) fit time per mesh.
+    iterations : (N,) Adam steps per mesh.  seconds : (N,) fit time per mesh.
     """
 
     role: str
@@ -57,7 +57,7 @@ class RunReconstruction:
     z: np.ndarray
     shape: np.ndarray | None
     seconds: np.ndarray
-    iterations: int = 0
+    iterations: np.ndarray
     extra: dict = field(default_factory=dict)
 
 
@@ -126,4 +126,4 @@ def reconstruct_test_meshes(fitter: MeshFitter, meshes: TestMeshes, batch_size: 
         role=meshes.role, fit_mm=cat("med_mm"), encoder_mm=cat("start_med_mm"),
         fit_vertex_mm=vertex_errors_mm(fitted, meshes.vertices), fitted=fitted, z=cat("z"),
         shape=cat("shape") if parts[0].shape is not None else None, seconds=cat("seconds"),
-        iterations=max(p.iterations for p in parts))
+        iterations=cat("iterations"))

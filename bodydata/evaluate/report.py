@@ -2,7 +2,7 @@
 
 Files written into ``OUT`` (``REPORT_FILES``)::
 
-    OUT/meshes.csv          one row per run x test mesh: encoder-only and Eq. 15 MED (mm), fit seconds
+    OUT/meshes.csv          one row per run x test mesh: encoder-only and Eq. 15 MED (mm), fit iterations, seconds
     OUT/summary.csv         Table 2: per run, test set and codes (encoder / fit): count, mean, median, std, p95, max (mm)
     OUT/disentangle.csv     per run: (a) neutral from pose and (b) pose transfer MED statistics, (c) shape stability
     OUT/report.json         all of the above with the data, split, epochs and alignment of every table
@@ -35,7 +35,7 @@ STATS = ["count", "mean", "median", "std", "p95", "max"]
 SUMMARY_COLUMNS = ["run", "arch", "epochs", "data", "split", "set", "codes", "alignment", *STATS]
 DISENTANGLE_COLUMNS = ["run", "arch", "epochs", "data", "split", "test", "alignment", *STATS, "within", "between",
                        "ratio", "note"]
-MESH_COLUMNS = ["run", "set", "id", "encoder_mm", "fit_mm", "seconds"]
+MESH_COLUMNS = ["run", "set", "id", "encoder_mm", "fit_mm", "iterations", "seconds"]
 #: what each codes column means, for the report
 CODES = {"encoder": "encoder's posterior means, decoded, Kabsch-aligned", "fit": "Eq. 15 fit from the encoder's codes"}
 CED_MAX_MM = 50.0
@@ -114,7 +114,8 @@ def _mesh_rows(ev: "Evaluation", meshes: dict) -> list[dict]:
         for role, rec in r.reconstructions.items():
             for i, mid in enumerate(meshes[role].ids):
                 rows.append({"run": r.info.get("run"), "set": role, "id": mid, "encoder_mm": float(rec.encoder_mm[i]),
-                             "fit_mm": float(rec.fit_mm[i]), "seconds": float(rec.seconds[i])})
+                             "fit_mm": float(rec.fit_mm[i]), "iterations": int(rec.iterations[i]),
+                             "seconds": float(rec.seconds[i])})
     return rows
 
 
