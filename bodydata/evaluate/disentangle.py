@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from bodydata.evaluate.metrics import med_mm
-from bodydata.evaluate.reconstruction import RunReconstruction, TestMeshes
+from bodydata.evaluate.reconstruction import RunReconstruction, SplitMeshes
 
 __all__ = ["NeutralFromPose", "PoseTransfer", "ShapeStability", "neutral_from_pose", "pose_transfer",
            "shape_stability"]
@@ -65,7 +65,7 @@ def _pose_codes(model, rec: RunReconstruction) -> np.ndarray:
     return rec.z[:, model.net.latent_groups()["pose"]]
 
 
-def neutral_from_pose(model, posed: TestMeshes, rec: RunReconstruction) -> NeutralFromPose:
+def neutral_from_pose(model, posed: SplitMeshes, rec: RunReconstruction) -> NeutralFromPose:
     """(a) for every posed test mesh; ``rec`` are the fits of ``posed``."""
     from bodydata.mesh import read_mesh
 
@@ -74,7 +74,7 @@ def neutral_from_pose(model, posed: TestMeshes, rec: RunReconstruction) -> Neutr
     return NeutralFromPose(posed.ids, med_mm(decoded, truth, rigid=True))
 
 
-def pose_transfer(model, neutral: TestMeshes, neutral_rec: RunReconstruction, posed: TestMeshes,
+def pose_transfer(model, neutral: SplitMeshes, neutral_rec: RunReconstruction, posed: SplitMeshes,
                   posed_rec: RunReconstruction, max_pairs: int = 64) -> PoseTransfer:
     """(b) for pairs (A's neutral test mesh, a posed test mesh of another identity), at most ``max_pairs``."""
     from bodydata.generator.transfer import PoseTransferTruth, truth_of_mesh

@@ -17,7 +17,7 @@ from bodydata.errors import BodydataError
 from bodydata.evaluate.fit import MeshFitter
 from bodydata.evaluate.metrics import vertex_errors_mm
 
-__all__ = ["EvaluateError", "TestMeshes", "RunReconstruction", "load_test_meshes", "check_compatible",
+__all__ = ["EvaluateError", "SplitMeshes", "RunReconstruction", "load_test_meshes", "check_compatible",
            "reconstruct_test_meshes", "run_info"]
 
 
@@ -26,7 +26,7 @@ class EvaluateError(BodydataError):
 
 
 @dataclass
-class TestMeshes:
+class SplitMeshes:
     """The test meshes of one role. rows : their ``pairs.csv`` rows. f : (N, n, 9) float32 raw ACAP features.
     vertices : (N, n, 3) float64 metres (read from each row's ``path``)."""
 
@@ -61,8 +61,8 @@ class RunReconstruction:
     extra: dict = field(default_factory=dict)
 
 
-def load_test_meshes(dataset: str | os.PathLike, split: str = "test") -> dict[str, TestMeshes]:
-    """{role: TestMeshes} of one split of a built dataset (roles with no rows are left out)."""
+def load_test_meshes(dataset: str | os.PathLike, split: str = "test") -> dict[str, SplitMeshes]:
+    """{role: SplitMeshes} of one split of a built dataset (roles with no rows are left out)."""
     from bodydata.dataset.format import FILES, ROLES, read_card, read_pairs
     from bodydata.mesh import read_mesh
 
@@ -77,7 +77,7 @@ def load_test_meshes(dataset: str | os.PathLike, split: str = "test") -> dict[st
         if not rr:
             continue
         verts = np.stack([read_mesh(r["path"], expected_vertices=n).vertices for r in rr])
-        out[role] = TestMeshes(role, rr, np.asarray(f_all[[int(r["index"]) for r in rr]], np.float32), verts)
+        out[role] = SplitMeshes(role, rr, np.asarray(f_all[[int(r["index"]) for r in rr]], np.float32), verts)
     if not out:
         raise EvaluateError(f"{root}: the {split} split has no meshes")
     return out
@@ -112,7 +112,7 @@ def check_compatible(run: str | os.PathLike, dataset: str | os.PathLike) -> None
                             f"dataset {dataset} ({tpl.get('name')}, digest {tpl['digest'][:12]})")
 
 
-def reconstruct_test_meshes(fitter: MeshFitter, meshes: TestMeshes, batch_size: int = 8) -> RunReconstruction:
+def reconstruct_test_meshes(fitter: MeshFitter, meshes: SplitMeshes, batch_size: int = 8) -> RunReconstruction:
     """Fit every mesh of ``meshes`` (Eq. 15 from the encoder's codes) and measure fit and encoder-only MED."""
     if fitter.settings.init != "encoder":
         raise EvaluateError("Table 2 fits start from the encoder's codes (FitSettings.init = 'encoder')")
