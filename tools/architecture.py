@@ -23,6 +23,7 @@ LAYERS = [
     ("bodydata.neutral", "neutral-pose construction"),
     ("bodydata.dataset", "dataset build, splits, torch Dataset"),
     ("bodydata.pipeline", "stage manifests, dask orchestration, YAML pipelines"),
+    ("bodydata.evaluate", "fitting codes to meshes (Eq. 15), Table 2, disentanglement against ground truth, reports"),
     ("bodydata.viz", "renders and plots (PNG)"),
     ("bodydata.cli", "thin Click commands"),
 ]
