@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Literal, Sequence
 
 import numpy as np
 import torch
@@ -54,10 +54,10 @@ class FitSettings:
     pose_weight: float = 1.0
     iterations: int = 200
     lr_code: float = 0.05
+    init: Literal["encoder", "zero"] = "encoder"
     lr_rotation: float = 0.01
     lr_translation: float = 0.005
     rigid: bool = True
-    init: str = "encoder"
     tolerance: float = 1e-5
     patience: int = 20
 

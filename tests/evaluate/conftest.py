@@ -3,22 +3,22 @@ from __future__ import annotations
 
 import pytest
 
+from bodydata.dataset.build import build_dataset
+from bodydata.generator.synth import run_synth
+from bodydata.sources.scan import scan_source
+
 TINY_CONFIG = "dhnn: {encoder_widths: [64, 64], branch_widths: [64, 128]}\n"
 
 
 @pytest.fixture(scope="session")
 def eval_dataset(tmp_path_factory):
     """(dataset folder, synth folder): subject split with two test identities (for pose transfer)."""
-    from bodydata.dataset.build import build_dataset
-    from bodydata.generator.synth import run_synth
-    from bodydata.sources.scan import scan_source
-
     root = tmp_path_factory.mktemp("eval_ds")
-    synth = run_synth(root / "synth", 4, 3, seed=5, topology="notoes_collapse10pc", sheet=False, progress=False)
-    scan_source("anny", synth.out_dir, root / "anny.csv", progress=False)
+    synth = run_synth(root / "synth", 4, 3, seed=5, topology="notoes_collapse10pc", sheet=False, progress=False).out_dir
+    scan_source("anny", synth, root / "anny.csv", progress=False)
     build_dataset([root / "anny.csv"], "anny-lite", root / "ds", split="subject", n_test_neutral=2, n_test_pose=4,
                   seed=0, progress=False)
-    return root / "ds", synth.out_dir
+    return root / "ds", synth
 
 
 @pytest.fixture(scope="session")
