@@ -36,6 +36,7 @@ def fit_cmd(run, meshes, out, iterations, init, no_rigid, markers, batch_size, d
     from bodydata.errors import BodydataError
     from bodydata.evaluate.fit import FitSettings
     from bodydata.evaluate.fit_files import fit_meshes
+    from bodydata.manifest.status import is_done
 
     settings = FitSettings(iterations=iterations, init=init, rigid=not no_rigid)
     try:
@@ -46,7 +47,7 @@ def fit_cmd(run, meshes, out, iterations, init, no_rigid, markers, batch_size, d
         raise SystemExit(2) from None
     click.echo(f"{out}: {rep.n_done} fitted ({rep.n_skipped} already done), {rep.n_failed} failed")
     for r in rep.rows:
-        if r["status"] != "done":
+        if not is_done(r["status"]):
             click.echo(f"  failed: {r['reason']}", err=True)
     raise SystemExit(1 if rep.n_failed else 0)
 

@@ -125,11 +125,13 @@ def fit_meshes(run: str | os.PathLike, meshes: str | os.PathLike, out: str | os.
     report = FitRunReport(out)
     rows: dict[str, dict[str, str]] = {}
     todo: list[tuple[str, Path]] = []
-    for p in paths:
+    seen: set[str] = set()
+    for k, p in enumerate(paths):
         name = p.stem
-        if name in rows or any(name == n for n, _ in todo):
-            rows.setdefault(name + "#dup", _failed(name, p, f"{p}: another input has the same name {name!r}"))
+        if name in seen:  # rows are keyed by name; the second file of a name is reported, not silently dropped
+            rows[f"{name}#{k}"] = _failed(name, p, f"{p}: another input has the same name {name!r}")
             continue
+        seen.add(name)
         prev = old.get(name)
         if (prev and is_done(prev.get("status")) and (out / FIT_FILES["meshes"] / f"{name}.ply").is_file()
                 and (out / FIT_FILES["codes"] / f"{name}.npz").is_file()):
