@@ -8,7 +8,7 @@ Files written into ``OUT`` (``REPORT_FILES``)::
     OUT/report.json         all of the above with the data, split, epochs and alignment of every table
     OUT/report.md           the same as prose and tables, with the figures
     OUT/ced_<set>.png       CED curves of every run on one test set (the fit's per-vertex errors)
-    OUT/error_<run>_<set>_<median|worst>.png   error maps of the median and the worst test mesh of a run
+    OUT/error_<run>_<set>_<median|worst>_<front|back>.png   error maps of a run's median and worst test mesh
 """
 from __future__ import annotations
 
@@ -137,11 +137,11 @@ def _figures(ev: "Evaluation", meshes: dict, out: Path) -> list[Path]:
             order = np.argsort(rec.fit_mm)
             picks = {"median": int(order[len(order) // 2]), "worst": int(order[-1])}
             vmax = float(np.percentile(rec.fit_vertex_mm, 99))
-            for which, i in picks.items():
+            for (which, i), side in ((p, side) for p in picks.items() for side in ("front", "back")):
                 files.append(error_map_png(
-                    out / f"error_{r.info['run']}_{role}_{which}.png", faces, meshes[role].vertices[i], rec.fitted[i],
-                    rec.fit_vertex_mm[i], f"{r.info['run']}: {which} {role} test mesh {meshes[role].ids[i]}, "
-                    f"MED {rec.fit_mm[i]:.2f} mm", vmax_mm=vmax))
+                    out / f"error_{r.info['run']}_{role}_{which}_{side}.png", faces, meshes[role].vertices[i],
+                    rec.fitted[i], rec.fit_vertex_mm[i], f"{r.info['run']}: {which} {role} test mesh "
+                    f"{meshes[role].ids[i]}, MED {rec.fit_mm[i]:.2f} mm", vmax_mm=vmax, back=side == "back"))
     return files
 
 

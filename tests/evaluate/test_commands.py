@@ -74,7 +74,7 @@ def test_evaluate_command_report(dhnn_run, pca_run, eval_dataset, tmp_path):
     assert tests[("dhnn", "pose_transfer")]["count"] == 6  # each neutral with the other identity's three poses
     assert tests[("dhnn", "shape_stability")]["ratio"] > 0
     assert "one latent" in tests[("pca", "all")]["note"]
-    for name in ("ced_pose.png", "ced_neutral.png", "error_dhnn_pose_median.png", "error_pca_neutral_worst.png"):
+    for name in ("ced_pose.png", "ced_neutral.png", "error_dhnn_pose_median_front.png", "error_pca_neutral_worst_back.png"):
         assert (out / name).stat().st_size > 1000
     assert "dhnn" in (out / "report.md").read_text()
 
