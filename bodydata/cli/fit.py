@@ -32,7 +32,10 @@ Exit status: 0 every mesh fitted; 1 some meshes failed (see fit.csv); 2 cannot s
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None, help="[default: CUDA when present]")
 @click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best", show_default=True)
 def fit_cmd(run, meshes, out, iterations, init, no_rigid, markers, batch_size, device, checkpoint) -> None:
-    """Fit the model of RUN to every mesh of MESHES (Eq. 15) and write the fits to OUT."""
+    """Fit codes and a rigid motion of RUN's model to each mesh of MESHES; write the fits to OUT.
+
+    The energy is the paper's Eq. 15 (see below).
+    """
     from bodydata.errors import BodydataError
     from bodydata.evaluate.fit import FitSettings
     from bodydata.evaluate.fit_files import fit_meshes

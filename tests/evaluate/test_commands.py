@@ -53,6 +53,19 @@ def test_fit_command_writes_fits_and_records_failures(dhnn_run, mesh_folder, tmp
     assert "(2 already done)" in again.output
 
 
+def test_fit_command_sparse_markers(dhnn_run, mesh_folder, tmp_path):
+    from bodydata.templates.template import load_template
+
+    n_landmarks = len(set(load_template("anny-lite").landmarks.values()))
+    out = tmp_path / "markers"
+    res = _invoke("fit", "--run", dhnn_run, "--meshes", mesh_folder, "--out", out, "--iterations", 2,
+                  "--markers", "landmarks", "--device", "cpu")
+    assert res.exit_code == 1  # the mesh of another connectivity still fails
+    with open(out / "fit.csv", newline="") as fh:
+        done = [r for r in csv.DictReader(fh) if r["status"] == "done"]
+    assert len(done) == 2 and all(r["markers"] == str(n_landmarks) and float(r["marker_mm"]) > 0 for r in done)
+
+
 def test_fit_command_cannot_start(dhnn_run, tmp_path):
     (tmp_path / "empty").mkdir()
     res = _invoke("fit", "--run", dhnn_run, "--meshes", tmp_path / "empty", "--out", tmp_path / "o")
