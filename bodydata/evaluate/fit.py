@@ -53,7 +53,7 @@ class FitSettings:
     shape_weight: float = 1.0
     pose_weight: float = 1.0
     iterations: int = 200
-    lr_code: float = 0.05
+    lr_code: float = 0.1
     init: Literal["encoder", "zero"] = "encoder"
     lr_rotation: float = 0.01
     lr_translation: float = 0.005
