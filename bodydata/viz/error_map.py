@@ -31,6 +31,7 @@ def error_map_png(path: str | os.PathLike, faces: np.ndarray, target: np.ndarray
     if back:
         centre = meshes[0].mean(axis=0)
         meshes = [half_turn(v, up, centre) for v in meshes]
-        title = f"{title} (seen from behind)" if title else "seen from behind"
-    return render_before_after(path, faces, meshes, ["target", "fit"], up=up, front=front, suptitle=title,
+        title = f"turned 180° (back): {title}" if title else "turned 180° (back)"
+    names = ["target turned", "fit turned"] if back else ["target", "fit"]
+    return render_before_after(path, faces, meshes, names, up=up, front=front, suptitle=title,
                                error=VertexError(np.asarray(errors_mm, np.float64), "vertex error", 1, vmax_mm))
