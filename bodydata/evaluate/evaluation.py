@@ -1,0 +1,100 @@
+"""``bodydata evaluate``'s work: every run given on one dataset's test split -> Table 2, disentanglement, figures, report.
+
+:func:`evaluate_runs` is the one call; the tables and files are written by :mod:`bodydata.evaluate.report`.
+A run that cannot be evaluated (unloadable, another template) is recorded as failed and the others go on.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from bodydata.errors import BodydataError
+from bodydata.evaluate.fit import FitSettings, MeshFitter
+from bodydata.evaluate.reconstruction import (RunReconstruction, check_compatible, load_test_meshes,
+                                              reconstruct_test_meshes, run_info)
+
+__all__ = ["RunEvaluation", "Evaluation", "evaluate_runs"]
+
+
+@dataclass
+class RunEvaluation:
+    """One run's results: info (:func:`run_info`), reconstructions per role, disentanglement results (or None for a
+    single-latent model), error (why it failed, else '')."""
+
+    info: dict
+    reconstructions: dict[str, RunReconstruction] = field(default_factory=dict)
+    neutral_from_pose: object | None = None
+    pose_transfer: object | None = None
+    shape_stability: object | None = None
+    error: str = ""
+
+
+@dataclass
+class Evaluation:
+    """dataset : its folder; dataset_name, split; settings : the fits' settings; runs : one per run given;
+    files : what was written."""
+
+    dataset: Path
+    dataset_name: str
+    split: str
+    settings: FitSettings
+    runs: list[RunEvaluation]
+    files: list[Path] = field(default_factory=list)
+
+    @property
+    def n_failed(self) -> int:
+        return sum(bool(r.error) for r in self.runs)
+
+
+def _evaluate_one(run: Path, meshes: dict, settings: FitSettings, batch_size: int, device: str | None,
+                  dataset: Path) -> RunEvaluation:
+    from bodydata.evaluate import disentangle
+    from bodydata.model import load
+
+    info = run_info(run)
+    check_compatible(run, dataset)
+    model = load(run, device=device)
+    fitter = MeshFitter(model, settings)
+    out = RunEvaluation(info)
+    for role, m in meshes.items():
+        out.reconstructions[role] = reconstruct_test_meshes(fitter, m, batch_size)
+    if model.disentangled and "pose" in meshes:
+        posed, prec = meshes["pose"], out.reconstructions["pose"]
+        out.neutral_from_pose = disentangle.neutral_from_pose(model, posed, prec)
+        if "neutral" in meshes:
+            out.pose_transfer = disentangle.pose_transfer(model, meshes["neutral"], out.reconstructions["neutral"],
+                                                          posed, prec)
+        shapes = [r.shape for r in out.reconstructions.values()]
+        ids = [row["identity"] for m in meshes.values() for row in m.rows]
+        out.shape_stability = disentangle.shape_stability(np.concatenate(shapes), ids)
+    return out
+
+
+def evaluate_runs(runs: Sequence[str | os.PathLike], dataset: str | os.PathLike, out: str | os.PathLike,
+                  settings: FitSettings = FitSettings(), split: str = "test", batch_size: int = 8,
+                  device: str | None = None, figures: bool = True,
+                  progress: Callable[[str], None] | None = None) -> Evaluation:
+    """Evaluate each run on the ``split`` meshes of ``dataset`` and write the report into ``out``.
+    Raises BodydataError when it cannot start (no dataset, empty split, no runs)."""
+    from bodydata.dataset.format import read_card
+    from bodydata.evaluate.report import write_report
+
+    if not runs:
+        raise BodydataError("give at least one --run")
+    dataset = Path(dataset)
+    card = read_card(dataset)
+    meshes = load_test_meshes(dataset, split)
+    ev = Evaluation(dataset, card.get("name") or dataset.name, split, settings, [])
+    for run in runs:
+        if progress:
+            progress(str(run))
+        try:
+            ev.runs.append(_evaluate_one(Path(run), meshes, settings, batch_size, device, dataset))
+        except BodydataError as exc:
+            ev.runs.append(RunEvaluation({"run": Path(run).name, "path": str(run)}, error=" ".join(str(exc).split())))
+    ev.files = write_report(ev, meshes, Path(out), figures=figures)
+    return ev
