@@ -16,6 +16,7 @@ def _tiny_demo(tmp_path: Path) -> Path:
     steps["neutralize"]["options"]["png"] = False
     steps["build-dataset"]["options"].update(template="anny-lite", test_neutral=1, test_pose=2)
     steps["train"]["options"].update(epochs=2, threads=1)
+    steps["evaluate"]["options"].update(iterations=5, figures=False)
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(doc))
     return path
@@ -26,8 +27,9 @@ def test_anny_demo_runs_and_resumes(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # a relative work folder, as `bodydata run` uses by default
     work = tmp_path / "work"
     summaries = run_pipeline(pipeline, "work", scheduler="synchronous", progress=False, echo=None)
-    assert [s.failed for s in summaries] == [0, 0, 0, 0, 0]
+    assert [s.failed for s in summaries] == [0, 0, 0, 0, 0, 0]
     assert (work / "train" / "run" / "checkpoints" / "best.safetensors").is_file()
+    assert "MED" in (work / "evaluate" / "report" / "report.md").read_text()
 
     with open(work / "neutralize" / "manifest.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
