@@ -136,7 +136,7 @@ class MeshFitter:
 
             tpl = load_template(self.model.template)
             self._extractor = AcapExtractor(tpl.vertices, tpl.faces, None,
-                                            **extractor_options(weighting=self.model.weighting))
+                                            **extractor_options(**self.model.extractor))
         return self._extractor(np.asarray(targets, np.float64)).f.astype(np.float32)
 
     def start_codes(self, targets: np.ndarray, features: np.ndarray | None = None) -> torch.Tensor:

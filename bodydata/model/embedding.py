@@ -43,6 +43,8 @@ class BodyEmbedding(nn.Module):
         self.register_buffer("f_unscale", torch.as_tensor(ctx.f_unscale, dtype=torch.float32))
         self.register_buffer("f_unoffset", torch.as_tensor(ctx.f_unoffset, dtype=torch.float32))
         self._rec: "AcapReconstructor | None" = None
+        #: the options the dataset's features were extracted with (the run card's copy of the dataset card's)
+        self.extractor: dict = {"weighting": weighting}
 
     @property
     def disentangled(self) -> bool:
@@ -155,7 +157,9 @@ def load(run: str | os.PathLike, checkpoint: str = "best", device: str | torch.d
     card = {}
     if (run / RUN_FILES["card_json"]).is_file():
         card = json.loads((run / RUN_FILES["card_json"]).read_text(encoding="utf-8"))
-    model = BodyEmbedding(net, ctx, card.get("template", {}).get("spec"), card.get("features", {}).get("weighting", "acap"))
+    feats = card.get("features", {})
+    model = BodyEmbedding(net, ctx, card.get("template", {}).get("spec"), feats.get("weighting", "acap"))
+    model.extractor = dict(feats.get("extractor") or {"weighting": model.weighting})
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     return model.to(device).eval()

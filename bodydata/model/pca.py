@@ -1,7 +1,9 @@
 """``pca``: the linear baseline — the first ``n_components`` principal components of the scaled train features f.
 
 Fitted once (scikit-learn's PCA on the train split's f, pose and neutral meshes alike), not trained. As a module it
-encodes by projection and decodes by the linear map back, so the evaluation treats it like the networks.
+encodes by projection and decodes by the linear map back, so the evaluation treats it like the networks. Codes are
+whitened (each divided by its component's standard deviation over the train set), so that a code's prior N(0, I) and
+a fit's step size mean the same for pca as for the VAEs.
 """
 from __future__ import annotations
 
@@ -38,6 +40,7 @@ class Pca(EmbeddingNet):
         d = 9 * ctx.n_vertices
         self.register_buffer("mean", torch.zeros(d))
         self.register_buffer("components", torch.zeros(cfg.n_components, d))
+        self.register_buffer("sigma", torch.ones(cfg.n_components))
         self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
 
     def fit(self, f: np.ndarray) -> dict[str, float]:
@@ -51,8 +54,11 @@ class Pca(EmbeddingNet):
         pca.fit(x)
         comp = np.zeros(self.components.shape, np.float32)
         comp[:k] = pca.components_
+        sigma = np.ones(self.sigma.shape, np.float32)
+        sigma[:k] = np.sqrt(np.maximum(pca.explained_variance_, 1e-12))
         self.mean.copy_(torch.from_numpy(pca.mean_.astype(np.float32)))
         self.components.copy_(torch.from_numpy(comp))
+        self.sigma.copy_(torch.from_numpy(sigma))
         self.fitted.fill_(True)
         return {"components": int(k), "explained_variance": float(np.sum(pca.explained_variance_ratio_))}
 
@@ -67,8 +73,8 @@ class Pca(EmbeddingNet):
         return out
 
     def encode(self, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        z = (f.reshape(len(f), -1) - self.mean) @ self.components.T
+        z = (f.reshape(len(f), -1) - self.mean) @ self.components.T / self.sigma
         return z, torch.zeros_like(z)
 
     def decode(self, z: torch.Tensor, neutral: bool = True) -> Forward:
-        return Forward(f=(z @ self.components + self.mean).reshape(len(z), self.n_vertices, 9))
+        return Forward(f=((z * self.sigma) @ self.components + self.mean).reshape(len(z), self.n_vertices, 9))

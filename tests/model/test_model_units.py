@@ -157,3 +157,13 @@ def test_unknown_config_key_is_one_line():
         make_config("dhnn", {"shape_dims": 3})
     with pytest.raises(ArchitectureError, match="blend_space"):
         make_config("dhnn", {"blend_space": "nowhere"})
+
+
+def test_pca_codes_are_whitened():
+    ctx = _context(n=8)
+    rng = np.random.default_rng(1)
+    f = (rng.normal(size=(40, 8, 9)) * np.linspace(0.1, 2.0, 72).reshape(8, 9)).astype(np.float32)
+    net = build_network("pca", make_config("pca", {"n_components": 5}), ctx)
+    net.fit(f)
+    z, _ = net.encode(torch.from_numpy(f))
+    np.testing.assert_allclose(z.std(0, unbiased=True).numpy(), 1.0, rtol=1e-3)
