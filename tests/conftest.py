@@ -118,6 +118,9 @@ def _private_template_cache(tmp_path_factory):
 def _no_leaked_process_state():
     """Every test starts from the state the previous one started from: e.g. ``limit_threads(1)`` in one test
     (which sets thread environment variables, BLAS and torch counts) made a later template build differ."""
+    from bodydata.worker_cache import clear_all
+
     state = process_state()
     yield
     restore_process_state(state)
+    clear_all()  # no prefactored solver or registrar outlives the test that built it

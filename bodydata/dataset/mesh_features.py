@@ -17,6 +17,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 from bodydata.errors import BodydataError, MeshError
+from bodydata.worker_cache import WorkerCache
 
 __all__ = [
     "FEATURE_VERSION",
@@ -34,7 +35,7 @@ __all__ = [
 FEATURE_VERSION = "1"
 DEFAULT_EXTRACTOR = {"weighting": "acap", "normal_scale": 0.3, "consistency": "fast"}
 
-_EXTRACTORS: dict[str, Any] = {}  # per process: template digest -> AcapExtractor
+_EXTRACTORS: WorkerCache = WorkerCache("acap extractors")  # per process: template digest -> AcapExtractor
 
 
 def extractor_options(**overrides) -> dict[str, Any]:
@@ -58,8 +59,7 @@ def template_digest(template, options: Mapping[str, Any]) -> str:
 
 def get_extractor(template_spec: str, digest: str, options: Mapping[str, Any]):
     """The extractor for a template (name or folder), built once per process and checked against ``digest``."""
-    ex = _EXTRACTORS.get(digest)
-    if ex is None:
+    def build():
         from bodydata.features.acap import AcapExtractor
         from bodydata.templates.template import load_template
 
@@ -68,9 +68,9 @@ def get_extractor(template_spec: str, digest: str, options: Mapping[str, Any]):
         if got != digest:
             raise MeshError(template_spec, "template on this worker differs from the one the build started with "
                                            f"(digest {got[:12]} vs {digest[:12]})")
-        ex = AcapExtractor(tpl.vertices, tpl.faces, tpl.part_labels, **options)
-        _EXTRACTORS[digest] = ex
-    return ex
+        return AcapExtractor(tpl.vertices, tpl.faces, tpl.part_labels, **options)
+
+    return _EXTRACTORS.get(digest, build)
 
 
 def features_of_mesh(path: str | os.PathLike, options: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, dict]:

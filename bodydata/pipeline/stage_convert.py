@@ -37,6 +37,7 @@ from bodydata.pipeline.stage import Item, ItemContext, Stage, StageContext, Stag
 from bodydata.pipeline.stage_scan import SOURCES_CSV
 from bodydata.registration.convert import METRICS, TORSO_PARTS
 from bodydata.registration.source_manifest import SOURCE_FAILED
+from bodydata.worker_cache import WorkerCache, cache_key
 
 if TYPE_CHECKING:
     from bodydata.pipeline.orchestrate import StageSummary
@@ -55,9 +56,8 @@ PRIOR_DIR = "prior"
 WORST_PNG = "worst.png"
 
 # Per worker process: the template, the prior and its prefactored solve are the expensive part, built once.
-_REGISTRARS: dict[str, Any] = {}
-_VTS: dict[str, Any] = {}
-_BUILDS = 0
+_REGISTRARS: WorkerCache = WorkerCache("registrars")
+_VTS: WorkerCache = WorkerCache("vts landmarks")
 # Driver process, by stage folder: the source rows listed for the items (read again by the finish step) and, for
 # batched runs, the items in order (an item converts the next ones with it, :func:`_peers`).
 _LISTED: dict[str, list[dict[str, str]]] = {}
@@ -113,7 +113,7 @@ class ConvertOptions:
 
 def registrar_builds() -> int:
     """How many Registrars this process has built (each is then reused for every mesh with the same settings)."""
-    return _BUILDS
+    return _REGISTRARS.builds
 
 
 def template_topology(tpl: Template) -> str:
@@ -135,13 +135,10 @@ def _folder_key(folder: str | os.PathLike) -> str:
 
 
 def _registrar(o: ConvertOptions, prior: str) -> Registrar:
-    global _BUILDS
     st = os.stat(prior)
     cfg = o.config()
-    # the prior's size and mtime: a prior rebuilt in place is not served from the cache
-    key = json.dumps([o.template, os.path.abspath(prior), st.st_size, st.st_mtime_ns, dataclasses.asdict(cfg),
-                      o.landmark_pairs], default=str)
-    if key not in _REGISTRARS:
+
+    def build() -> Registrar:
         from bodydata.registration.prior import SparsePrior
         from bodydata.registration.register import Registrar
         from bodydata.templates.template import load_template
@@ -149,9 +146,11 @@ def _registrar(o: ConvertOptions, prior: str) -> Registrar:
         tpl = load_template(o.template)
         if o.landmark_pairs:
             tpl.landmarks.update(_read_pairs(o.landmark_pairs, o.pairs_topology)[0])
-        _REGISTRARS[key] = Registrar(tpl, SparsePrior.load(prior, n_vertices=tpl.n_vertices), cfg)
-        _BUILDS += 1
-    return _REGISTRARS[key]
+        return Registrar(tpl, SparsePrior.load(prior, n_vertices=tpl.n_vertices), cfg)
+
+    # the prior's size and mtime: a prior rebuilt in place is not served from the cache
+    return _REGISTRARS.get(cache_key(o.template, os.path.abspath(prior), st.st_size, st.st_mtime_ns,
+                                     dataclasses.asdict(cfg), o.landmark_pairs), build)
 
 
 @functools.lru_cache(maxsize=8)
@@ -163,12 +162,12 @@ def _read_pairs(path: str, topology: str) -> tuple[dict[str, int], dict[str, int
 
 
 def _vts_landmarks(registrations: str, root: str):
-    key = json.dumps([registrations, root])
-    if key not in _VTS:
+    def build():
         from bodydata.registration.correspondence import VtsLandmarks
 
-        _VTS[key] = VtsLandmarks(registrations, root)
-    return _VTS[key]
+        return VtsLandmarks(registrations, root)
+
+    return _VTS.get(cache_key(registrations, root), build)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -196,8 +195,8 @@ def _manifest_paths(ctx: StageContext, sources: Sequence[str], manifest: Sequenc
 
 def _source_records(ctx: StageContext, o: Mapping[str, Any]) -> list[dict[str, str]]:
     """The source rows to convert (ManifestRow columns as strings, paths absolute), filtered, in input order."""
-    from bodydata.registration.source_manifest import read_source_records
     from bodydata.manifest.source_rows import COLUMNS
+    from bodydata.registration.source_manifest import read_source_records
 
     records: list[dict[str, str]] = []
     if o.get("source"):

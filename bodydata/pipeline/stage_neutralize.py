@@ -3,29 +3,29 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 from pathlib import Path
 from typing import Any, Iterator
 
 from bodydata.pipeline.stage import Item, ItemContext, Stage, StageContext
 from bodydata.pipeline.stage_options import NeutralizeOptions
 from bodydata.pipeline.stage_scan import find_sources_csv
+from bodydata.worker_cache import WorkerCache, cache_key
 
 __all__ = ["make_stage"]
 
 # Per worker process: building the template and prefactoring ARAP is the expensive part, done once.
-_NEUTRALIZERS: dict[str, Any] = {}
+_NEUTRALIZERS: WorkerCache = WorkerCache("neutralizers")
 
 
 def _neutralizer(template: str, target: str, spring_dir: str | None):
-    key = json.dumps([template, target, spring_dir])
-    if key not in _NEUTRALIZERS:
+    def build():
         from bodydata.neutral.neutralize import Neutralizer, load_target
         from bodydata.templates import load_template
 
         tpl = load_template(template)
-        _NEUTRALIZERS[key] = Neutralizer(tpl, load_target(target, tpl, spring_dir))
-    return _NEUTRALIZERS[key]
+        return Neutralizer(tpl, load_target(target, tpl, spring_dir))
+
+    return _NEUTRALIZERS.get(cache_key(template, target, spring_dir), build)
 
 
 def _items(ctx: StageContext, manifest: str | None) -> Iterator[Item]:
