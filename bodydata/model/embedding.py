@@ -110,14 +110,11 @@ class BodyEmbedding(nn.Module):
 
 
 def read_run_config(run: str | os.PathLike) -> dict:
-    import yaml
+    from bodydata.yamlfile import read_yaml_mapping
 
     path = Path(run) / RUN_FILES["config"]
-    try:
-        cfg = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise RunError(f"{path}: unreadable run config ({' '.join(str(exc).split())})") from None
-    if not isinstance(cfg, dict) or "arch" not in cfg:
+    cfg = read_yaml_mapping(path, RunError, "a run config is a mapping")
+    if "arch" not in cfg:
         raise RunError(f"{path}: not a bodydata run config (no 'arch')")
     return cfg
 

@@ -185,17 +185,10 @@ def load_pipeline(path: str | os.PathLike, expand_env: bool = True) -> Pipeline:
     Stage names are not resolved here (:func:`resolve_stage` does that when a step runs), so a file can be checked
     before every stage it names is installed.
     """
-    import yaml
+    from bodydata.yamlfile import read_yaml_mapping
 
     path = Path(path)
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise PipelineError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    except yaml.YAMLError as exc:
-        raise PipelineError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
-    if not isinstance(doc, dict):
-        raise PipelineError(f"{path}: a pipeline file is a mapping with a 'stages' list")
+    doc = read_yaml_mapping(path, PipelineError, "a pipeline file is a mapping with a 'stages' list")
     unknown = set(doc) - PIPELINE_KEYS
     if unknown:
         raise PipelineError(f"{path}: unknown key(s) {', '.join(sorted(map(str, unknown)))} (allowed: {', '.join(sorted(PIPELINE_KEYS))})")

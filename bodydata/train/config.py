@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from bodydata.errors import BodydataError
@@ -182,20 +181,13 @@ def _loss(data: Any, where: str) -> LossConfig:
 def load_config(path: str | os.PathLike | None = None, arch: str | None = None,
                 overrides: dict[str, Any] | None = None) -> RunConfig:
     """The resolved config from a YAML file (optional), an ``arch`` override and ``train`` overrides (e.g. epochs)."""
-    import yaml
+    from bodydata.yamlfile import read_yaml_mapping
 
     data: dict[str, Any] = {}
     where = ""
     if path is not None:
         where = f"{path}: "
-        try:
-            data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read config ({exc.strerror or exc})") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML ({' '.join(str(exc).split())[:160]})") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: a config is a mapping of sections (arch, loss, train, <arch>)")
+        data = read_yaml_mapping(path, ConfigError, "a config is a mapping of sections (arch, loss, train, <arch>)")
     name = arch or data.get("arch") or "dhnn"
     try:
         get_architecture(name)
