@@ -30,7 +30,8 @@ Exit status: 0 every mesh fitted; 1 some meshes failed (see fit.csv); 2 cannot s
               help="fit from these vertices only: 'landmarks' (the template's set) or a landmark CSV [default: all]")
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True, help="meshes per batch")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None, help="[default: CUDA when present]")
-@click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best", show_default=True)
+@click.option("--checkpoint", type=click.Choice(["best", "last"]), default="last", show_default=True,
+              help="last: the final weights; best: the epoch with the lowest test loss (chosen on the test split)")
 def fit_cmd(run, meshes, out, iterations, init, no_rigid, markers, batch_size, device, checkpoint) -> None:
     """Fit codes and a rigid motion of RUN's model to each mesh of MESHES; write the fits to OUT.
 

@@ -23,8 +23,7 @@ Exit status: 0 trained; 1 stopped (a NaN loss: the last good checkpoint is kept)
 @click.option("--config", "config", type=click.Path(dir_okay=False, path_type=str), default=None,
               help="YAML config (sections arch, <arch>, loss, train); default: the paper's settings")
 @click.option("--arch", default=None, help="dhnn (default), baseline, meshvae, pca, or a registered architecture")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,
-              help="where to train [default: auto = CUDA when present]")
+@click.option("--device", default=None, help="auto, cpu, cuda or cuda:N [default: auto = CUDA when present]")
 @click.option("--epochs", type=click.IntRange(min=1), default=None,
               help="total epochs [default: 2200, the paper's 1600 + 600; the schedule is stretched in proportion]")
 @click.option("--batch-size", type=click.IntRange(min=2), default=None, help="global batch, half neutral [default: 24]")
@@ -34,14 +33,14 @@ Exit status: 0 trained; 1 stopped (a NaN loss: the last good checkpoint is kept)
 def train_cmd(dataset, out, config, arch, device, epochs, batch_size, seed, resume, quiet) -> None:
     """Train the disentangled body embedding (paper §5) or a baseline on DATASET, writing the run to OUT."""
     from bodydata.errors import BodydataError
-    from bodydata.train.trainer import TrainError, train
+    from bodydata.train.trainer import TrainStopped, train
 
     try:
         res = train(dataset, out, config=config, arch=arch, epochs=epochs, device=device, resume=resume,
                     progress=not quiet, batch_size=batch_size, seed=seed)
-    except TrainError as exc:
+    except TrainStopped as exc:
         click.echo(f"Error: {exc}", err=True)
-        raise SystemExit(1 if "training stopped" in str(exc) else 2) from None
+        raise SystemExit(1) from None
     except BodydataError as exc:
         click.echo(f"Error: {exc}", err=True)
         raise SystemExit(2) from None

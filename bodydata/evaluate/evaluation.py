@@ -57,7 +57,8 @@ def _evaluate_one(run: Path, meshes: dict, settings: FitSettings, batch_size: in
 
     info = run_info(run)
     check_compatible(run, dataset)
-    model = load(run, device=device)
+    # the final weights: the run's "best" checkpoint was chosen on this very test split
+    model = load(run, checkpoint="last", device=device)
     fitter = MeshFitter(model, settings)
     out = RunEvaluation(info)
     for role, m in meshes.items():

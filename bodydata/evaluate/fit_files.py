@@ -100,7 +100,7 @@ def _save_codes(path: Path, res: FitResult, i: int) -> None:
 
 def fit_meshes(run: str | os.PathLike, meshes: str | os.PathLike, out: str | os.PathLike,
                settings: FitSettings = FitSettings(), batch_size: int = 8, device: str | None = None,
-               markers: str | None = None, checkpoint: str = "best",
+               markers: str | None = None, checkpoint: str = "last",
                progress: Callable[[int, int], None] | None = None) -> FitRunReport:
     """Fit every mesh of ``meshes`` (see :func:`list_fit_inputs`) with the model of ``run``; write ``out``.
 

@@ -85,18 +85,14 @@ def load_test_meshes(dataset: str | os.PathLike, split: str = "test") -> dict[st
 
 def run_info(run: str | os.PathLike) -> dict:
     """What a report says about a run: name, arch, epochs finished, best epoch, template and dataset digests."""
-    import json
-
     from bodydata.model.embedding import read_run_config
-    from bodydata.model.run_format import RUN_FILES
+    from bodydata.model.run_format import read_run_card
 
     run = Path(run)
     cfg = read_run_config(run)
-    card = {}
-    if (run / RUN_FILES["card_json"]).is_file():
-        card = json.loads((run / RUN_FILES["card_json"]).read_text(encoding="utf-8"))
+    card = read_run_card(run)
     return {"run": run.name, "path": str(run), "arch": cfg["arch"], "epochs": card.get("epochs_finished"),
-            "best_epoch": card.get("best_epoch"), "template": card.get("template", {}).get("spec"),
+            "checkpoint": f"last (epoch {card.get('epochs_finished')})", "template": card.get("template", {}).get("spec"),
             "template_digest": card.get("template", {}).get("digest"),
             "dataset_digest": card.get("dataset", {}).get("digest")}
 

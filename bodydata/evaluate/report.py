@@ -164,7 +164,7 @@ def _markdown(ev: "Evaluation", summary: list[dict], dis: list[dict], figures: l
         "## Runs",
         "",
         _md_table([{**r.info, "status": r.error or "evaluated"} for r in ev.runs],
-                  ["run", "arch", "epochs", "best_epoch", "status"]),
+                  ["run", "arch", "epochs", "checkpoint", "status"]),
         "",
         "## Reconstruction of the test meshes (Table 2)",
         "",

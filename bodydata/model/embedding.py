@@ -6,7 +6,6 @@ AcapReconstructor`, prefactored once per model) on the model's device.
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,7 +16,7 @@ from torch import nn
 
 from bodydata.model.base import EmbeddingNet, ModelContext
 from bodydata.model.registry import ArchitectureError, build_network, make_config
-from bodydata.model.run_format import RUN_FILES, RunError, require_run
+from bodydata.model.run_format import RUN_FILES, RunError, read_run_card, require_run
 
 if TYPE_CHECKING:
     from bodydata.features.reconstruct import AcapReconstructor
@@ -141,8 +140,11 @@ def load_weights(net: nn.Module, path: Path, expect: dict[str, str] | None = Non
     return meta
 
 
-def load(run: str | os.PathLike, checkpoint: str = "best", device: str | torch.device | None = None) -> BodyEmbedding:
-    """The trained model of a run folder, in eval mode, on ``device`` (default: CUDA when available, else CPU)."""
+def load(run: str | os.PathLike, checkpoint: str = "last", device: str | torch.device | None = None) -> BodyEmbedding:
+    """The trained model of a run folder, in eval mode, on ``device`` (default: CUDA when available, else CPU).
+
+    checkpoint : ``last`` (the weights at the end of training; default) or ``best`` (the epoch with the lowest test
+    loss: chosen by looking at the test split, so a number measured on that split with it is optimistic)."""
     run = Path(run)
     ck = require_run(run, checkpoint)
     cfg = read_run_config(run)
@@ -151,12 +153,10 @@ def load(run: str | os.PathLike, checkpoint: str = "best", device: str | torch.d
         ctx = ModelContext.from_arrays(z)
     net = build_network(arch, make_config(arch, cfg.get(arch), where=f"{run / RUN_FILES['config']}: "), ctx)
     load_weights(net, ck, {"arch": arch, "n_vertices": str(ctx.n_vertices)})
-    card = {}
-    if (run / RUN_FILES["card_json"]).is_file():
-        card = json.loads((run / RUN_FILES["card_json"]).read_text(encoding="utf-8"))
+    card = read_run_card(run)
     feats = card.get("features", {})
     model = BodyEmbedding(net, ctx, card.get("template", {}).get("spec"), feats.get("weighting", "acap"))
     model.extractor = dict(feats.get("extractor") or {"weighting": model.weighting})
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    return model.to(device).eval()
+    from bodydata.device import pick_device
+
+    return model.to(pick_device(device)).eval()

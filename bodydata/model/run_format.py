@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bodydata.errors import BodydataError
 
-__all__ = ["RUN_FILES", "RunError", "checkpoint_path", "state_path", "require_run"]
+__all__ = ["RUN_FILES", "RunError", "checkpoint_path", "state_path", "require_run", "read_run_card"]
 
 RUN_FILES = {
     "config": "config.yaml",
@@ -54,3 +54,19 @@ def require_run(run: str | Path, which: str = "best") -> Path:
     if not ck.is_file():
         raise RunError(f"{run}: no {which} checkpoint yet ({ck.relative_to(run)} is missing)")
     return ck
+
+
+def read_run_card(run: str | Path) -> dict:
+    """The run's ``card.json`` ({} when a run has none yet); a damaged card is a one-line RunError."""
+    import json
+
+    path = Path(run) / RUN_FILES["card_json"]
+    if not path.is_file():
+        return {}
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise RunError(f"{path}: unreadable run card ({' '.join(str(exc).split())[:160]})") from None
+    if not isinstance(card, dict):
+        raise RunError(f"{path}: not a run card")
+    return card

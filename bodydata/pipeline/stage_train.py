@@ -44,12 +44,11 @@ def _process(item: Item, ctx: ItemContext) -> dict[str, Any]:
     o = TrainOptions(**ctx.options)
     run = ctx.out_dir / RUN_DIR
     resume = (run / RUN_FILES["config"]).is_file()
-    res = train(item.params["dataset"], run, config=o.config, arch=None if resume else o.arch, epochs=o.epochs,
-                resume=resume, progress=True,
-                **({} if resume else {"threads": o.threads, "checkpoint_every": o.checkpoint_every}))
+    res = train(item.params["dataset"], run, config=None if resume else o.config, arch=None if resume else o.arch,
+                epochs=o.epochs, resume=resume, progress=True, threads=o.threads, checkpoint_every=o.checkpoint_every)
     ctx.outputs.extend(f"{RUN_DIR}/{RUN_FILES[k]}" for k in ("config", "metrics", "curves", "card_md"))
     m = res.metrics
-    return {"arch": o.arch or "", "epochs": res.epochs, "best_epoch": res.best_epoch,
+    return {"arch": res.arch, "epochs": res.epochs, "best_epoch": res.best_epoch,
             "train_l1_f": float(m.get("train_l1_f", "nan")), "test_l1_f": float(m.get("test_l1_f") or "nan"),
             "train_seconds": round(res.seconds, 1), "folder": str(run)}
 

@@ -103,8 +103,8 @@ class LoopConfig:
             raise ValueError(f"batch_size must be even and >= 2 (half neutral, half pose), got {self.batch_size}")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
-        if self.device not in DEVICES:
-            raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        if self.device not in DEVICES and not (self.device.startswith("cuda:") and self.device[5:].isdigit()):
+            raise ValueError(f"device must be one of {', '.join(DEVICES)} or cuda:N, got {self.device!r}")
         if self.data_on_device not in ("auto", "yes", "no"):
             raise ValueError(f"data_on_device must be auto, yes or no, got {self.data_on_device!r}")
         if self.workers < 0 or self.test_every < 1 or self.threads < 0 or self.checkpoint_every < 1:
@@ -144,9 +144,11 @@ def _section(cls: type, data: Any, name: str, where: str) -> Any:
     for k, v in data.items():
         t = str(hints[k])
         try:
-            if t == "int" and not isinstance(v, bool):
+            if t in ("int", "float") and isinstance(v, bool):
+                raise ValueError(v)
+            if t == "int":
                 v = int(v) if float(v) == int(float(v)) else _bad(v)
-            elif t == "float" and not isinstance(v, bool):
+            elif t == "float":
                 v = float(v)
             elif t == "str":
                 v = str(v)

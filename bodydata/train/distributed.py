@@ -40,12 +40,12 @@ def run_distributed(dataset: str, out: str, config: Any = None, resume: bool = F
     from bodydata.train.trainer import Trainer
 
     rank, world = init_process_group(config.train.device if config is not None else "auto")
+    device = None
     if world > 1 and torch.cuda.is_available() and (config is None or config.train.device != "cpu"):
-        _, _, local = world_from_env()
-        if config is not None:
-            config.train.device = f"cuda:{local}"
+        # this rank's GPU: given to the trainer, never written into the run's config
+        device = f"cuda:{world_from_env()[2]}"
     return Trainer(dataset, out, config, resume=resume, progress=progress, distributed=(rank, world),
-                   epochs=epochs).run()
+                   epochs=epochs, device=device).run()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--config")
     ap.add_argument("--arch")
-    ap.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    ap.add_argument("--device", help="auto, cpu or cuda")
     ap.add_argument("--epochs", type=int)
     ap.add_argument("--batch-size", type=int)
     ap.add_argument("--seed", type=int)

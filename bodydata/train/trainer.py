@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from bodydata.dataset.format import FILES, PairBatch, read_card
+from bodydata.device import pick_device
 from bodydata.errors import BodydataError
 from bodydata.fsutil import atomic_path, atomic_write_text, sha256_file
 from bodydata.model.base import EmbeddingNet, ModelContext
@@ -35,11 +36,19 @@ from bodydata.train.checkpoint import load_state, load_weights, save_state, save
 from bodydata.train.config import RunConfig, load_config
 from bodydata.train.noise import sample_noise
 
-__all__ = ["TrainError", "TrainResult", "Trainer", "train", "train_step", "pick_device"]
+__all__ = ["TrainError", "TrainStopped", "TrainResult", "Trainer", "train", "train_step"]
 
 
 class TrainError(BodydataError):
-    """Training cannot start or had to stop (a NaN loss, a run folder in the way); the message says which."""
+    """Training cannot start (a run folder in the way, nothing to resume, a bad option); the message says why."""
+
+
+class TrainStopped(TrainError):
+    """Training started and had to stop (a loss term went NaN); the last good checkpoint is kept."""
+
+
+#: loop options a resumed run may change: they change speed or bookkeeping, not the numbers
+RESUMABLE_OPTIONS = ("device", "threads", "workers", "data_on_device", "test_every", "checkpoint_every")
 
 
 @dataclass
@@ -48,19 +57,12 @@ class TrainResult:
     its test reconstruction loss.  seconds : this call's time.  metrics : the last epoch's row."""
 
     run: Path
+    arch: str
     epochs: int
     best_epoch: int
     best_test: float
     seconds: float
     metrics: dict[str, float] = field(default_factory=dict)
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "cuda" and not torch.cuda.is_available():
-        raise TrainError("--device cuda: no CUDA device is available here (use --device auto or cpu)")
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def train_step(net: torch.nn.Module, batch: PairBatch, eps: torch.Tensor | None, weights: LossWeights,
@@ -70,9 +72,18 @@ def train_step(net: torch.nn.Module, batch: PairBatch, eps: torch.Tensor | None,
     out = net(batch.f, eps)
     terms = loss_terms(out, batch)
     loss = total_loss(terms, weights)
-    if not torch.isfinite(loss):
-        bad = next((k for k, v in terms.items() if not torch.isfinite(v)), "total")
-        raise TrainError(f"loss term {bad} is {float(terms.get(bad, loss).detach())}")
+    finite = bool(torch.isfinite(loss))
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        # every rank stops together: one rank raising alone would leave the others waiting in backward's all-reduce
+        flag = torch.tensor([1.0 if finite else 0.0], device=loss.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+        finite = bool(flag.item() > 0)
+    if not finite:
+        bad = next((k for k, v in terms.items() if not torch.isfinite(v)), None)
+        raise TrainStopped(f"loss term {bad} is {float(terms[bad].detach())}" if bad else
+                           "a loss term went NaN in another process")
     if optimizer is not None:
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -94,13 +105,16 @@ def _dataset_digest(root: Path) -> str:
 
 class Trainer:
     """dataset : a ``bodydata build-dataset`` folder.  out : the run folder.  config : :class:`RunConfig`.
-    resume : continue the run in ``out`` with its saved config; ``epochs`` (optional) sets a new total.  progress : a bar.
-    distributed : (rank, world size) when running under ``torchrun`` (process group already initialised).
+    resume : continue the run in ``out`` with its saved config; ``epochs`` (optional) sets a new total, and
+    ``resume_options`` may change what does not change the numbers (:data:`RESUMABLE_OPTIONS`: device, threads, ...).
+    progress : a bar.  distributed : (rank, world size) when running under ``torchrun`` (process group initialised).
+    device : this process's device, overriding the config's without being written into it (one GPU per rank).
     on_epoch_end : called with (epoch, metrics row) after the epoch's files are written."""
 
     def __init__(self, dataset: str | os.PathLike, out: str | os.PathLike, config: RunConfig | None = None,
                  resume: bool = False, progress: bool = True, distributed: tuple[int, int] | None = None,
-                 on_epoch_end: Callable[[int, dict], None] | None = None, epochs: int | None = None):
+                 on_epoch_end: Callable[[int, dict], None] | None = None, epochs: int | None = None,
+                 resume_options: dict[str, Any] | None = None, device: str | None = None):
         from bodydata.dataset.torch_dataset import BodyPairsDataset, HalfNeutralBatchSampler
         from bodydata.train.context import context_from_dataset
 
@@ -112,13 +126,14 @@ class Trainer:
         self.config = config or load_config()
         self._requested_arch = config.arch if config is not None else None
         self.state: dict[str, Any] | None = None
+        self.saved_epoch = 0
         self.data_digest = _dataset_digest(self.root)
         if resume:
-            self._check_resumable(epochs)
+            self._check_resumable(epochs, resume_options or {})
         elif (self.out / RUN_FILES["config"]).is_file():
             raise TrainError(f"{self.out}: already holds a run; continue it with --resume or pick another --out")
         cfg = self.config
-        self.device = pick_device(cfg.train.device)
+        self.device = pick_device(device or cfg.train.device)
         self.ctx: ModelContext = context_from_dataset(self.root, self.card)
         torch.manual_seed(cfg.train.seed)  # initial weights depend on the seed only
         self.net: EmbeddingNet = build_network(cfg.arch, cfg.model, self.ctx).to(self.device)
@@ -147,24 +162,42 @@ class Trainer:
             self._restore()
 
     # -------------------------------------------------------------------------------------------- set-up
-    def _check_resumable(self, epochs: int | None) -> None:
+    def _check_resumable(self, epochs: int | None, options: dict[str, Any]) -> None:
+        from bodydata.model.run_format import state_path
+
         path = self.out / RUN_FILES["config"]
         if not path.is_file():
             raise TrainError(f"{self.out}: nothing to resume (no {RUN_FILES['config']}); start the run without --resume")
-        saved = load_config(path, overrides={"epochs": epochs})
+        fixed = sorted(k for k, v in options.items() if v is not None and k not in RESUMABLE_OPTIONS)
+        if fixed:
+            raise TrainError(f"{self.out}: --{fixed[0].replace('_', '-')} cannot change when a run is resumed (it changes "
+                             f"the numbers); resumable options: {', '.join(RESUMABLE_OPTIONS)}")
+        saved = load_config(path, overrides={"epochs": epochs, **{k: v for k, v in options.items() if v is not None}})
         if self._requested_arch not in (None, saved.arch):
             raise TrainError(f"{self.out}: this run is a {saved.arch} run; it cannot be resumed as {self._requested_arch}")
         self.config = saved
-        self.state = load_state(self.out)
+        # stopped before its first checkpoint: nothing to restore, it starts again from epoch 0 with its config
+        self.state = load_state(self.out) if state_path(self.out).is_file() else None
+        done = int((self.state or {}).get("epoch", 0))
+        if epochs is not None and epochs < done:
+            raise TrainError(f"{self.out}: --epochs {epochs} is fewer than the {done} epochs this run has finished")
 
     def _restore(self) -> None:
         from bodydata.model.run_format import checkpoint_path
 
-        load_weights(self.net, checkpoint_path(self.out, "last"), {k: v for k, v in self.meta.items()})
-        st = self.state or {}
+        st = self.state
+        if st is None:
+            return
+        meta = load_weights(self.net, checkpoint_path(self.out, "last"), {k: v for k, v in self.meta.items()})
+        # the state file is written last, so it names the epoch of a complete checkpoint; weights of another epoch
+        # mean a crash between the two writes
+        if str(meta.get("epoch", st.get("epoch"))) != str(st.get("epoch")):
+            raise TrainError(f"{self.out}: checkpoint weights are from epoch {meta.get('epoch')} but the training state "
+                             f"from epoch {st.get('epoch')} (a crash between the two writes); delete "
+                             f"{RUN_FILES['checkpoints']}/last.safetensors and last.state.pt to restart the run")
         if self.optimizer is not None and "optimizer" in st:
             self.optimizer.load_state_dict(st["optimizer"])
-        self.start_epoch = int(st.get("epoch", 0))
+        self.start_epoch = self.saved_epoch = int(st.get("epoch", 0))
         self.best = (float(st.get("best_test", math.inf)), int(st.get("best_epoch", 0)))
         self.rows = _read_metrics(self.out / RUN_FILES["metrics"])[: self.start_epoch]
 
@@ -215,9 +248,10 @@ class Trainer:
                                self.device)
             try:
                 terms = train_step(self.model, batch, eps, weights, self.optimizer)
-            except TrainError as exc:
-                raise TrainError(f"{self.out}: epoch {epoch + 1}, step {step + 1}: {exc}; training stopped, the last "
-                                 f"good checkpoint is epoch {epoch} ({RUN_FILES['checkpoints']}/last.safetensors)") from None
+            except TrainStopped as exc:
+                good = (f"the last good checkpoint is epoch {self.saved_epoch} ({RUN_FILES['checkpoints']}/"
+                        "last.safetensors)" if self.saved_epoch else "no checkpoint was written yet")
+                raise TrainStopped(f"{self.out}: epoch {epoch + 1}, step {step + 1}: {exc}; training stopped, {good}") from None
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + float(v) * len(pos)
             n += len(pos)
@@ -302,7 +336,7 @@ class Trainer:
         finally:
             torch.set_num_threads(threads)
         last = self.rows[-1] if self.rows else {}
-        return TrainResult(self.out, len(self.rows), self.best[1], self.best[0], time.perf_counter() - t0, last)
+        return TrainResult(self.out, self.config.arch, len(self.rows), self.best[1], self.best[0], time.perf_counter() - t0, last)
 
     # -------------------------------------------------------------------------------------------- files
     def _row(self, epoch: int, phase: int, w: LossWeights, train_terms: dict, test_terms: dict, sec: float) -> dict:
@@ -324,11 +358,12 @@ class Trainer:
             self.best = (rec, epoch + 1)
             save_weights(self.out, "best", self.net, meta)
         save_weights(self.out, "last", self.net, meta)
+        _write_metrics(self.out / RUN_FILES["metrics"], self.rows)
         state = {"epoch": epoch + 1, "best_test": self.best[0], "best_epoch": self.best[1]}
         if self.optimizer is not None:
             state["optimizer"] = self.optimizer.state_dict()
-        save_state(self.out, state)
-        _write_metrics(self.out / RUN_FILES["metrics"], self.rows)
+        save_state(self.out, state)  # last: the state names the epoch of a complete checkpoint
+        self.saved_epoch = epoch + 1
         # the picture costs ~0.5 s: redraw it at most every 30 s and at the end
         if last or time.perf_counter() - getattr(self, "_curves_at", -math.inf) > 30:
             self._write_curves()
@@ -438,6 +473,11 @@ def train(dataset: str | os.PathLike, out: str | os.PathLike, config: str | os.P
           arch: str | None = None, epochs: int | None = None, device: str | None = None, resume: bool = False,
           progress: bool = True, **train_overrides: Any) -> TrainResult:
     """One call: resolve the config (file, ``arch``, overrides), build a :class:`Trainer`, run it."""
-    overrides = {"epochs": epochs, "device": device, **train_overrides}
-    cfg = load_config(config, arch=arch, overrides=overrides) if not resume or config or arch else None
-    return Trainer(dataset, out, cfg, resume=resume, progress=progress, epochs=epochs).run()
+    if resume:
+        if config is not None:
+            raise TrainError(f"{out}: --config cannot be given with --resume (the run keeps its own config.yaml)")
+        cfg = load_config(arch=arch) if arch else None
+        return Trainer(dataset, out, cfg, resume=True, progress=progress, epochs=epochs,
+                       resume_options={"device": device, **train_overrides}).run()
+    cfg = load_config(config, arch=arch, overrides={"epochs": epochs, "device": device, **train_overrides})
+    return Trainer(dataset, out, cfg, progress=progress).run()

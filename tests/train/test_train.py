@@ -178,3 +178,24 @@ def test_dataset_card_md_names_inputs_relative_to_the_dataset(tiny_dataset):
     ds, _ = tiny_dataset
     text = (ds / "card.md").read_text()
     assert str(ds.parent) not in text and "`../anny.csv`" in text
+
+
+def test_resume_edge_cases(tiny_dataset, tmp_path):
+    ds, _ = tiny_dataset
+    cfg = _config(tmp_path)
+
+    def stop_at_once(epoch, row):
+        raise KeyboardInterrupt
+
+    # stopped before its first checkpoint (checkpoint_every 5): --resume starts it again from epoch 0
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(ds, tmp_path / "early", load_config(cfg, overrides={"epochs": 3, "checkpoint_every": 5}),
+                progress=False, on_epoch_end=stop_at_once).run()
+    assert not (tmp_path / "early" / "checkpoints" / "last.state.pt").exists()
+    assert train(ds, tmp_path / "early", resume=True, progress=False).epochs == 3
+    # options that change the numbers cannot change on resume; a shorter total than what is done is refused
+    with pytest.raises(TrainError, match="--batch-size cannot change when a run is resumed"):
+        train(ds, tmp_path / "early", resume=True, batch_size=8, progress=False)
+    with pytest.raises(TrainError, match="--epochs 2 is fewer than the 3 epochs this run has finished"):
+        train(ds, tmp_path / "early", resume=True, epochs=2, progress=False)
+    assert train(ds, tmp_path / "early", resume=True, epochs=4, threads=1, progress=False).epochs == 4
