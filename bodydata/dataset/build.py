@@ -331,7 +331,8 @@ def build_dataset(
         "version": DATASET_VERSION,
         "name": out.name,
         "counts": counts,
-        "template": {"name": tpl.name, "spec": str(template), "n_vertices": tpl.n_vertices, "n_faces": tpl.n_faces,
+        # a folder by absolute path: runs trained on this dataset find their template from any working folder
+        "template": {"name": tpl.name, "spec": spec, "n_vertices": tpl.n_vertices, "n_faces": tpl.n_faces,
                      "n_parts": len(tpl.part_names), "digest": digest},
         "features": {"layout": list(_feature_layout()), "dtype": "float32", "extractor": options,
                      "coarse": "16 parts of the template", "cache": str(cache_dir.relative_to(out))},

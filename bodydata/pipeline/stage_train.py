@@ -44,6 +44,14 @@ def _process(item: Item, ctx: ItemContext) -> dict[str, Any]:
     o = TrainOptions(**ctx.options)
     run = ctx.out_dir / RUN_DIR
     resume = (run / RUN_FILES["config"]).is_file()
+    if resume:
+        from bodydata.model.run_format import read_run_card
+        from bodydata.train.trainer import dataset_digest
+
+        was = read_run_card(run).get("dataset", {}).get("digest")
+        if was and was != dataset_digest(Path(item.params["dataset"])):
+            raise StageError(f"{run}: this run was started on another build of the dataset; delete the folder to "
+                             "train afresh on the new one")
     res = train(item.params["dataset"], run, config=None if resume else o.config, arch=None if resume else o.arch,
                 epochs=o.epochs, resume=resume, progress=True, threads=o.threads, checkpoint_every=o.checkpoint_every)
     ctx.outputs.extend(f"{RUN_DIR}/{RUN_FILES[k]}" for k in ("config", "metrics", "curves", "card_md"))

@@ -36,7 +36,7 @@ from bodydata.train.checkpoint import load_state, load_weights, save_state, save
 from bodydata.train.config import RunConfig, load_config
 from bodydata.train.noise import sample_noise
 
-__all__ = ["TrainError", "TrainStopped", "TrainResult", "Trainer", "train", "train_step"]
+__all__ = ["TrainError", "TrainStopped", "TrainResult", "Trainer", "train", "train_step", "dataset_digest"]
 
 
 class TrainError(BodydataError):
@@ -93,7 +93,7 @@ def train_step(net: torch.nn.Module, batch: PairBatch, eps: torch.Tensor | None,
     return res
 
 
-def _dataset_digest(root: Path) -> str:
+def dataset_digest(root: Path) -> str:
     """sha256 over the dataset's card and scaling: two runs saw the same data when these agree."""
     import hashlib
 
@@ -127,7 +127,7 @@ class Trainer:
         self._requested_arch = config.arch if config is not None else None
         self.state: dict[str, Any] | None = None
         self.saved_epoch = 0
-        self.data_digest = _dataset_digest(self.root)
+        self.data_digest = dataset_digest(self.root)
         if resume:
             self._check_resumable(epochs, resume_options or {})
         elif (self.out / RUN_FILES["config"]).is_file():
