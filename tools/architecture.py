@@ -39,6 +39,23 @@ Data flows one way, top to bottom: manifest -> mesh -> templates -> generator ->
 `pipeline` orchestrates stages, `viz` draws for anyone, `cli` is a thin layer of Click commands over the library.
 Other folders: `pipelines/` (YAML pipeline files), `manifests/` (manifest schema), `benchmarks/` (speed and memory scripts that
 print figures), `tests/`, `tools/` (maintenance scripts), `docs/`.
+
+## Where things go
+
+- **A source** (a dataset folder format): a module in `bodydata/sources/` with a class decorated `@register("name")` whose
+  `discover(root)` returns `ManifestRow`s (`bodydata/manifest/source_rows.py`) and `check()` validates a mesh; add it to
+  `_load_builtin` in `sources/base.py`. Geometry it needs goes in `mesh/`, never in the adapter.
+- **A stage**: the work is one library function (in its topic's package); `bodydata/pipeline/stage_<name>.py` adapts it to
+  items (`Item`, `make_stage`), its options are a frozen dataclass in `pipeline/stage_options.py` (checked before a run
+  starts), and it is named in `STAGES` in `pipeline/runner.py`. Status words come from `bodydata/manifest/status.py`;
+  expensive per-process objects go through `bodydata/worker_cache.py`.
+- **A model**: a class in `bodydata/model/` decorated `@register_architecture("name")` with a `Config` dataclass (its
+  config section) that implements `EmbeddingNet` (`encode`, `decode`, `latent_groups`); the trainer, `load()` and
+  `evaluate` then work with it unchanged.
+- **A figure**: a function in `bodydata/viz/` that takes arrays and writes a PNG through `viz/png.save_png`; the library
+  computes the arrays, the figure only draws.
+- **A command**: a module in `bodydata/cli/` with `COMMANDS`; it parses, calls one library function, prints, and exits
+  0 / 1 / 2 (`cli/_exit.py`); its example goes in `cli/_help.py` (a test fails without one).
 """
 
 

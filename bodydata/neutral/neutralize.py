@@ -525,7 +525,12 @@ def run_neutralize(
             continue
         t0 = time.perf_counter()
         try:
-            row = neutralize_subject_files(neutralizer, subject, groups[subject], out, png=png)
+            truth = None
+            if subjects[subject].truth:  # a generated source knows the true neutral: the picture shows the error to it
+                from bodydata.mesh import read_mesh
+
+                truth = read_mesh(subjects[subject].truth, expected_vertices=template.n_vertices).vertices
+            row = neutralize_subject_files(neutralizer, subject, groups[subject], out, png=png, truth=truth)
             done += 1
         except BodydataError as exc:
             row = {"subject": subject, "status": "failed", "reason": f"{type(exc).__name__}: {exc}",

@@ -33,6 +33,12 @@ def chain(tmp_path_factory):
     res["build"] = _run("build-dataset", "--inputs", root / "one.csv", "--neutral", root / "neut1" / "neutral.csv",
                         "--template", TEMPLATE, "--out", root / "ds1", "--split", "subject", "--test-neutral", 1,
                         "--test-pose", 1, "--workers", 0, "--quiet")
+    cfg = root / "small.yaml"
+    cfg.write_text("dhnn: {encoder_widths: [32, 32], branch_widths: [32, 64]}\ntrain: {batch_size: 4, threads: 1}\n")
+    res["train"] = _run("train", "--dataset", root / "ds1", "--out", root / "run1", "--config", cfg, "--epochs", 2,
+                        "--quiet")
+    res["evaluate"] = _run("evaluate", "--run", root / "run1", "--dataset", root / "ds1", "--out", root / "rep1",
+                           "--iterations", 3, "--no-figures")
     return root, res
 
 
@@ -41,6 +47,7 @@ def test_by_hand_chain_runs_with_the_commands_alone(chain):
     for step, r in res.items():
         assert r.exit_code == 0, f"{step}: {r.output}"
     assert "3 done, 0 failed" in res["neutralize"].output
+    assert (root / "run1" / "checkpoints" / "last.safetensors").is_file() and (root / "rep1" / "report.md").is_file()
     with open(root / "ds1" / "pairs.csv", newline="") as fh:
         pairs = list(csv.DictReader(fh))
     by_id = {p["id"]: p for p in pairs}
