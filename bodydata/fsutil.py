@@ -55,3 +55,18 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         for block in iter(lambda: fh.read(chunk), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def atomic_write_csv(path: str | os.PathLike, columns: "list[str] | tuple[str, ...]", rows) -> Path:
+    """A CSV table written atomically: a header of ``columns``, then one line per row (a mapping: missing columns
+    empty, extra keys ignored). Floats keep their shortest exact form (``repr``), so a table read back is exact."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, list(columns), extrasaction="ignore", restval="", lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: (repr(v) if isinstance(v, float) else v) for k, v in r.items()})
+    atomic_write_text(path, buf.getvalue())
+    return Path(path)

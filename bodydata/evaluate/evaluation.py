@@ -75,6 +75,18 @@ def _evaluate_one(run: Path, meshes: dict, settings: FitSettings, batch_size: in
     return out
 
 
+def _unique_names(runs: list[RunEvaluation]) -> None:
+    """Runs are named by folder in tables and file names; two folders of one name (a/dhnn, b/dhnn) get their parent's
+    name in front so that neither overwrites the other's figures."""
+    from collections import Counter
+
+    count = Counter(r.info.get("run") for r in runs)
+    for r in runs:
+        if count[r.info.get("run")] > 1:
+            p = Path(r.info.get("path", r.info.get("run", "")))
+            r.info["run"] = f"{p.parent.name}_{p.name}"
+
+
 def evaluate_runs(runs: Sequence[str | os.PathLike], dataset: str | os.PathLike, out: str | os.PathLike,
                   settings: FitSettings = FitSettings(), split: str = "test", batch_size: int = 8,
                   device: str | None = None, figures: bool = True,
@@ -97,5 +109,6 @@ def evaluate_runs(runs: Sequence[str | os.PathLike], dataset: str | os.PathLike,
             ev.runs.append(_evaluate_one(Path(run), meshes, settings, batch_size, device, dataset))
         except BodydataError as exc:
             ev.runs.append(RunEvaluation({"run": Path(run).name, "path": str(run)}, error=" ".join(str(exc).split())))
+    _unique_names(ev.runs)
     ev.files = write_report(ev, meshes, Path(out), figures=figures)
     return ev

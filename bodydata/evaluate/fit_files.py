@@ -12,7 +12,6 @@ the ``done`` rows whose files are present. ``<name>`` is the input file's stem.
 from __future__ import annotations
 
 import csv
-import io
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +22,7 @@ import numpy as np
 from bodydata.errors import BodydataError
 from bodydata.evaluate.fit import FitError, FitResult, FitSettings, MeshFitter
 from bodydata.evaluate.metrics import vertex_errors_mm
-from bodydata.fsutil import atomic_path, atomic_write_text
+from bodydata.fsutil import atomic_path, atomic_write_csv
 from bodydata.manifest.status import STATUS_DONE, STATUS_FAILED, is_done
 
 __all__ = ["FIT_FILES", "FIT_COLUMNS", "FitRunReport", "list_fit_inputs", "resolve_markers", "fit_meshes"]
@@ -83,11 +82,7 @@ def _read_rows(path: Path) -> dict[str, dict[str, str]]:
 
 
 def _write_rows(path: Path, rows: list[dict[str, str]]) -> None:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, FIT_COLUMNS, extrasaction="ignore")
-    w.writeheader()
-    w.writerows(rows)
-    atomic_write_text(path, buf.getvalue())
+    atomic_write_csv(path, FIT_COLUMNS, rows)
 
 
 def _save_codes(path: Path, res: FitResult, i: int) -> None:
@@ -166,6 +161,7 @@ def fit_meshes(run: str | os.PathLike, meshes: str | os.PathLike, out: str | os.
                           "marker_mm": marker, "start_med_mm": f"{res.start_med_mm[i]:.4f}",
                           "iterations": str(int(res.iterations[i])), "seconds": f"{res.seconds[i]:.3f}",
                           "markers": n_markers, "alignment": settings.alignment, "reason": ""}
+        _write_rows(table, list(rows.values()))  # after every batch: an interrupted fit keeps what it finished
         if progress:
             progress(min(b0 + batch_size, len(good)), len(good))
     report.rows = list(rows.values())

@@ -12,8 +12,6 @@ Files written into ``OUT`` (``REPORT_FILES``)::
 """
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 from pathlib import Path
@@ -22,7 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from bodydata.evaluate.metrics import ced_curve, summarize
-from bodydata.fsutil import atomic_write_text
+from bodydata.fsutil import atomic_write_csv, atomic_write_text
 
 if TYPE_CHECKING:
     from bodydata.evaluate.evaluation import Evaluation
@@ -61,12 +59,7 @@ def _no_nan(v):
 
 
 def _csv(path: Path, columns: list[str], rows: list[dict]) -> Path:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, columns, extrasaction="ignore")
-    w.writeheader()
-    w.writerows({k: _fmt(v) for k, v in r.items()} for r in rows)
-    atomic_write_text(path, buf.getvalue())
-    return path
+    return atomic_write_csv(path, columns, ({k: _fmt(v) for k, v in r.items()} for r in rows))
 
 
 def _base(ev: "Evaluation", info: dict) -> dict:

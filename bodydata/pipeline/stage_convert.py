@@ -33,10 +33,10 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 from bodydata.errors import BodydataError
+from bodydata.manifest.status import STATUS_DONE, STATUS_FAILED
 from bodydata.pipeline.stage import Item, ItemContext, Stage, StageContext, StageError
 from bodydata.pipeline.stage_scan import SOURCES_CSV
 from bodydata.registration.convert import METRICS, TORSO_PARTS
-from bodydata.registration.source_manifest import SOURCE_FAILED
 from bodydata.worker_cache import WorkerCache, cache_key
 
 if TYPE_CHECKING:
@@ -296,7 +296,7 @@ def _target(rec: Mapping[str, str], o: ConvertOptions) -> ConvertTarget:
     from bodydata.sources.base import TOPOLOGY_VERTICES
 
     path = rec["path"]
-    if rec.get("status") == SOURCE_FAILED:
+    if rec.get("status") == STATUS_FAILED:
         raise ConversionError(f"{path}: not converted: the source scan marked it failed "
                               f"({rec.get('error') or 'no reason given'})")
     mesh = read_mesh(path, expected_vertices=TOPOLOGY_VERTICES.get(rec.get("topology", "")))
@@ -414,9 +414,8 @@ def _finish(ctx: StageContext, rows: list, options: Mapping[str, Any]) -> None:
     import numpy as np
 
     from bodydata.fsutil import atomic_write_text
-    from bodydata.manifest.status import STATUS_DONE
     from bodydata.registration.convert import ConvertRow, write_results
-    from bodydata.registration.source_manifest import SOURCE_DONE, write_source_records
+    from bodydata.registration.source_manifest import write_source_records
 
     out = Path(ctx.out_dir)
     folder = _folder_key(out)
@@ -436,13 +435,13 @@ def _finish(ctx: StageContext, rows: list, options: Mapping[str, Any]) -> None:
             # downstream reads the aligned copy (template axes), so all bodies share one frame
             manifest_rows.append({**src, "path": c.get("aligned_path", ""), "topology": c.get("topology", ""),
                                   "n_vertices": c.get("n_vertices", ""), "n_faces": c.get("n_faces", ""),
-                                  "sha256": c.get("aligned_sha256", ""), "landmarks_path": "", "status": SOURCE_DONE,
+                                  "sha256": c.get("aligned_sha256", ""), "landmarks_path": "", "status": STATUS_DONE,
                                   "up_axis": c.get("aligned_up_axis", ""), "error": ""})
         else:
             conv.append(ConvertRow(id=row.item, source_path=src.get("path", ""), units=src.get("units") or "m",
                                    reason=row.reason))
             manifest_rows.append({**src, "id": row.item, "path": "", "landmarks_path": "", "n_vertices": "",
-                                  "n_faces": "", "sha256": "", "status": SOURCE_FAILED, "error": row.reason})
+                                  "n_faces": "", "sha256": "", "status": STATUS_FAILED, "error": row.reason})
     write_results(out / CONVERSION_CSV, conv)
     write_source_records(out / SOURCES_CSV, manifest_rows)
 

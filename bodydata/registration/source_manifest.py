@@ -10,12 +10,9 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from bodydata.manifest.source_rows import COLUMNS, ManifestRow, read_source_rows, write_source_rows
-from bodydata.manifest.status import STATUS_DONE, STATUS_FAILED, is_done
+from bodydata.manifest.status import is_done
 
-__all__ = ["SOURCE_DONE", "SOURCE_FAILED", "read_source_records", "done_mesh_paths", "write_source_records"]
-
-SOURCE_DONE = STATUS_DONE
-SOURCE_FAILED = STATUS_FAILED
+__all__ = ["read_source_records", "done_mesh_paths", "write_source_records"]
 
 
 def read_source_records(path: str | Path, complete: bool = True) -> list[dict[str, str]]:

@@ -11,7 +11,6 @@ CPU with a seed, a resumed run equals the uninterrupted one (the noise is a func
 from __future__ import annotations
 
 import csv
-import io
 import json
 import math
 import os
@@ -27,7 +26,7 @@ import torch
 from bodydata.dataset.format import FILES, PairBatch, read_card
 from bodydata.device import pick_device
 from bodydata.errors import BodydataError
-from bodydata.fsutil import atomic_path, atomic_write_text, sha256_file
+from bodydata.fsutil import atomic_path, atomic_write_csv, atomic_write_text, sha256_file
 from bodydata.model.base import EmbeddingNet, ModelContext
 from bodydata.model.losses import LossWeights, loss_terms, total_loss
 from bodydata.model.registry import build_network
@@ -431,12 +430,7 @@ def _write_metrics(path: Path, rows: list[dict[str, Any]]) -> None:
     cols: list[str] = []
     for r in rows:
         cols += [k for k in r if k not in cols]
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n", restval="")
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: (repr(v) if isinstance(v, float) else v) for k, v in r.items()})
-    atomic_write_text(path, buf.getvalue())
+    atomic_write_csv(path, cols, rows)
 
 
 def _read_metrics(path: Path) -> list[dict[str, Any]]:

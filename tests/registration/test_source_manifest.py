@@ -30,7 +30,8 @@ def test_read_source_records_resolves_paths_and_fills_columns(tmp_path):
 
 
 def test_source_records_round_trip(tmp_path):
-    from bodydata.registration.source_manifest import SOURCE_DONE, read_source_records, write_source_records
+    from bodydata.manifest.status import STATUS_DONE as SOURCE_DONE
+    from bodydata.registration.source_manifest import read_source_records, write_source_records
 
     rec = {"id": "s/1", "source": "folder", "kind": "mesh", "path": str(tmp_path / "m.ply"), "n_vertices": "12.0",
            "status": SOURCE_DONE}
