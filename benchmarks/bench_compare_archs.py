@@ -47,8 +47,9 @@ def main() -> None:
         run = w / f"run_{arch}_{args.epochs}"
         cfg = w / f"{arch}.yaml"
         cfg.write_text(yaml.safe_dump({"arch": arch, "train": {"checkpoint_every": 50, "test_every": 10}}))
-        if not (run / "checkpoints" / "last.state.pt").is_file() or arch != "pca" and str(args.epochs) not in \
-                str(yaml.safe_load((run / "config.yaml").read_text())["train"]["epochs"]):
+        finished = (run / "metrics.csv").is_file() and (run / "checkpoints" / "last.state.pt").is_file() and (
+            arch == "pca" or len((run / "metrics.csv").read_text().splitlines()) - 1 >= args.epochs)
+        if not finished:  # a run cut short is resumed
             t = time.perf_counter()
             train(ds, run, config=cfg, epochs=args.epochs, progress=False,
                   resume=(run / "config.yaml").is_file())
