@@ -46,18 +46,9 @@ def get_architecture(name: str) -> type:
 
 def make_config(arch: str, section: dict | None, where: str = "") -> object:
     """The architecture's config dataclass from its config section; unknown keys and bad values are one-line errors."""
-    import dataclasses
+    from bodydata.config_section import section_from_mapping
 
-    cls = get_architecture(arch)
-    section = dict(section or {})
-    known = [f.name for f in dataclasses.fields(cls.Config)]
-    unknown = sorted(set(section) - set(known))
-    if unknown:
-        raise ArchitectureError(f"{where}config key '{arch}.{unknown[0]}' does not exist (known: {', '.join(known)})")
-    try:
-        return cls.Config(**section)
-    except (TypeError, ValueError) as exc:
-        raise ArchitectureError(f"{where}config section '{arch}': {exc}") from None
+    return section_from_mapping(get_architecture(arch).Config, section, arch, where, ArchitectureError)
 
 
 def config_dict(cfg: object) -> dict:

@@ -20,6 +20,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from bodydata.config_section import section_from_mapping
 from bodydata.errors import BodydataError
 from bodydata.model.losses import LossWeights
 from bodydata.model.registry import ArchitectureError, config_dict, get_architecture, make_config
@@ -131,38 +132,7 @@ class RunConfig:
 
 
 def _section(cls: type, data: Any, name: str, where: str) -> Any:
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where}config section '{name}' must be a mapping, got {type(data).__name__}")
-    known = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(data) - set(known))
-    if unknown:
-        raise ConfigError(f"{where}config key '{name}.{unknown[0]}' does not exist (known: {', '.join(known)})")
-    hints = {f.name: f.type for f in dataclasses.fields(cls)}
-    clean = {}
-    for k, v in data.items():
-        t = str(hints[k])
-        try:
-            if t in ("int", "float") and isinstance(v, bool):
-                raise ValueError(v)
-            if t == "int":
-                v = int(v) if float(v) == int(float(v)) else _bad(v)
-            elif t == "float":
-                v = float(v)
-            elif t == "str":
-                v = str(v)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{where}config key '{name}.{k}': expected {t}, got {v!r}") from None
-        clean[k] = v
-    try:
-        return cls(**clean)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{where}config section '{name}': {exc}") from None
-
-
-def _bad(v: Any) -> Any:
-    raise ValueError(v)
+    return section_from_mapping(cls, data, name, where, ConfigError)
 
 
 def _loss(data: Any, where: str) -> LossConfig:

@@ -34,26 +34,23 @@ def init_process_group(device: str = "auto") -> tuple[int, int]:
     return rank, world
 
 
-def run_distributed(dataset: str, out: str, config: Any = None, resume: bool = False, progress: bool = True,
-                    epochs: int | None = None):
-    """The trainer under the current process group (call :func:`init_process_group` first)."""
-    from bodydata.train.trainer import Trainer
+def run_distributed(dataset: str, out: str, **options: Any):
+    """:func:`bodydata.train.trainer.train` under torchrun's process group (started here), one GPU per rank."""
+    from bodydata.train.trainer import train
 
-    rank, world = init_process_group(config.train.device if config is not None else "auto")
-    device = None
-    if world > 1 and torch.cuda.is_available() and (config is None or config.train.device != "cpu"):
+    rank, world = init_process_group(options.get("device") or "auto")
+    rank_device = None
+    if world > 1 and torch.cuda.is_available() and options.get("device") != "cpu":
         # this rank's GPU: given to the trainer, never written into the run's config
-        device = f"cuda:{world_from_env()[2]}"
-    return Trainer(dataset, out, config, resume=resume, progress=progress, distributed=(rank, world),
-                   epochs=epochs, device=device).run()
+        rank_device = f"cuda:{world_from_env()[2]}"
+    return train(dataset, out, distributed=(rank, world), rank_device=rank_device, **options)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Parse the same options as ``bodydata train`` and train under torchrun's process group."""
+    """Parse the options of ``bodydata train`` and train under torchrun's process group."""
     import argparse
 
     from bodydata.errors import BodydataError
-    from bodydata.train.config import load_config
 
     ap = argparse.ArgumentParser(prog="python -m bodydata.train", description=__doc__.splitlines()[0])
     ap.add_argument("--dataset", required=True)
@@ -68,11 +65,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--quiet", action="store_true")
     a = ap.parse_args(argv)
     try:
-        cfg = None
-        if not a.resume or a.config or a.arch:
-            cfg = load_config(a.config, arch=a.arch, overrides={"epochs": a.epochs, "device": a.device,
-                                                                  "batch_size": a.batch_size, "seed": a.seed})
-        run_distributed(a.dataset, a.out, cfg, resume=a.resume, progress=not a.quiet, epochs=a.epochs)
+        run_distributed(a.dataset, a.out, config=a.config, arch=a.arch, epochs=a.epochs, device=a.device,
+                        resume=a.resume, progress=not a.quiet, batch_size=a.batch_size, seed=a.seed)
     except BodydataError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -74,8 +74,9 @@ def train_step(net: torch.nn.Module, batch: PairBatch, eps: torch.Tensor | None,
     finite = bool(torch.isfinite(loss))
     import torch.distributed as dist
 
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+    if optimizer is not None and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
         # every rank stops together: one rank raising alone would leave the others waiting in backward's all-reduce
+        # (only training steps: the test pass runs on rank 0 alone, so it must not enter a collective)
         flag = torch.tensor([1.0 if finite else 0.0], device=loss.device)
         dist.all_reduce(flag, op=dist.ReduceOp.MIN)
         finite = bool(flag.item() > 0)
@@ -465,13 +466,15 @@ def _card_md(card: dict, rows: list[dict]) -> str:
 
 def train(dataset: str | os.PathLike, out: str | os.PathLike, config: str | os.PathLike | None = None,
           arch: str | None = None, epochs: int | None = None, device: str | None = None, resume: bool = False,
-          progress: bool = True, **train_overrides: Any) -> TrainResult:
-    """One call: resolve the config (file, ``arch``, overrides), build a :class:`Trainer`, run it."""
+          progress: bool = True, distributed: tuple[int, int] | None = None, rank_device: str | None = None,
+          **train_overrides: Any) -> TrainResult:
+    """One call: resolve the config (file, ``arch``, overrides), build a :class:`Trainer`, run it.
+    ``distributed``/``rank_device``: set by :func:`bodydata.train.distributed.run_distributed` under torchrun."""
     if resume:
         if config is not None:
             raise TrainError(f"{out}: --config cannot be given with --resume (the run keeps its own config.yaml)")
         cfg = load_config(arch=arch) if arch else None
-        return Trainer(dataset, out, cfg, resume=True, progress=progress, epochs=epochs,
-                       resume_options={"device": device, **train_overrides}).run()
+        return Trainer(dataset, out, cfg, resume=True, progress=progress, epochs=epochs, distributed=distributed,
+                       device=rank_device, resume_options={"device": device, **train_overrides}).run()
     cfg = load_config(config, arch=arch, overrides={"epochs": epochs, "device": device, **train_overrides})
-    return Trainer(dataset, out, cfg, progress=progress).run()
+    return Trainer(dataset, out, cfg, progress=progress, distributed=distributed, device=rank_device).run()

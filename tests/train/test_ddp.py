@@ -78,3 +78,43 @@ def test_ddp_step_equals_single_process_step(tmp_path):
         torch.testing.assert_close(ddp[k], v, rtol=1e-5, atol=1e-6, msg=k)
         moved += int(not torch.equal(v, before.state_dict()[k]))
     assert moved > 10  # the step changed the weights, so the comparison means something
+
+
+def _trainer_worker(rank: int, world: int, port: int, dataset: str, out: str, cfg: str) -> None:
+    from bodydata.train.distributed import run_distributed
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    try:
+        run_distributed(dataset, out, config=cfg, epochs=2, device="cpu", progress=False)
+    finally:
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def test_trainer_under_two_processes_equals_one_process(tiny_dataset, tmp_path):
+    """The whole loop as torchrun runs it (rank 0 alone writes and runs the test pass): same weights as one process."""
+    import yaml
+
+    from bodydata.model import load
+    from bodydata.train.trainer import train
+
+    ds, _ = tiny_dataset
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({"dhnn": {"encoder_widths": [16, 16], "branch_widths": [16, 24]},
+                                   "train": {"batch_size": 4, "lr": 1e-3, "threads": 1}}))
+    train(ds, tmp_path / "one", config=cfg, epochs=2, device="cpu", progress=False)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_trainer_worker, args=(2, port, str(ds), str(tmp_path / "two"), str(cfg)), nprocs=2, join=True)
+    a = load(tmp_path / "one", device="cpu").net.state_dict()
+    b = load(tmp_path / "two", device="cpu").net.state_dict()
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], rtol=1e-4, atol=1e-5, msg=k)
+    import json
+
+    assert json.loads((tmp_path / "two" / "card.json").read_text())["processes"] == 2
