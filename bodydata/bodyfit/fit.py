@@ -64,7 +64,8 @@ class BodyFitSettings:
     """
 
     n_points: int = 3000
-    keep: int = 2
+    keep: int = 3
+    orientations: int = 2
     start_poses: tuple[str, ...] = ("standing_relaxed", "t_pose", "arms_raised", "sitting")
     iterations: tuple[int, int, int] = (20, 60, 3)
     lbfgs_iterations: int = 20
@@ -129,7 +130,7 @@ class BodyFitter:
     """Builds anny on the coarse and output topologies once; :meth:`fit` fits one target at a time."""
 
     def __init__(self, settings: BodyFitSettings = BodyFitSettings(), device: str | torch.device = "cpu") -> None:
-        from bodydata.generator.poses import KEY_POSES, key_pose_vector
+        from bodydata.generator.poses import KEY_POSES, POSE_NAMES, key_pose_vector
 
         unknown = [p for p in settings.start_poses if p not in KEY_POSES]
         if unknown:
@@ -138,10 +139,12 @@ class BodyFitter:
         self.coarse = AnnyBody(settings.coarse_topology, device)
         self.fine = self.coarse if settings.topology == settings.coarse_topology else AnnyBody(settings.topology, device)
         self.dtype, self.device = self.coarse.dtype, self.coarse.device
-        self.start_angles = np.stack([key_pose_vector(p) for p in settings.start_poses])
+        self._pose_names = list(POSE_NAMES)
+        self._pose_angles = np.stack([key_pose_vector(p) for p in self._pose_names])  # (L, D) degrees
+        self._start_index = np.array([self._pose_names.index(p) for p in settings.start_poses])
         with torch.no_grad():
-            p = self.coarse.params(len(self.start_angles), angles=self.start_angles)
-            self._start_bodies = self.coarse(p).posed  # (P, n, 3) the average body in each start pose, metres
+            p = self.coarse.params(len(self._pose_angles), angles=self._pose_angles)
+            self._pose_bodies = self.coarse(p).posed  # (L, n, 3) the average body in each key pose, metres
         self._perms: dict[int, np.ndarray] = {}
 
     # ------------------------------------------------------------------ energy
@@ -271,6 +274,21 @@ class BodyFitter:
         history.append((stage, float(score[0]) * 1000.0, time.perf_counter()))
         return score
 
+    def _rigid_state(self, rotations: np.ndarray, poses: np.ndarray, log_s0: float) -> dict:
+        """Start state of hypotheses (rotation (H, 3, 3), key pose index (H,)): the posed body's centroid on the
+        target's, scale from the longest extents, average phenotype."""
+        dt = dict(dtype=self.dtype, device=self.device)
+        r0 = torch.as_tensor(rotations, **dt)
+        h = len(poses)
+        return {
+            "r0": r0,
+            "omega": torch.zeros(h, 3, **dt),
+            "t": -float(np.exp(log_s0)) * torch.einsum("bij,bj->bi", r0, self._pose_bodies[poses].mean(1)),
+            "log_s": torch.full((h,), log_s0, **dt),
+            "a": torch.as_tensor(self._pose_angles[poses] / 30.0, **dt),
+            "logit": torch.zeros(h, 6, **dt),
+        }
+
     @staticmethod
     def _take(state: dict, idx: np.ndarray) -> dict:
         ii = torch.as_tensor(idx, dtype=torch.long)
@@ -287,38 +305,44 @@ class BodyFitter:
         pl = target.placement
         history: list = []
         hyp = orientation_hypotheses(pl.axes)
-        n_o, n_p = len(hyp), len(self.start_angles)
         dt = dict(dtype=self.dtype, device=self.device)
-        # every (orientation, start pose) pair; the start poses' bodies are posed once
-        o_idx, p_idx = np.repeat(np.arange(n_o), n_p), np.tile(np.arange(n_p), n_o)
-        fixed = self._start_bodies[p_idx]
         log_s0 = float(np.log(pl.extents[0] * pl.to_metres / TYPICAL_EXTENT_M))
-        state = {
-            "r0": torch.as_tensor(hyp[o_idx], **dt),
-            "omega": torch.zeros(len(o_idx), 3, **dt),
-            # centroid of the posed body onto the target's
-            "t": -np.exp(log_s0) * torch.einsum("bij,bj->bi", torch.as_tensor(hyp[o_idx], **dt), fixed.mean(1)),
-            "log_s": torch.full((len(o_idx),), log_s0, **dt),
-            "a": torch.as_tensor(self.start_angles[p_idx] / 30.0, **dt),
-            "logit": torch.zeros(len(o_idx), 6, **dt),
-        }
-        # (1) rigid + scale of each start pose in each orientation, on subsets
-        scores = self._adam(None, target, state, s.iterations[0], s.gates[0], history, "orient", fixed=fixed,
-                            n_model=s.orient_model_points, n_target=s.orient_target_points)
+        # (1a) every orientation x the few start poses, rigid + scale, on subsets of the points
+        n_o, n_s = len(hyp), len(s.start_poses)
+        o_idx = np.repeat(np.arange(n_o), n_s)
+        p_idx = np.tile(self._start_index, n_o)
+        state = self._rigid_state(hyp[o_idx], p_idx, log_s0)
+        scores = self._adam(None, target, state, s.iterations[0], s.gates[0], history, "orient",
+                            fixed=self._pose_bodies[p_idx], n_model=s.orient_model_points,
+                            n_target=s.orient_target_points)
+        per_o = scores.reshape(n_o, n_s)
+        ranked = np.argsort(per_o.min(1))[: s.orientations]
+        # each kept orientation also facing the other way (same up axis): a body seen from behind fits a rigid
+        # start almost as well as from the front, and only the posed fit tells them apart
+        kept_o = list(dict.fromkeys([int(o) for r in ranked for o in (r, r ^ 1)]))
+        # (1b) the kept orientations x every key pose of the library, rigid + scale, from (1a)'s best start
+        n_l = len(self._pose_bodies)
+        o2 = np.repeat(kept_o, n_l)
+        p2 = np.tile(np.arange(n_l), len(kept_o))
+        src = np.array([o * n_s + int(np.argmin(per_o[o])) for o in kept_o]).repeat(n_l)
+        state = {k: v.detach()[torch.as_tensor(src)].clone() for k, v in state.items()}
+        state["a"] = torch.as_tensor(self._pose_angles[p2] / 30.0, **dt)
+        scores = self._adam(None, target, state, s.iterations[0], s.gates[0], history, "poses",
+                            fixed=self._pose_bodies[p2], n_model=s.orient_model_points,
+                            n_target=s.orient_target_points)
         best = list(np.argsort(scores)[: s.keep])
-        # each kept hypothesis also facing the other way (same up axis, same start pose): a body seen from behind
-        # fits a rigid start almost as well as from the front, and only the posed fit tells them apart
-        twins = [int(k) + (n_p if o_idx[k] % 2 == 0 else -n_p) for k in best]
-        best = np.array(list(dict.fromkeys(best + twins)))
-        labels = [f"{int(o_idx[k])}/{s.start_poses[int(p_idx[k])]}" for k in best]
-        facing = o_idx[best] // 2  # hypotheses sharing this differ only by the facing's sign
+        twin = int(np.flatnonzero((o2 == (o2[best[0]] ^ 1)) & (p2 == p2[best[0]]))[0])
+        best = np.array(list(dict.fromkeys(best + [twin])))
+        labels = [f"{int(o2[k])}/{self._pose_names[int(p2[k])]}" for k in best]
+        facing = o2[best] // 2  # hypotheses sharing this differ only by the facing's sign
+        o_best = o2[best]
         # (2) the kept hypotheses, every parameter free, coarse topology
         state = self._take(state, best)
         scores = self._adam(self.coarse, target, state, s.iterations[1], s.gates[1], history, "pose")
         # (3) the ``finalists`` best, each alone on the output topology, closest points fixed per round, L-BFGS;
         # several because a body seen from behind fits almost as well as from the front until the details count
         first = int(np.argmin(scores))
-        flipped = [k for k in np.argsort(scores) if facing[k] == facing[first] and o_idx[best][k] != o_idx[best][first]]
+        flipped = [k for k in np.argsort(scores) if facing[k] == facing[first] and o_best[k] != o_best[first]]
         order = [first] + flipped[:1]
         finals = []
         for k in order:
