@@ -114,3 +114,42 @@ def test_bad_input_is_one_line(dhnn_model):
         fitter.fit(few)
     with pytest.raises(FitError, match="focal length"):
         Camera(focal=-1.0, center=(0.0, 0.0))
+
+
+def test_fit_joints_command_writes_meshes_codes_and_csv(dhnn_run, scene, tmp_path):
+    import csv
+    import json
+
+    from click.testing import CliRunner
+
+    from bodydata.cli.main import cli
+    from bodydata.mesh import read_mesh
+    from bodydata.templates.joints import JOINT_NAMES
+
+    _, _, cam, px = scene
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    seen = {n: [float(x), float(y)] for n, (x, y) in zip(JOINT_NAMES, px[0])}
+    seen["head"] = None  # not seen
+    (folder / "f1.json").write_text(json.dumps({"joints": seen}))
+    (folder / "f2.json").write_text(json.dumps({"joints": {"nose": [1, 2]}}))
+    out = tmp_path / "out"
+    args = ["fit-joints", "--run", dhnn_run, "--joints2d", folder, "--out", out, "--focal", 1000, "--center", 320,
+            240, "--iterations", 40, "--device", "cpu"]
+    r = CliRunner().invoke(cli, [str(a) for a in args])
+    assert r.exit_code == 1, r.output  # one file fitted, one failed
+    rows = {row["name"]: row for row in csv.DictReader(open(out / "fit_joints.csv"))}
+    assert rows["f1"]["status"] == "done" and rows["f1"]["joints_seen"] == "15"
+    assert rows["f2"]["status"] == "failed" and "unknown joint names ['nose']" in rows["f2"]["reason"]
+    codes = np.load(out / "codes" / "f1.npz")
+    assert codes["joints3d"].shape == (16, 3) and codes["joints2d"].shape == (16, 2)
+    mesh = read_mesh(out / "meshes" / "f1.ply")
+    # the mesh is in the camera frame: its joints are the saved ones, at the scene's depth
+    from bodydata.templates.joints import joint_regressor, load_joint_sets
+
+    reg = joint_regressor(load_joint_sets("anny_notoes_collapse10pc"), len(mesh.vertices))
+    assert np.allclose(reg @ mesh.vertices, codes["joints3d"], atol=1e-5)
+    assert abs(codes["joints3d"][:, 2].mean() - cam[0, :, 2].mean()) < 0.3
+    r = CliRunner().invoke(cli, [str(a) for a in ["fit-joints", "--run", dhnn_run, "--joints2d", tmp_path / "none",
+                                                  "--out", out]])
+    assert r.exit_code == 2 and "no such file or folder" in r.output
