@@ -9,7 +9,8 @@ from zero codes (Eq. 16, the paper's weights) and the fitted 3D joints are compa
 prior's mean body (zero codes) and for the best this model can do given the whole true mesh (the Eq. 15 fit of the
 true mesh's vertices, then its joints).
 
-    python benchmarks/bench_joints2d.py --run RUN [--identities 4] [--poses 4] [--iterations 300] [--device cpu]
+    python benchmarks/bench_joints2d.py --run RUN [--identities 4] [--poses 4] [--iterations 300] [--bend-weight 400]
+        [--device cpu]
 
 Without --run it trains a small dhnn on anny-lite (--train-identities x --train-poses bodies, --epochs) in a
 temporary folder first.
@@ -55,6 +56,7 @@ def main() -> None:
     ap.add_argument("--poses", type=int, default=4)
     ap.add_argument("--seed", type=int, default=77)
     ap.add_argument("--iterations", type=int, default=300)
+    ap.add_argument("--bend-weight", type=float, default=400.0, help="λ_g (0: no bending penalty, for comparison)")
     ap.add_argument("--train-identities", type=int, default=12)
     ap.add_argument("--train-poses", type=int, default=6)
     ap.add_argument("--epochs", type=int, default=60)
@@ -69,7 +71,7 @@ def main() -> None:
               f"in {time.perf_counter() - t:.0f} s")
     model = load(args.run, device=args.device)
     camera = Camera(1000.0, (500.0, 500.0))
-    settings = Joints2dSettings(iterations=args.iterations)
+    settings = Joints2dSettings(iterations=args.iterations, bend_weight=args.bend_weight)
     fitter = Joints2dFitter(model, camera, settings)
     bodies = anny_bodies("notoes_collapse10pc", args.identities, args.poses, seed=args.seed, first_identity=1000)
     v = bodies.vertices["notoes_collapse10pc"]
@@ -92,7 +94,8 @@ def main() -> None:
     err_mean = procrustes_joint_error_mm(np.repeat(mean_body, len(v), 0), truth)
     mesh_fit = MeshFitter(model, FitSettings()).fit(v)
     err_best = procrustes_joint_error_mm(fitter.joints(torch.as_tensor(mesh_fit.vertices)).numpy(), truth)
-    print(f"  Eq. 16 fit ({settings.rigid_iterations} + {settings.iterations} Adam steps, both facings): "
+    print(f"  Eq. 16 fit ({settings.rigid_iterations} + {settings.iterations} Adam steps, both facings, "
+          f"λ_g = {settings.bend_weight:g}): "
           f"{sec:.2f} s per body, reprojection {np.mean(res.reprojection_px):.2f} px mean, "
           f"{int(res.flipped.sum())} ended facing away")
     print(f"  3D joint error after Procrustes (mm): mean {err.mean():.1f}, median {np.median(err):.1f}, "

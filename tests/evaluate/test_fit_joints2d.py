@@ -153,3 +153,18 @@ def test_fit_joints_command_writes_meshes_codes_and_csv(dhnn_run, scene, tmp_pat
     r = CliRunner().invoke(cli, [str(a) for a in ["fit-joints", "--run", dhnn_run, "--joints2d", tmp_path / "none",
                                                   "--out", out]])
     assert r.exit_code == 2 and "no such file or folder" in r.output
+
+
+def test_part_rotations_without_coarse_output_and_a_fit(pca_run, scene):
+    """A network without ĝ (pca): the parts' rotations come from the decoded vertices (Kabsch per part)."""
+    from bodydata.model import load
+
+    model = load(pca_run, device="cpu")
+    fitter = Joints2dFitter(model, CAMERA, Joints2dSettings(iterations=5, rigid_iterations=5, try_flip=False))
+    rot = _rot([0.3, -0.5, 0.8] / np.linalg.norm([0.3, -0.5, 0.8]), 0.7)
+    moved = torch.as_tensor(fitter.template.vertices @ rot.T + [0.1, 0.2, -0.3])[None]
+    parts = fitter._part_kabsch(moved)[0].numpy()
+    assert parts.shape == (len(fitter.template.part_names), 3, 3)
+    assert np.allclose(parts, rot, atol=1e-9)  # every part turned by the same known rotation
+    res = fitter.fit(scene[3][:1])
+    assert np.isfinite(res.energy).all() and np.isfinite(res.bend_deg).all()
