@@ -7,46 +7,42 @@ from bodydata.templates.anny import load_anny_rest
 from bodydata.templates.joints import (JOINT_BONES, JOINT_NAMES, joint_regressor, joint_sets_from_rig,
                                        load_joint_sets, read_joints_csv, write_joints_csv)
 
-# stated bounds: the limb and neck joints reach their bone heads to 5 mm on anny-lite; the pelvis, spine and hips
-# (deep in the trunk, few vertices on the 1,229-vertex mesh) to 20 mm
+# stated bounds: the limb, neck and head joints reach their bone heads to 5 mm; the pelvis, spine and hips (deep in
+# the trunk; few vertices on the 1,229-vertex mesh) to 20 mm there; on anny's 12,272 vertices every joint to 5 mm
 LIMB_MM, TRUNK_MM = 5.0, 20.0
 TRUNK = {"pelvis", "spine", "hip_L", "hip_R"}
 
 
-@pytest.fixture(scope="module")
-def lite_rest():
-    return load_anny_rest("notoes_collapse10pc")
+@pytest.fixture(scope="module", params=["notoes_collapse10pc", "notoes"])
+def rest(request):
+    """anny's rest arrays of one topology (anny-lite 1,229 and anny 12,272 vertices) and its name."""
+    return request.param, load_anny_rest(request.param)
 
 
-def test_shipped_lite_joint_sets_match_a_recomputation(lite_rest):
-    r = lite_rest
+def test_shipped_joint_sets_match_a_recomputation(rest):
+    topology, r = rest
     sets = joint_sets_from_rig(r["vertices"], r["bone_labels"], r["bone_heads"], r["bone_parents"],
                                r["bone_indices"], r["bone_weights"])
-    shipped = load_joint_sets("anny_notoes_collapse10pc", 1229)
+    shipped = load_joint_sets(f"anny_{topology}", len(r["vertices"]))
     assert list(sets) == list(shipped) == list(JOINT_NAMES)
     for j in JOINT_NAMES:
         assert np.array_equal(sets[j], shipped[j]), j
 
 
-def test_rest_joints_lie_on_annys_bone_heads(lite_rest):
-    r = lite_rest
-    sets = load_joint_sets("anny_notoes_collapse10pc", 1229)
-    joints = joint_regressor(sets, 1229) @ r["vertices"]
+def test_rest_joints_lie_on_annys_bone_heads(rest):
+    topology, r = rest
+    n = len(r["vertices"])
+    sets = load_joint_sets(f"anny_{topology}", n)
+    joints = joint_regressor(sets, n) @ r["vertices"]
     for row, (name, bone) in enumerate(JOINT_BONES.items()):
         # the plain per-joint average, by hand, equals the regressor's row
         assert np.allclose(joints[row], r["vertices"][sets[name]].mean(axis=0))
         err_mm = 1000 * np.linalg.norm(joints[row] - r["bone_heads"][r["bone_labels"].index(bone)])
-        assert err_mm <= (TRUNK_MM if name in TRUNK else LIMB_MM), (name, err_mm)
+        assert err_mm <= (TRUNK_MM if name in TRUNK and n < 10000 else LIMB_MM), (name, err_mm)
         if name.endswith("_L"):  # left at +x, its twin mirrored
             twin = joints[list(sets).index(name[:-2] + "_R")]
             assert joints[row, 0] > 0 > twin[0]
             assert np.allclose(joints[row] * [-1, 1, 1], twin, atol=0.01), name
-
-
-def test_full_anny_joint_sets_are_valid():
-    sets = load_joint_sets("anny_notoes", 12272)
-    assert list(sets) == list(JOINT_NAMES)
-    assert all(len(s) >= 4 for s in sets.values())
 
 
 def test_joint_csv_round_trip_and_one_line_errors(tmp_path):
