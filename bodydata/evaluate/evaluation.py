@@ -23,7 +23,8 @@ __all__ = ["RunEvaluation", "Evaluation", "evaluate_runs"]
 @dataclass
 class RunEvaluation:
     """One run's results: info (:func:`run_info`), reconstructions per role, disentanglement results (or None for a
-    single-latent model), sparse-marker fits per role (Table 5; empty without markers), error (why it failed, else '')."""
+    single-latent model), sparse-marker fits per role (Table 5; empty without markers), error (why it failed, or
+    '')."""
 
     info: dict
     reconstructions: dict[str, RunReconstruction] = field(default_factory=dict)

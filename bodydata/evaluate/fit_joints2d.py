@@ -1,4 +1,4 @@
-"""Fitting a trained embedding to 2D joints seen by a pinhole camera (paper Eq. 16): codes, global rotation, translation.
+"""Fitting a trained embedding to 2D joints seen by a pinhole camera (paper Eq. 16): codes, rotation, translation.
 
 Eq. 16 minimises over e_s, e_p, R and t
 
@@ -47,8 +47,8 @@ if TYPE_CHECKING:
     from bodydata.model.embedding import BodyEmbedding
     from bodydata.templates.template import Template
 
-__all__ = ["Camera", "Joints2dSettings", "Joints2dResult", "BendPenalty", "Joints2dFitter", "fit_joints2d",
-           "geman_mcclure", "project"]
+__all__ = ["FACING_CAMERA", "Camera", "Joints2dSettings", "Joints2dResult", "BendPenalty", "Joints2dFitter",
+           "fit_joints2d", "geman_mcclure", "project"]
 
 #: camera-from-body rotation of the start: body up (+z) -> image up (-y_cam), body front (-y) -> the camera (-z_cam)
 FACING_CAMERA = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
@@ -143,7 +143,8 @@ class BendPenalty:
         from bodydata.templates.joints import BEND_LIMBS, JOINT_NAMES
 
         if (template.up_axis, template.front_axis) != ("z", "-y"):
-            raise FitError(f"template {template.name!r} is not z-up and facing -y; the bending penalty's axes assume it")
+            raise FitError(f"template {template.name!r} is not z-up and facing -y; the bending penalty's axes "
+                           "assume it")
         jindex = {j: i for i, j in enumerate(JOINT_NAMES)}
         self.names = [limb[0] for limb in BEND_LIMBS]
         self.parts = np.array([[template.part_names.index(limb[4]), template.part_names.index(limb[5])]
