@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from bodydata.registration.correspondence import geodesics_from, run_benchmark
+from bodydata.mesh.geodesic import GeodesicSolver, available_methods
+from bodydata.registration.correspondence import run_benchmark
 
 
 def test_geodesics_on_a_grid():
@@ -15,7 +16,7 @@ def test_geodesics_on_a_grid():
         for j in range(nx - 1):
             k = i * nx + j
             f += [[k, k + 1, k + nx + 1], [k, k + nx + 1, k + nx]]
-    g = geodesics_from(v, np.array(f), np.array([0]))
+    g = GeodesicSolver(v, np.array(f), "dijkstra").from_sources(np.array([0]))
     assert np.isclose(g[0, nx - 1], nx - 1)                        # along an edge row
     assert np.isclose(g[0, nx * nx - 1], (nx - 1) * np.sqrt(2))    # along the diagonals
 
@@ -57,5 +58,12 @@ def test_protocol_detects_wrong_conversion(anny_lite_template, tmp_path):
     t = anny_lite_template
     # B's converted mesh sits 5 cm off B: predictions land on wrong vertices, the error is > 0
     _write_case(tmp_path, t, [t.vertices, t.vertices.copy()], shift_b=np.array([0.0, 0.0, 0.05]))
-    s = run_benchmark(tmp_path, tmp_path / "conv", ids="tr_reg_000-001", pairs="consecutive")
+    s = run_benchmark(tmp_path, tmp_path / "conv", ids="tr_reg_000-001", pairs="consecutive", geodesics="dijkstra",
+                      out=tmp_path / "pairs.csv")
     assert s["pairs"] == 1 and s["mean_error_x100"] > 1.0
+    assert s["geodesics"] == "dijkstra" and "Dijkstra" in s["geodesics_note"]
+    assert (tmp_path / "pairs.csv").read_text().splitlines()[1].endswith(",dijkstra")
+    if "mmp" in available_methods():
+        # the exact ruler reads shorter than the edge graph's, never longer
+        e = run_benchmark(tmp_path, tmp_path / "conv", ids="tr_reg_000-001", pairs="consecutive", geodesics="exact")
+        assert e["geodesics"] == "mmp" and 0 < e["mean_error_x100"] < s["mean_error_x100"]
