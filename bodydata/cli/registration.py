@@ -205,7 +205,7 @@ def benchmark() -> None:
 @click.option("--pairs", type=click.Choice(["all", "consecutive"]), default="all", show_default=True)
 @click.option("--out", default=None, type=click.Path(dir_okay=False), help="per-pair CSV")
 @click.option("--geodesics", type=click.Choice(["exact", "mmp", "flip", "heat", "dijkstra"]), default=None,
-              help="the ruler: exact (MMP via gdist, else edge-flip via potpourri3d), a named method, or dijkstra "
+              help="the ruler: exact (edge-flip via potpourri3d, else MMP via gdist), a named method, or dijkstra "
                    "along edges (reads a few % long) [default: exact when installed, else dijkstra]")
 def benchmark_correspondence(root, converted, registrations, ids, pairs, out, geodesics) -> None:
     """Shape-pair correspondence through the template: mean geodesic error / sqrt(area) (x100 printed)."""
