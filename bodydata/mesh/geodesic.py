@@ -117,7 +117,7 @@ class GeodesicSolver:
             make = pp3d.EdgeFlipGeodesicSolver if self.method == "flip" else pp3d.MeshHeatMethodDistanceSolver
             try:
                 self._backend = make(v, self.faces)
-            except Exception as exc:  # the C++ side rejects non-manifold input with its own exception types
+            except (RuntimeError, ValueError) as exc:  # the C++ side rejects non-manifold input
                 raise MeshError(None, f"{self.method} geodesics cannot use this mesh: {exc}") from None
 
     @property
@@ -193,7 +193,7 @@ class GeodesicSolver:
     def _flip_length(self, s: int, t: int) -> float:
         try:
             path = self._backend.find_geodesic_path(s, t)
-        except Exception as exc:  # potpourri3d raises its own types (no path between components, ...)
+        except (RuntimeError, ValueError) as exc:  # no path between components, ...
             raise BodydataError(f"no flip geodesic from vertex {s} to {t}: {exc}") from None
         return float(np.linalg.norm(np.diff(path, axis=0), axis=1).sum())
 
