@@ -67,3 +67,25 @@ def test_protocol_detects_wrong_conversion(anny_lite_template, tmp_path):
         # the exact ruler reads shorter than the edge graph's, never longer
         e = run_benchmark(tmp_path, tmp_path / "conv", ids="tr_reg_000-001", pairs="consecutive", geodesics="exact")
         assert e["geodesics"] == available_methods()[0] and 0 < e["mean_error_x100"] < s["mean_error_x100"]
+
+
+def test_cli_states_the_ruler(anny_lite_template, tmp_path, monkeypatch):
+    import json
+
+    from click.testing import CliRunner
+
+    from bodydata.cli.main import cli
+    from bodydata.mesh import geodesic
+
+    t = anny_lite_template
+    _write_case(tmp_path, t, [t.vertices, t.vertices.copy()], shift_b=np.array([0.0, 0.0, 0.05]))
+    args = ["benchmark", "correspondence", "--root", str(tmp_path), "--converted", str(tmp_path / "conv"),
+            "--pairs", "consecutive"]
+    res = CliRunner().invoke(cli, [*args, "--geodesics", "dijkstra"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["geodesics"] == "dijkstra"
+    monkeypatch.setattr(geodesic, "_module", lambda method: None)      # no optional backend installed
+    res = CliRunner().invoke(cli, [*args, "--geodesics", "exact"])
+    assert res.exit_code == 2 and "gdist or potpourri3d" in res.output
+    res = CliRunner().invoke(cli, args)                                 # the default falls back, and says so
+    assert res.exit_code == 0 and json.loads(res.output)["geodesics"] == "dijkstra"
