@@ -19,7 +19,6 @@ description a report prints with its figures.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -75,26 +74,22 @@ def resolve_method(method: str | None) -> str:
     return method
 
 
-@dataclass
 class GeodesicSolver:
     """Geodesic distances on one triangle mesh.
 
     vertices : (n, 3) float64; faces : (m, 3) int (0-based); method : see the module docstring (``"exact"`` or
-    None resolve through :func:`resolve_method`). Validates the mesh and builds the edge graph (and the backend's
-    own structures) once; ``pairs`` and ``from_sources`` then answer many queries.
+    None resolve through :func:`resolve_method`; the concrete name is kept in ``self.method``). Validates the mesh
+    and builds the edge graph (and the backend's own structures) once; ``pairs`` and ``from_sources`` then answer
+    many queries.
     """
 
-    vertices: np.ndarray
-    faces: np.ndarray
-    method: str | None = "exact"
-
-    def __post_init__(self) -> None:
+    def __init__(self, vertices: np.ndarray, faces: np.ndarray, method: str | None = "exact"):
         import scipy.sparse as sp
 
         from bodydata.mesh.topology import edges
 
-        v = np.ascontiguousarray(self.vertices, dtype=np.float64)
-        f = np.asarray(self.faces)
+        v = np.ascontiguousarray(vertices, dtype=np.float64)
+        f = np.asarray(faces)
         if v.ndim != 2 or v.shape[1] != 3 or not np.isfinite(v).all():
             raise MeshError(None, f"vertices must be finite (n, 3), got shape {v.shape}")
         if f.ndim != 2 or f.shape[1] != 3 or len(f) == 0 or not np.issubdtype(f.dtype, np.integer):
@@ -104,7 +99,7 @@ class GeodesicSolver:
         if ((f[:, 0] == f[:, 1]) | (f[:, 1] == f[:, 2]) | (f[:, 0] == f[:, 2])).any():
             raise MeshError(None, "a face repeats a vertex")
         self.vertices, self.faces = v, np.ascontiguousarray(f, dtype=np.int64)
-        self.method = resolve_method(self.method)
+        self.method = resolve_method(method)
         self.n = len(v)
         e = edges(self.faces)
         self.edge_lengths = np.linalg.norm(v[e[:, 0]] - v[e[:, 1]], axis=1)
