@@ -12,6 +12,7 @@ Faces must be consistently oriented and edge-manifold; boundaries are allowed (a
 """
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -159,7 +160,7 @@ class FlipGeodesics:
         verts = [int(x) for x in path_vertices]
         if len(verts) < 2:
             return 0.0
-        path = [self.halfedge(u, w) for u, w in zip(verts[:-1], verts[1:])]
+        path = [self.halfedge(u, w) for u, w in itertools.pairwise(verts)]
         try:
             rounds, i = 0, 1
             while i < len(path) and rounds < max_rounds:

@@ -2,19 +2,19 @@
 
 Methods (``GeodesicSolver(vertices, faces, method)``):
 
-- ``"flip"``: the Dijkstra edge path shortened by intrinsic edge flips until it is a locally shortest geodesic
-  (FlipOut, optional ``potpourri3d``). Exact for that path's homotopy class; on FAUST_r bodies it matches ``"mmp"``
-  to 0.00 % on the benchmark's short pairs and 0.05 % on random ones (rarely a few % above, where the edge path went
-  round the wrong side of a bump), at ~0.07 ms a pair: 65 times faster than ``"mmp"`` there.
+- ``"flip"`` (what ``"exact"`` means): the Dijkstra edge path shortened by intrinsic edge flips until it is a locally
+  shortest geodesic (FlipOut; :mod:`bodydata.mesh.flipout`, or the faster C++ of the optional ``potpourri3d`` when
+  installed). Exact for the path's homotopy class; on FAUST_r bodies it matches ``"mmp"`` to 0.00-0.02 % on the
+  benchmark's short pairs and 0.03-0.05 % on random ones (rarely a few % above, where the edge path went round the
+  wrong side of a bump). A short pair takes ~0.4 ms in Python, ~0.05 ms with potpourri3d.
 - ``"mmp"``: exact polyhedral geodesics (Mitchell-Mount-Papadimitriou window propagation) through the optional
-  ``gdist`` package. Exact for the piecewise-flat surface (the certified reference); ~5 ms a short pair, ~50 ms a
-  whole-body propagation on 5k vertices.
-- ``"heat"``: the heat method (optional ``potpourri3d``); smooth and fast but approximate (a few % off either way).
-- ``"dijkstra"``: shortest paths along mesh edges (scipy, always available). A zigzag on the edge graph, so it
-  overestimates the surface geodesic (about 4-6 % on remeshed human bodies); kept as the fallback.
+  ``gdist`` package: the certified reference, ~5 ms a short pair, ~50 ms a whole-body propagation on 5k vertices.
+- ``"heat"``: the heat method (optional ``potpourri3d``); smooth and fast but approximate (13 % short on neighbouring
+  vertices, a few % either way farther).
+- ``"dijkstra"``: shortest paths along mesh edges (scipy). A zigzag on the edge graph, so it overestimates the
+  surface geodesic (about 5 % on remeshed human bodies beyond a few edges).
 
-``"exact"`` resolves to ``"flip"``, or ``"mmp"`` when only gdist is installed. ``METHOD_NOTES`` holds the one-line
-description a report prints with its figures.
+``solver.note`` is the one-line description a report prints with its figures.
 """
 from __future__ import annotations
 
@@ -28,18 +28,19 @@ __all__ = ["METHODS", "METHOD_NOTES", "GeodesicSolver", "available_methods", "ge
 
 METHODS = ("flip", "mmp", "heat", "dijkstra")
 METHOD_NOTES = {
+    "flip": "edge-flip shortened Dijkstra paths: locally shortest (exact) geodesics (FlipOut)",
     "mmp": "exact polyhedral geodesics (MMP window propagation, gdist)",
-    "flip": "edge-flip shortened Dijkstra paths: locally shortest geodesics (FlipOut, potpourri3d)",
     "heat": "heat method (potpourri3d), approximate",
     "dijkstra": "shortest paths along mesh edges (Dijkstra), overestimates the surface geodesic by a few %",
 }
+# Optional packages: required by "mmp" and "heat"; "flip" only runs faster with its own.
 _PACKAGE = {"mmp": "gdist", "flip": "potpourri3d", "heat": "potpourri3d"}
 # Sources whose Dijkstra rows are held at once: bounds memory to about 160 MB whatever the mesh size.
 _ROW_BUDGET = 20_000_000
 
 
 def _module(method: str):
-    """The backend module of ``method``, or None when it is not installed or does not load (a binary build
+    """The optional package of ``method``, or None when it is not installed or does not load (a binary build
     compiled against another numpy raises ValueError on import)."""
     if method not in _PACKAGE:
         return None
@@ -50,25 +51,17 @@ def _module(method: str):
 
 
 def available_methods() -> tuple[str, ...]:
-    """The methods usable here, best first; always ends with ``"dijkstra"``."""
-    return tuple(m for m in METHODS if m == "dijkstra" or _module(m) is not None)
+    """The methods usable here, best first: ``"flip"`` and ``"dijkstra"`` always, the others with their package."""
+    return tuple(m for m in METHODS if m in ("flip", "dijkstra") or _module(m) is not None)
 
 
 def resolve_method(method: str | None) -> str:
-    """A concrete method name: ``"exact"`` -> ``"flip"`` or ``"mmp"`` (whichever is installed, in that order),
-    ``None`` -> the best exact one or ``"dijkstra"`` when neither is installed. Unknown or unavailable -> error."""
-    avail = available_methods()
-    if method is None:
-        return avail[0] if avail[0] in ("flip", "mmp") else "dijkstra"
-    if method == "exact":
-        for m in ("flip", "mmp"):
-            if m in avail:
-                return m
-        raise BodydataError("exact geodesics need the optional gdist or potpourri3d package "
-                            "(pip install 'bodydata[geodesic]'), or use the dijkstra method")
+    """A concrete method name: ``"exact"`` or None -> ``"flip"``; unknown or not installed -> one-line error."""
+    if method in (None, "exact"):
+        return "flip"
     if method not in METHODS:
         raise BodydataError(f"unknown geodesic method {method!r}; choose from exact, {', '.join(METHODS)}")
-    if method not in avail:
+    if method not in available_methods():
         raise BodydataError(f"geodesic method {method!r} needs the optional {_PACKAGE[method]} package "
                             "(pip install 'bodydata[geodesic]')")
     return method
@@ -78,12 +71,13 @@ class GeodesicSolver:
     """Geodesic distances on one triangle mesh.
 
     vertices : (n, 3) float64; faces : (m, 3) int (0-based); method : see the module docstring (``"exact"`` or
-    None resolve through :func:`resolve_method`; the concrete name is kept in ``self.method``). Validates the mesh
+    None resolve through :func:`resolve_method`; the concrete name is kept in ``self.method``); pure_python: run
+    ``"flip"`` in pure Python even where potpourri3d is installed (for comparisons). Validates the mesh
     and builds the edge graph (and the backend's own structures) once; ``pairs`` and ``from_sources`` then answer
     many queries.
     """
 
-    def __init__(self, vertices: np.ndarray, faces: np.ndarray, method: str | None = "exact"):
+    def __init__(self, vertices: np.ndarray, faces: np.ndarray, method: str | None = "exact", pure_python: bool = False):
         import scipy.sparse as sp
 
         from bodydata.mesh.topology import edges
@@ -107,6 +101,14 @@ class GeodesicSolver:
         self._backend = None
         if self.method == "mmp":
             self._faces32 = self.faces.astype(np.int32)
+        #: what runs the method: "scipy", "gdist", "potpourri3d" or "bodydata" (the pure-Python flips)
+        self.implementation = {"dijkstra": "scipy", "mmp": "gdist", "heat": "potpourri3d"}.get(self.method)
+        if self.method == "flip":
+            self.implementation = "bodydata" if pure_python or _module("flip") is None else "potpourri3d"
+        if self.implementation == "bodydata":
+            from bodydata.mesh.flipout import FlipGeodesics
+
+            self._backend = FlipGeodesics(v, self.faces)
         elif self.method in ("flip", "heat"):
             pp3d = _module(self.method)
             make = pp3d.EdgeFlipGeodesicSolver if self.method == "flip" else pp3d.MeshHeatMethodDistanceSolver
@@ -117,8 +119,10 @@ class GeodesicSolver:
 
     @property
     def note(self) -> str:
-        """One line naming the method, for reports."""
-        return METHOD_NOTES[self.method]
+        """One line naming the method (and for "flip" the implementation that ran), for reports."""
+        if self.method != "flip":
+            return METHOD_NOTES[self.method]
+        return f"{METHOD_NOTES['flip']}, {'pure Python' if self.implementation == 'bodydata' else 'potpourri3d'}"
 
     def _check(self, idx, what: str) -> np.ndarray:
         idx = np.asarray(idx, dtype=np.int64).ravel()
@@ -167,7 +171,7 @@ class GeodesicSolver:
             return out
         uniq, inv = np.unique(np.stack([sources[live], targets[live]], 1), axis=0, return_inverse=True)
         inv = inv.ravel()
-        if self.method == "flip":
+        if self.implementation == "potpourri3d" and self.method == "flip":
             d = np.array([self._flip_length(int(s), int(t)) for s, t in uniq])
         else:
             d = np.empty(len(uniq))
@@ -176,13 +180,30 @@ class GeodesicSolver:
             for lo in range(0, len(us), max(1, _ROW_BUDGET // self.n)):
                 chunk = us[lo:lo + max(1, _ROW_BUDGET // self.n)]
                 sel = (row >= lo) & (row < lo + len(chunk))
-                if self.method in ("dijkstra", "heat"):
+                if self.method == "flip":
+                    d[sel] = self._flip_native(chunk, row[sel] - lo, uniq[sel, 1])
+                elif self.method in ("dijkstra", "heat"):
                     rows = self._dijkstra_rows(chunk) if self.method == "dijkstra" else self.from_sources(chunk)
                     d[sel] = rows[row[sel] - lo, uniq[sel, 1]]
                 else:
                     bound = self._dijkstra_rows(chunk)[row[sel] - lo, uniq[sel, 1]]
                     d[sel] = self._mmp_bounded(uniq[sel, 0], uniq[sel, 1], bound)
         out[live] = d[inv]
+        return out
+
+    def _flip_native(self, chunk: np.ndarray, row: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """The pure-Python flip lengths: each target's Dijkstra path from source ``chunk[row[i]]``, shortened."""
+        from scipy.sparse.csgraph import dijkstra
+
+        _, pred = dijkstra(self.graph, directed=False, indices=chunk, return_predecessors=True)
+        out = np.empty(len(targets))
+        for i, (r, t) in enumerate(zip(row.tolist(), targets.tolist())):
+            p, src, path = pred[r], int(chunk[r]), [t]
+            while path[-1] != src:
+                if p[path[-1]] < 0:
+                    raise BodydataError(f"no path from vertex {src} to {t}: they lie on separate components")
+                path.append(int(p[path[-1]]))
+            out[i] = self._backend.length(path[::-1])
         return out
 
     def _flip_length(self, s: int, t: int) -> float:

@@ -11,12 +11,19 @@ from bodydata.mesh import geodesic
 from bodydata.mesh.geodesic import GeodesicSolver, geodesic_distances, resolve_method
 
 
-def _needs(method: str):
-    return pytest.param(method, marks=pytest.mark.skipif(geodesic._module(method) is None,
-                                                         reason=f"optional {geodesic._PACKAGE[method]} not installed"))
+def _needs(method: str, name: str | None = None):
+    return pytest.param(name or method, marks=pytest.mark.skipif(
+        geodesic._module(method) is None, reason=f"optional {geodesic._PACKAGE[method]} not installed"))
 
 
-EXACT = [_needs("mmp"), _needs("flip")]
+# "flip" runs the pure-Python flips (pure_python=True); "flip-pp3d" the optional C++ one.
+EXACT = [_needs("mmp"), "flip", _needs("flip", "flip-pp3d")]
+
+
+def _solver(v, f, name: str) -> GeodesicSolver:
+    solver = GeodesicSolver(v, f, name.split("-")[0], pure_python=name == "flip")
+    assert solver.implementation == {"flip": "bodydata", "flip-pp3d": "potpourri3d"}.get(name, solver.implementation)
+    return solver
 
 
 def _flat_square(n_inner: int = 150, seed: int = 0):
@@ -72,7 +79,7 @@ def test_flat_square_exact_equals_euclidean(method):
     v, f = _flat_square()
     rng = np.random.default_rng(1)
     s, t = rng.integers(0, len(v), 60), rng.integers(0, len(v), 60)
-    d = GeodesicSolver(v, f, method).pairs(s, t)
+    d = _solver(v, f, method).pairs(s, t)
     assert np.allclose(d, np.linalg.norm(v[s] - v[t], axis=1), atol=1e-9)
 
 
@@ -97,13 +104,13 @@ def test_cylinder_unrolled_distance(method):
     s, t = i0 * sides + j0, i1 * sides + (j0 + k) % sides
     # The prism's sides unroll to a flat strip: k sides of width `chord` across, the height difference along.
     expect = np.hypot(k * chord, z[i1] - z[i0])
-    d = GeodesicSolver(v, f, method).pairs(s, t)
+    d = _solver(v, f, method).pairs(s, t)
     assert np.allclose(d, expect, atol=1e-9)
     dj = GeodesicSolver(v, f, "dijkstra").pairs(s, t)
     assert (dj >= expect - 1e-12).all() and (dj > expect + 1e-3).any()
 
 
-@pytest.mark.parametrize("method", [_needs("mmp"), _needs("flip"), _needs("heat"), "dijkstra"])
+@pytest.mark.parametrize("method", [*EXACT, _needs("heat"), "dijkstra"])
 def test_sphere_great_circle(method):
     trimesh = pytest.importorskip("trimesh")
     s = trimesh.creation.icosphere(subdivisions=4)
@@ -112,7 +119,7 @@ def test_sphere_great_circle(method):
     rng = np.random.default_rng(3)
     a, b = rng.integers(0, len(v), 25), rng.integers(0, len(v), 25)
     great = np.arccos(np.clip(np.einsum("ij,ij->i", v[a], v[b]), -1, 1))
-    d = GeodesicSolver(v, f, method).pairs(a, b)
+    d = _solver(v, f, method).pairs(a, b)
     far = great > 0.3
     rel = d[far] / great[far] - 1
     if method == "dijkstra":
@@ -131,18 +138,22 @@ def test_dijkstra_rows_match_naive_loop(anny_lite_template):
         assert np.allclose(row, _naive_dijkstra(t.vertices, t.faces, src))
 
 
-@pytest.mark.skipif(geodesic._module("mmp") is None or geodesic._module("flip") is None,
+@pytest.mark.skipif(geodesic._module("mmp") is None or geodesic._module("heat") is None,
                     reason="optional gdist and potpourri3d not both installed")
 def test_methods_agree_on_a_body(anny_lite_template):
     t = anny_lite_template
     rng = np.random.default_rng(4)
     s, q = rng.integers(0, t.n_vertices, 80), rng.integers(0, t.n_vertices, 80)
     d = {m: GeodesicSolver(t.vertices, t.faces, m).pairs(s, q) for m in ("mmp", "flip", "heat", "dijkstra")}
+    d["flip-py"] = _solver(t.vertices, t.faces, "flip").pairs(s, q)
     live = s != q
     assert (d["mmp"][~live] == 0).all()
     # mmp is the exact minimum; flip shortens the Dijkstra path, so it lies between the two
-    assert (d["mmp"] <= d["flip"] + 1e-9).all() and (d["flip"] <= d["dijkstra"] + 1e-9).all()
-    assert np.mean(d["flip"][live] / d["mmp"][live] - 1) < 0.005
+    for flip in ("flip", "flip-py"):
+        assert (d["mmp"] <= d[flip] + 1e-9).all() and (d[flip] <= d["dijkstra"] + 1e-9).all()
+        assert np.mean(d[flip][live] / d["mmp"][live] - 1) < 0.005
+    # the Python flips and potpourri3d's shorten the same edge paths: mostly to the same geodesic
+    assert np.median(np.abs(d["flip-py"][live] / d["flip"][live] - 1)) < 1e-9
     assert np.mean(d["dijkstra"][live] / d["mmp"][live] - 1) > 0.02
     assert abs(np.mean(d["heat"][live] / d["mmp"][live] - 1)) < 0.1
     # the bounded pair propagation equals full rows from the same sources
@@ -153,11 +164,12 @@ def test_methods_agree_on_a_body(anny_lite_template):
 
 def test_resolve_without_backends(monkeypatch):
     monkeypatch.setattr(geodesic, "_module", lambda method: None)
-    assert resolve_method(None) == "dijkstra"
-    with pytest.raises(BodydataError, match="gdist or potpourri3d"):
-        resolve_method("exact")
-    with pytest.raises(BodydataError, match="needs the optional"):
-        resolve_method("flip")
+    assert resolve_method(None) == resolve_method("exact") == "flip"
+    assert GeodesicSolver(*_flat_square(20)).implementation == "bodydata"
+    with pytest.raises(BodydataError, match="needs the optional gdist"):
+        resolve_method("mmp")
+    with pytest.raises(BodydataError, match="needs the optional potpourri3d"):
+        resolve_method("heat")
     with pytest.raises(BodydataError, match="unknown geodesic method"):
         resolve_method("euclid")
 
@@ -173,3 +185,34 @@ def test_bad_input_is_one_line_error():
         solver.pairs([0], [len(v)])
     with pytest.raises(BodydataError, match="1 sources but 2 targets"):
         solver.pairs([0], [1, 2])
+
+
+def test_flipout_walks_boundaries_and_restores_the_mesh():
+    from bodydata.mesh.flipout import FlipGeodesics
+
+    v, f = _flat_square()
+    fg = FlipGeodesics(v, f)
+    before = (list(fg.next), list(fg.tail), list(fg.len))
+    # border points 0..8 run along y = 0: the path along the boundary is straight in both directions
+    assert np.isclose(fg.length([0, 1, 2, 3]), 3 / 8) and np.isclose(fg.length([3, 2, 1, 0]), 3 / 8)
+    # a bent edge path across the square is shortened to the straight line, and the flips are undone after
+    from scipy.sparse.csgraph import dijkstra
+
+    _, pred = dijkstra(GeodesicSolver(v, f, "dijkstra").graph, directed=False, indices=0, return_predecessors=True)
+    path = [16]
+    while path[-1] != 0:
+        path.append(int(pred[path[-1]]))
+    assert len(path) > 2 and np.isclose(fg.length(path[::-1]), np.hypot(1, 1), atol=1e-12)
+    assert (list(fg.next), list(fg.tail), list(fg.len)) == before
+    with pytest.raises(BodydataError, match="share no edge"):
+        fg.length([0, 16])
+
+
+def test_flipout_needs_oriented_faces():
+    from bodydata.mesh.flipout import FlipGeodesics
+
+    v, f = _flat_square(20)
+    f = f.copy()
+    f[0] = f[0, ::-1]
+    with pytest.raises(MeshError, match="consistently oriented"):
+        FlipGeodesics(v, f)

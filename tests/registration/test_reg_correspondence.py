@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bodydata.mesh.geodesic import GeodesicSolver, available_methods
+from bodydata.mesh.geodesic import GeodesicSolver
 from bodydata.registration.correspondence import run_benchmark
 
 
@@ -63,10 +63,9 @@ def test_protocol_detects_wrong_conversion(anny_lite_template, tmp_path):
     assert s["pairs"] == 1 and s["mean_error_x100"] > 1.0
     assert s["geodesics"] == "dijkstra" and "Dijkstra" in s["geodesics_note"]
     assert (tmp_path / "pairs.csv").read_text().splitlines()[1].endswith(",dijkstra")
-    if available_methods()[0] in ("flip", "mmp"):
-        # the exact ruler reads shorter than the edge graph's, never longer
-        e = run_benchmark(tmp_path, tmp_path / "conv", ids="tr_reg_000-001", pairs="consecutive", geodesics="exact")
-        assert e["geodesics"] == available_methods()[0] and 0 < e["mean_error_x100"] < s["mean_error_x100"]
+    # the exact ruler reads shorter than the edge graph's, never longer
+    e = run_benchmark(tmp_path, tmp_path / "conv", ids="tr_reg_000-001", pairs="consecutive", geodesics="exact")
+    assert e["geodesics"] == "flip" and 0 < e["mean_error_x100"] < s["mean_error_x100"]
 
 
 def test_cli_states_the_ruler(anny_lite_template, tmp_path, monkeypatch):
@@ -84,8 +83,9 @@ def test_cli_states_the_ruler(anny_lite_template, tmp_path, monkeypatch):
     res = CliRunner().invoke(cli, [*args, "--geodesics", "dijkstra"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.output)["geodesics"] == "dijkstra"
-    monkeypatch.setattr(geodesic, "_module", lambda method: None)      # no optional backend installed
-    res = CliRunner().invoke(cli, [*args, "--geodesics", "exact"])
-    assert res.exit_code == 2 and "gdist or potpourri3d" in res.output
-    res = CliRunner().invoke(cli, args)                                 # the default falls back, and says so
-    assert res.exit_code == 0 and json.loads(res.output)["geodesics"] == "dijkstra"
+    monkeypatch.setattr(geodesic, "_module", lambda method: None)      # no optional package installed
+    res = CliRunner().invoke(cli, [*args, "--geodesics", "mmp"])
+    assert res.exit_code == 2 and "needs the optional gdist" in res.output
+    res = CliRunner().invoke(cli, args)                                 # the default: exact, in pure Python
+    out = json.loads(res.output)
+    assert res.exit_code == 0 and out["geodesics"] == "flip" and "pure Python" in out["geodesics_note"]
