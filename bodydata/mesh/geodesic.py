@@ -177,8 +177,9 @@ class GeodesicSolver:
             d = np.empty(len(uniq))
             us, row = np.unique(uniq[:, 0], return_inverse=True)
             row = row.ravel()
-            for lo in range(0, len(us), max(1, _ROW_BUDGET // self.n)):
-                chunk = us[lo:lo + max(1, _ROW_BUDGET // self.n)]
+            step = max(1, _ROW_BUDGET // self.n)
+            for lo in range(0, len(us), step):
+                chunk = us[lo:lo + step]
                 sel = (row >= lo) & (row < lo + len(chunk))
                 if self.method == "flip":
                     d[sel] = self._flip_native(chunk, row[sel] - lo, uniq[sel, 1])
