@@ -59,13 +59,15 @@ class BodyFitSettings:
     start_poses : key pose names of :mod:`bodydata.generator.poses` tried per kept orientation;
     iterations : Adam steps of stages 1-4; gates : Geman-McClure scales of stages 1-4; lr : Adam step (on angles
     in units of 30 degrees, rotation vector, translation in metres, log-scale, phenotype logits);
-    limit_weight, pose_weight, phenotype_weight : prior weights; coarse_topology, topology : anny topologies of
+    limit_weight, pose_weight, phenotype_weight, scale_weight : prior weights (scale: per 5 % off the detected
+    unit, metric targets only); coarse_topology, topology : anny topologies of
     stages 1-3 and of stage 4 (the output); max_distance_mm : fail above this final two-sided mean distance.
     """
 
     n_points: int = 3000
     keep: int = 3
     orientations: int = 2
+    twin_margin: float = 1.5
     start_poses: tuple[str, ...] = ("standing_relaxed", "t_pose", "arms_raised", "sitting")
     iterations: tuple[int, int, int] = (20, 60, 3)
     lbfgs_iterations: int = 20
@@ -76,6 +78,7 @@ class BodyFitSettings:
     limit_weight: float = 1.0
     pose_weight: float = 0.02
     phenotype_weight: float = 0.01
+    scale_weight: float = 1.0
     coarse_topology: str = "notoes_collapse10pc"
     topology: str = "notoes"
     max_distance_mm: float = 40.0
@@ -146,17 +149,20 @@ class BodyFitter:
             p = self.coarse.params(len(self._pose_angles), angles=self._pose_angles)
             self._pose_bodies = self.coarse(p).posed  # (L, n, 3) the average body in each key pose, metres
         self._perms: dict[int, np.ndarray] = {}
+        self._trees: dict[tuple[int, int], cKDTree] = {}
 
     # ------------------------------------------------------------------ energy
     def _energy(self, x: torch.Tensor, target: _Target, gate: float, faces: torch.Tensor | None = None,
-                n_model: int | None = None, n_target: int | None = None) -> tuple[torch.Tensor, np.ndarray]:
+                n_model: int | None = None, n_target: int | None = None,
+                nearest: np.ndarray | None = None) -> tuple[torch.Tensor, np.ndarray]:
         """x : (B, n, 3) model vertices (metric frame, metres) -> (B,) robust two-sided energy and (B,) two-sided
         mean distance (metres, each direction truncated at 3 gates: the hypothesis score).
 
         model -> target is point-to-point (the target's points are dense); target -> model is point-to-plane on
         the model's vertex normals when ``faces`` are given (plus a tenth of point-to-point), since the coarse
         model's vertices are centimetres apart and a point-to-vertex distance would floor every score there.
-        ``n_model``, ``n_target``: only the first so many model vertices (of a fixed shuffle) and target points."""
+        ``n_model``, ``n_target``: only the first so many model vertices (of a fixed shuffle) and target points;
+        ``nearest`` (B, P) int: the target points' nearest model vertices when the caller knows them."""
         normals = vertex_normals_torch(x, faces) if faces is not None else None
         if n_model is not None:
             keep = torch.as_tensor(self._shuffle(x.shape[1])[:n_model], device=x.device)
@@ -171,24 +177,24 @@ class BodyFitter:
         d_fwd, i_fwd = target.tree.query(xd.reshape(-1, 3), k=1)
         r_fwd = ((x.reshape(-1, 3) - full[torch.as_tensor(i_fwd, device=x.device)]) * _CM).pow(2).sum(-1).view(b, n)
         d_fwd = d_fwd.reshape(b, n)
-        r_bwd, d_bwd = [], []
-        for k in range(b):
-            _, i = cKDTree(xd[k]).query(tp, k=1)
-            it = torch.as_tensor(i, device=x.device)
-            diff = pts - x[k][it]
-            r = diff.pow(2).sum(-1)
-            if normals is not None:
-                plane = (diff * normals[k][it]).sum(-1).pow(2)
-                r = plane + 0.1 * r
-                d_bwd.append(np.sqrt(plane.detach().cpu().numpy()))
-            else:
-                d_bwd.append(np.sqrt(r.detach().cpu().numpy()))
-            r_bwd.append(r * _CM**2)
-        r_bwd_t = torch.stack(r_bwd)
+        # target -> model: nearest model vertex of every target point, per hypothesis
+        if nearest is None:
+            nearest = np.stack([cKDTree(xd[k]).query(tp, k=1)[1] for k in range(b)])
+        nearest = torch.as_tensor(nearest, device=x.device)  # (B, P)
+        rows = torch.arange(b, device=x.device)[:, None]
+        diff = pts[None] - x[rows, nearest]  # (B, P, 3)
+        r_plain = diff.pow(2).sum(-1)
+        if normals is not None:
+            plane = (diff * normals[rows, nearest]).sum(-1).pow(2)
+            r_bwd_t = (plane + 0.1 * r_plain) * _CM**2
+            d_bwd = np.sqrt(plane.detach().cpu().numpy())
+        else:
+            r_bwd_t = r_plain * _CM**2
+            d_bwd = np.sqrt(r_plain.detach().cpu().numpy())
         s2 = (gate * _CM) ** 2
         energy = _geman_mcclure(r_fwd, s2).mean(1) + _pseudo_huber(r_bwd_t, s2).mean(1)
         cap = 3.0 * gate
-        score = 0.5 * (np.minimum(d_fwd, cap).mean(1) + np.minimum(np.stack(d_bwd), cap).mean(1))
+        score = 0.5 * (np.minimum(d_fwd, cap).mean(1) + np.minimum(d_bwd, cap).mean(1))
         return energy, score
 
     def _shuffle(self, n: int) -> np.ndarray:
@@ -196,12 +202,18 @@ class BodyFitter:
             self._perms[n] = np.random.default_rng(self.settings.seed).permutation(n)
         return self._perms[n]
 
-    def _priors(self, angles: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    def _priors(self, state: dict) -> torch.Tensor:
+        """(B,) prior energy: joint limits, pull to the A-pose and the average phenotype, and, when the target's
+        unit is known, of the scale to that unit (else anny's height and the scale trade freely)."""
         s = self.settings
         rig = self.coarse.rig
-        return (s.limit_weight * limit_penalty(angles, rig.lower, rig.upper)
-                + s.pose_weight * (angles / 90.0).pow(2).sum(-1)
-                + s.phenotype_weight * logits.pow(2).sum(-1))
+        angles = 30.0 * state["a"]
+        out = (s.limit_weight * limit_penalty(angles, rig.lower, rig.upper)
+               + s.pose_weight * (angles / 90.0).pow(2).sum(-1)
+               + s.phenotype_weight * state["logit"].pow(2).sum(-1))
+        if self._metric:
+            out = out + s.scale_weight * (state["log_s"] / 0.05).pow(2)
+        return out
 
     def _vertices(self, body: AnnyBody | None, state: dict, fixed: torch.Tensor | None = None) -> torch.Tensor:
         rot = rotation_exp_torch(state["omega"]) @ state["r0"]
@@ -214,7 +226,7 @@ class BodyFitter:
     # ------------------------------------------------------------------ stages
     def _adam(self, body: AnnyBody | None, target: _Target, state: dict, iters: int, gate: float, history: list,
               stage: str, fixed: torch.Tensor | None = None, n_model: int | None = None,
-              n_target: int | None = None) -> np.ndarray:
+              n_target: int | None = None, pose_ids: np.ndarray | None = None) -> np.ndarray:
         """Adam over a batch of hypotheses (``fixed`` given: rigid + scale only); returns the (B,) final scores."""
         lr = self.settings.lr
         groups = [("omega", lr), ("t", 0.4 * lr), ("log_s", 0.4 * lr)]
@@ -225,10 +237,12 @@ class BodyFitter:
         opt = torch.optim.Adam([{"params": [state[k]], "lr": r} for k, r in groups])
         for it in range(iters + 1):
             x = self._vertices(body, state, fixed)
-            e, scores = self._energy(x, target, gate, None if fixed is not None else body.faces_t, n_model, n_target)
+            nearest = None if pose_ids is None else self._nearest_rigid(state, pose_ids, target, n_model, n_target)
+            e, scores = self._energy(x, target, gate, None if fixed is not None else body.faces_t, n_model, n_target,
+                                     nearest)
             if it == iters:
                 break
-            total = e if fixed is not None else e + self._priors(30.0 * state["a"], state["logit"])
+            total = e if fixed is not None else e + self._priors(state)
             opt.zero_grad()
             total.sum().backward()
             opt.step()
@@ -264,7 +278,7 @@ class BodyFitter:
                 diff = pts - x[i_bwd_t]
                 r_bwd = ((diff * nrm[i_bwd_t]).sum(-1).pow(2) + 0.1 * diff.pow(2).sum(-1)) * _CM**2
                 e = _geman_mcclure(r_fwd, s2).mean() + _pseudo_huber(r_bwd, s2).mean()
-                total = e + self._priors(30.0 * state["a"], state["logit"]).sum()
+                total = e + self._priors(state).sum()
                 total.backward()
                 return total
 
@@ -273,6 +287,29 @@ class BodyFitter:
             _, score = self._energy(self._vertices(body, state), target, gate, body.faces_t)
         history.append((stage, float(score[0]) * 1000.0, time.perf_counter()))
         return score
+
+    def _nearest_rigid(self, state: dict, pose_ids: np.ndarray, target: _Target, n_model: int,
+                       n_target: int) -> np.ndarray:
+        """(B, P) nearest model vertex (among the first ``n_model`` of the shuffle) of each used target point for
+        rigidly placed key-pose bodies: the target points are taken into each body's own frame and looked up in
+        that pose's KD-tree, built once (a tree per hypothesis and step was the fit's main cost)."""
+        with torch.no_grad():
+            rot = (rotation_exp_torch(state["omega"]) @ state["r0"]).cpu().numpy()
+            t = state["t"].cpu().numpy()
+            scale = np.exp(state["log_s"].cpu().numpy())
+        tp = target.points[:n_target]
+        out = np.empty((len(pose_ids), len(tp)), np.int64)
+        for k, pid in enumerate(pose_ids):
+            local = (tp - t[k]) @ rot[k] / scale[k]
+            out[k] = self._pose_tree(int(pid), n_model).query(local, k=1)[1]
+        return out
+
+    def _pose_tree(self, pid: int, n_model: int) -> cKDTree:
+        key = (pid, n_model)
+        if key not in self._trees:
+            keep = self._shuffle(self._pose_bodies.shape[1])[:n_model]
+            self._trees[key] = cKDTree(self._pose_bodies[pid, keep].cpu().numpy())
+        return self._trees[key]
 
     def _rigid_state(self, rotations: np.ndarray, poses: np.ndarray, log_s0: float) -> dict:
         """Start state of hypotheses (rotation (H, 3, 3), key pose index (H,)): the posed body's centroid on the
@@ -306,7 +343,9 @@ class BodyFitter:
         history: list = []
         hyp = orientation_hypotheses(pl.axes)
         dt = dict(dtype=self.dtype, device=self.device)
-        log_s0 = float(np.log(pl.extents[0] * pl.to_metres / TYPICAL_EXTENT_M))
+        self._metric = pl.units != "normalised"
+        # a metric target starts at its own size; a normalised one at the average body's
+        log_s0 = 0.0 if self._metric else float(np.log(pl.extents[0] * pl.to_metres / TYPICAL_EXTENT_M))
         # (1a) every orientation x the few start poses, rigid + scale, on subsets of the points
         n_o, n_s = len(hyp), len(s.start_poses)
         o_idx = np.repeat(np.arange(n_o), n_s)
@@ -314,7 +353,7 @@ class BodyFitter:
         state = self._rigid_state(hyp[o_idx], p_idx, log_s0)
         scores = self._adam(None, target, state, s.iterations[0], s.gates[0], history, "orient",
                             fixed=self._pose_bodies[p_idx], n_model=s.orient_model_points,
-                            n_target=s.orient_target_points)
+                            n_target=s.orient_target_points, pose_ids=p_idx)
         per_o = scores.reshape(n_o, n_s)
         ranked = np.argsort(per_o.min(1))[: s.orientations]
         # each kept orientation also facing the other way (same up axis): a body seen from behind fits a rigid
@@ -329,7 +368,7 @@ class BodyFitter:
         state["a"] = torch.as_tensor(self._pose_angles[p2] / 30.0, **dt)
         scores = self._adam(None, target, state, s.iterations[0], s.gates[0], history, "poses",
                             fixed=self._pose_bodies[p2], n_model=s.orient_model_points,
-                            n_target=s.orient_target_points)
+                            n_target=s.orient_target_points, pose_ids=p2)
         best = list(np.argsort(scores)[: s.keep])
         twin = int(np.flatnonzero((o2 == (o2[best[0]] ^ 1)) & (p2 == p2[best[0]]))[0])
         best = np.array(list(dict.fromkeys(best + [twin])))
@@ -343,7 +382,9 @@ class BodyFitter:
         # several because a body seen from behind fits almost as well as from the front until the details count
         first = int(np.argmin(scores))
         flipped = [k for k in np.argsort(scores) if facing[k] == facing[first] and o_best[k] != o_best[first]]
-        order = [first] + flipped[:1]
+        # the other facing only while its posed fit is close: far behind, it never won in the anny tests
+        order = [first] + [k for k in flipped[:1] if scores[k] <= s.twin_margin * scores[first]]
+        history.append(("pose-scores", [round(float(x) * 1000, 1) for x in scores], time.perf_counter()))
         finals = []
         for k in order:
             one = self._take(state, np.array([k]))

@@ -1,0 +1,41 @@
+"""Units from a body's size and the 24 orientation hypotheses."""
+import numpy as np
+import pytest
+
+from bodydata.bodyfit.orient import detect_units, orientation_hypotheses
+
+
+def _box(height, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.uniform(-0.5, 0.5, (2000, 3)) * np.array([0.45, 0.25, 1.0]) * height
+
+
+@pytest.mark.parametrize("height,factor,units", [(1.75, 1.0, "m"), (1750.0, 1e-3, "mm"), (175.0, 0.01, "cm")])
+def test_units_from_size(height, factor, units):
+    pl = detect_units(_box(height))
+    assert pl.units == units and pl.to_metres == factor
+    np.testing.assert_allclose(pl.axes[0] @ [0, 0, 1], 1.0, atol=0.05) if pl.axes[0][2] > 0 else None
+
+
+def test_normalised_units_rescale_to_typical_height():
+    pl = detect_units(_box(0.2))
+    assert pl.units == "normalised"
+    assert abs(pl.extents[0] * pl.to_metres - 1.70) < 1e-9
+
+
+def test_orientation_hypotheses_are_24_distinct_rotations_with_the_given_up_and_facing():
+    rng = np.random.default_rng(3)
+    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    axes = q.T * np.sign(np.linalg.det(q.T))
+    rots = orientation_hypotheses(axes)
+    assert rots.shape == (24, 3, 3)
+    np.testing.assert_allclose(np.linalg.det(rots), 1.0, atol=1e-12)
+    np.testing.assert_allclose(rots @ rots.transpose(0, 2, 1), np.broadcast_to(np.eye(3), (24, 3, 3)), atol=1e-12)
+    ups = rots[:, :, 2]
+    facings = -rots[:, :, 1]
+    pairs = {(tuple(np.round(u, 9)), tuple(np.round(f, 9))) for u, f in zip(ups, facings)}
+    assert len(pairs) == 24
+    signed = [s * a for a in axes for s in (1, -1)]
+    for u, f in zip(ups, facings):
+        assert any(np.allclose(u, a) for a in signed) and any(np.allclose(f, a) for a in signed)
+        assert abs(u @ f) < 1e-12
