@@ -116,6 +116,11 @@ def _landmark_schedule(text: str | None) -> dict:
 @click.option("--vts-landmarks", type=click.Path(exists=True, file_okay=False), default=None,
               help="remeshed sources: FAUST registrations folder; the SMPL landmarks are carried to each shape "
                    "through its .vts sample map (ground-truth sparse correspondences, like hand-marked landmarks)")
+@click.option("--landmarks", "landmarks", default="auto", show_default=True, metavar="auto|model|none|FILE",
+              help="auto: a mesh's own landmarks (its landmark file, its topology's shipped set, --vts-landmarks), "
+                   "else anny fitted to it gives them (any units and orientation; raw scans, point clouds); model: "
+                   "always the fit's (input with no landmarks at all); none: own only (a mesh without fails); FILE: "
+                   "a name,vertex_id CSV for every mesh (one connectivity)")
 @click.option("--landmark-pairs", type=click.Path(exists=True, dir_okay=False), default=None,
               help="file of 'template_vertex source_vertex' lines (e.g. the paper's 79 SCAPE<->SMPL pairs, "
                    "bodyrep_corres.txt): extra landmarks pair_<k> on the template and on every source mesh with "
@@ -143,7 +148,7 @@ def _landmark_schedule(text: str | None) -> dict:
                    "result as if alone up to rounding; meant for CUDA, measured no faster on a 2-core CPU). The "
                    "same outputs as without; above 1 the meshes are converted in this process")
 @click.option("--quiet", is_flag=True)
-def convert(source, root, template_name, prior_path, out, kind, match, limit, vts_landmarks, landmark_pairs,
+def convert(source, root, template_name, prior_path, out, kind, match, limit, vts_landmarks, landmarks, landmark_pairs,
             pairs_topology, landmark_schedule, hand_weight, reverse_weight, device, redo, workers, scheduler,
             batch_size, quiet) -> None:
     """Convert a source's meshes to the template's connectivity (paper Eq. 14); writes OUT/conversion.csv.
@@ -164,7 +169,8 @@ def convert(source, root, template_name, prior_path, out, kind, match, limit, vt
                           limit=limit, vts_landmarks=vts_landmarks, vts_root=root if vts_landmarks else None,
                           hand_weight=hand_weight, reverse_weight=reverse_weight, device=device,
                           landmark_pairs=landmark_pairs, pairs_topology=pairs_topology,
-                          registration=_landmark_schedule(landmark_schedule), batch_size=batch_size)
+                          registration=_landmark_schedule(landmark_schedule), batch_size=batch_size,
+                          landmarks=landmarks)
     except BodydataError as exc:
         raise CannotStart(str(exc)) from None
     _report(run.results, run.summary.line(), run.table)

@@ -36,6 +36,7 @@ from bodydata.errors import BodydataError
 from bodydata.manifest.status import STATUS_DONE, STATUS_FAILED
 from bodydata.pipeline.stage import Item, ItemContext, Stage, StageContext, StageError
 from bodydata.pipeline.stage_scan import SOURCES_CSV
+from bodydata.registration.body_landmarks import LANDMARK_MODES
 from bodydata.registration.convert import METRICS, TORSO_PARTS
 from bodydata.worker_cache import WorkerCache, cache_key
 
@@ -58,6 +59,7 @@ WORST_PNG = "worst.png"
 # Per worker process: the template, the prior and its prefactored solve are the expensive part, built once.
 _REGISTRARS: WorkerCache = WorkerCache("registrars")
 _VTS: WorkerCache = WorkerCache("vts landmarks")
+_FINDERS: WorkerCache = WorkerCache("body-model landmark finders")
 # Driver process, by stage folder: the source rows listed for the items (read again by the finish step) and, for
 # batched runs, the items in order (an item converts the next ones with it, :func:`_peers`).
 _LISTED: dict[str, list[dict[str, str]]] = {}
@@ -76,7 +78,9 @@ class ConvertOptions:
 
     template : template folder or built-in name; hand_weight, reverse_weight, device and registration (other
     :class:`~bodydata.registration.register.RegistrationConfig` fields) : the registration's settings;
-    vts_landmarks (+ vts_root) : landmarks through .vts maps; landmark_pairs + pairs_topology : pair landmarks."""
+    vts_landmarks (+ vts_root) : landmarks through .vts maps; landmark_pairs + pairs_topology : pair landmarks;
+    landmarks : ``auto`` (a mesh's own, else from the body-model fit), ``model`` (always from the fit), ``none``
+    (its own only) or a landmark CSV for every mesh (:data:`~bodydata.registration.body_landmarks.LANDMARK_MODES`)."""
 
     template: str
     hand_weight: float = 1.0
@@ -87,6 +91,7 @@ class ConvertOptions:
     vts_root: str | None = None
     landmark_pairs: str | None = None
     pairs_topology: str = "smpl_6890"
+    landmarks: str = "auto"
 
     def as_options(self) -> dict[str, Any]:
         """The JSON options (pair keys only when pairs are used: item hashes of runs without them stay valid)."""
@@ -95,6 +100,8 @@ class ConvertOptions:
              "vts_root": self.vts_root}
         if self.landmark_pairs:
             d.update(landmark_pairs=self.landmark_pairs, pairs_topology=self.pairs_topology)
+        if self.landmarks != "auto":  # (the default adds no key: hashes of earlier runs stay valid)
+            d.update(landmarks=self.landmarks)
         return d
 
     @classmethod
@@ -159,6 +166,21 @@ def _read_pairs(path: str, topology: str) -> tuple[dict[str, int], dict[str, int
     from bodydata.templates.landmarks import load_landmark_pairs
 
     return load_landmark_pairs(path, topology)
+
+
+def _finder(o: ConvertOptions, registrar: Registrar):
+    """The body-model landmark finder of this process (anny built once), or None when ``landmarks`` is ``none`` or a
+    file (a mesh without landmarks then fails)."""
+    if o.landmarks not in ("auto", "model"):
+        return None
+    names = sorted(registrar.template.landmarks)
+
+    def build():
+        from bodydata.registration.body_landmarks import BodyLandmarks
+
+        return BodyLandmarks(names, device=o.device or "cpu")
+
+    return _FINDERS.get(cache_key(names, o.device), build)
 
 
 def _vts_landmarks(registrations: str, root: str):
@@ -301,7 +323,13 @@ def _target(rec: Mapping[str, str], o: ConvertOptions) -> ConvertTarget:
                               f"({rec.get('error') or 'no reason given'})")
     mesh = read_mesh(path, expected_vertices=TOPOLOGY_VERTICES.get(rec.get("topology", "")))
     row_obj = SimpleNamespace(**rec)
-    if o.vts_landmarks:
+    if o.landmarks == "model":  # the body-model start alone, whatever the mesh came with
+        return ConvertTarget(rec["id"], mesh.vertices, mesh.faces, None, path, rec.get("units") or "m")
+    if o.landmarks not in LANDMARK_MODES:  # one landmark CSV for every mesh (they share a connectivity)
+        from bodydata.templates.landmarks import read_landmarks_csv
+
+        lm = read_landmarks_csv(o.landmarks, len(mesh.vertices))
+    elif o.vts_landmarks:
         lm = _vts_landmarks(o.vts_landmarks, o.vts_root or str(Path(path).parent.parent))(row_obj, mesh.vertices)
     else:
         lm = source_landmarks(row_obj, len(mesh.vertices))
@@ -355,8 +383,9 @@ def _convert(item: Item, ctx: ItemContext, o: ConvertOptions, batch_size: int) -
         return _CONVERTED.pop(key)
     target = _target(item.params["row"], o)
     peers = _peers(ctx, item, o, batch_size - 1) if target.landmarks else []
+    registrar = _registrar(o, item.params["prior"])
     try:
-        convs = convert_meshes(_registrar(o, item.params["prior"]), [target] + [t for _, t in peers])
+        convs = convert_meshes(registrar, [target] + [t for _, t in peers], _finder(o, registrar))
     except (ValueError, RuntimeError, ArithmeticError, IndexError, np.linalg.LinAlgError) as exc:
         # a numerical breakdown on this mesh is deterministic: recorded, not retried
         raise ConversionError(f"{target.source_path}: registration broke down ({type(exc).__name__}: {exc})") from None
@@ -402,6 +431,8 @@ def _process(item: Item, ctx: ItemContext, batch_size: int = 1) -> dict[str, Any
     for k in METRICS:
         columns[k] = getattr(row, k)
     columns["register_seconds"] = round(float(row.seconds), 3)
+    columns["landmarks_from"] = row.landmarks_from
+    columns["body_fit_mm"] = row.body_fit_mm
     columns["prior"] = item.params["prior"]
     return columns
 
@@ -496,7 +527,8 @@ def make_stage(template: str = "anny", prior: str | None = None, sources: str | 
                reverse_weight: float = 0.0, device: str | None = None, registration: dict | None = None,
                prior_components: int = 200, prior_identities: int = 16, prior_poses: int = 5,
                prior_falloff: float = 0.05, prior_seed: int = 0, png: bool = True,
-               landmark_pairs: str | None = None, pairs_topology: str = "smpl_6890", batch_size: int = 1) -> Stage:
+               landmark_pairs: str | None = None, pairs_topology: str = "smpl_6890", batch_size: int = 1,
+               landmarks: str = "auto") -> Stage:
     """``convert``: each source mesh registered onto ``template`` (``bodydata convert``; paper Eq. 14).
 
     template : template folder or built-in name. prior : prior ``.npz``; when absent and the template is an anny
@@ -508,6 +540,9 @@ def make_stage(template: str = "anny", prior: str | None = None, sources: str | 
     vts_landmarks (+ vts_root) : remeshed sources: landmarks through .vts maps from this FAUST registrations folder.
     landmark_pairs : a file of ``template_vertex source_vertex`` lines (the paper's 79 SCAPE <-> SMPL pairs):
         extra landmarks ``pair_<k>`` on the template and on every source mesh of ``pairs_topology``'s vertex count.
+    landmarks : ``auto`` (default: a mesh's own landmarks, else anny fitted to it gives them), ``model`` (always the
+        fit's, for input with none at all), ``none`` (own only: a mesh without fails) or a landmark CSV shared by
+        every mesh (same connectivity).
     hand_weight, reverse_weight, device : as ``bodydata convert``; registration : other
         :class:`~bodydata.registration.register.RegistrationConfig` fields (schedule, weights).
     batch_size : a speed setting (it writes the same files): in a process that lists and runs the items (an
@@ -524,6 +559,11 @@ def make_stage(template: str = "anny", prior: str | None = None, sources: str | 
         raise StageError("convert: limit must be >= 1")
     if int(batch_size) < 1:
         raise StageError(f"convert: batch_size must be >= 1, got {batch_size}")
+    if landmarks not in LANDMARK_MODES:
+        from bodydata.templates.landmarks import read_landmarks_csv
+
+        landmarks = str(Path(landmarks).resolve())
+        read_landmarks_csv(landmarks)  # a missing or bad file fails here, once
     if landmark_pairs:
         from bodydata.templates.landmarks import load_landmark_pairs
 
@@ -534,7 +574,7 @@ def make_stage(template: str = "anny", prior: str | None = None, sources: str | 
     options = ConvertOptions(template=str(template), hand_weight=float(hand_weight),
                              reverse_weight=float(reverse_weight), device=device, registration=registration,
                              vts_landmarks=vts_landmarks, vts_root=vts_root, landmark_pairs=landmark_pairs or None,
-                             pairs_topology=pairs_topology).as_options()
+                             pairs_topology=pairs_topology, landmarks=str(landmarks)).as_options()
     listing = {
         **options, "prior": None if prior is None else str(prior), "sources": _as_list(sources),
         "manifest": _as_list(manifest), "source": source, "root": None if root is None else str(root),

@@ -23,9 +23,11 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
+from bodydata.errors import BodydataError
 from bodydata.manifest.status import STATUS_DONE, STATUS_FAILED, is_done, normalise_status
 
 if TYPE_CHECKING:
+    from bodydata.registration.body_landmarks import BodyLandmarks
     from bodydata.registration.register import Registrar, RegistrationResult
     from bodydata.templates.template import Template
 
@@ -58,6 +60,8 @@ class ConvertRow:
     scale: float = float("nan")
     iterations: int = 0
     seconds: float = float("nan")
+    landmarks_from: str = ""           # "given" (file, shipped topology, .vts map) | "body fit" (bodyfit start)
+    body_fit_mm: float = float("nan")  # the body fit's two-sided mean distance, when it gave the landmarks
 
     @classmethod
     def from_record(cls, rec: Mapping[str, Any]) -> ConvertRow:
@@ -178,21 +182,45 @@ def _measured(registrar: Registrar, target: ConvertTarget, res: RegistrationResu
     return Conversion(row, res.vertices, torso_aligned(tpl, res))
 
 
-def convert_meshes(registrar: Registrar, targets: Sequence[ConvertTarget]) -> list[Conversion]:
+def convert_meshes(registrar: Registrar, targets: Sequence[ConvertTarget],
+                   finder: BodyLandmarks | None = None) -> list[Conversion]:
     """Convert several meshes with one :meth:`~bodydata.registration.register.Registrar.register_batch` (each
     result as if registered alone, up to rounding); one :class:`Conversion` per target, in order. A target without
-    landmarks or whose fit fails comes back failed with the reason; numerical breakdowns of the whole batch
-    propagate (ValueError, RuntimeError, ArithmeticError, IndexError, LinAlgError)."""
+    landmarks gets them from ``finder`` (the body-model start, :mod:`bodydata.registration.body_landmarks`) when
+    one is given; a target left without landmarks, or whose body fit or registration fails, comes back failed with
+    the reason; numerical breakdowns of the whole batch propagate (ValueError, RuntimeError, ArithmeticError,
+    IndexError, LinAlgError)."""
     out: list[Conversion | None] = [None] * len(targets)
-    todo = [k for k, t in enumerate(targets) if t.landmarks]
+    found: dict[int, tuple[str, float, float]] = {}  # target index -> (landmarks_from, body_fit_mm, fit seconds)
+    todo = []
     for k, t in enumerate(targets):
-        if not t.landmarks:
-            out[k] = Conversion(ConvertRow(id=t.id, source_path=str(t.source_path), units=t.units,
-                                           reason=NO_LANDMARKS, seconds=0.0))
+        if t.landmarks:
+            found[k] = ("given", float("nan"), 0.0)
+            todo.append(k)
+            continue
+        reason = NO_LANDMARKS
+        if finder is not None:
+            try:
+                got = finder.find(t.vertices)
+            except BodydataError as exc:  # unusable for a body fit (too few points, NaN): a failed row
+                out[k] = Conversion(ConvertRow(id=t.id, source_path=str(t.source_path), units=t.units,
+                                               reason=f"no landmarks, and no body-model start: {exc}", seconds=0.0))
+                continue
+            if got.landmarks:
+                t.landmarks = got.landmarks
+                found[k] = ("body fit", got.fit.distance_mm, got.fit.seconds)
+                todo.append(k)
+                continue
+            reason = f"no landmarks, and the body-model start failed: {got.reason}"
+        out[k] = Conversion(ConvertRow(id=t.id, source_path=str(t.source_path), units=t.units, reason=reason,
+                                       seconds=0.0))
     results = registrar.register_batch([(targets[k].vertices, targets[k].faces, targets[k].landmarks)
                                         for k in todo]) if todo else []
     for k, res in zip(todo, results):
-        out[k] = _measured(registrar, targets[k], res)
+        conv = _measured(registrar, targets[k], res)
+        conv.row.landmarks_from, conv.row.body_fit_mm, fit_s = found[k]
+        conv.row.seconds += fit_s
+        out[k] = conv
     return [c for c in out if c is not None]
 
 
