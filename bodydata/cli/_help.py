@@ -24,7 +24,9 @@ EXAMPLES: dict[str, list[str]] = {
                     "bodydata prior build --template templates/scape --manifest scape.csv --components 150 --out scape_prior.npz"],
     "prior lift": ["bodydata prior lift --cage-rest coarse_rest.ply --fine-rest fine_rest.ply --poses coarse_poses --out lifted"],
     "convert": ["bodydata convert --source faust --root MPI-FAUST/training --template anny --prior anny_prior.npz "
-                "--out faust_anny --kind registration --match 'tr_reg_00[0-9]'"],
+                "--out faust_anny --kind registration --match 'tr_reg_00[0-9]'",
+                "bodydata convert --source faust --root MPI-FAUST/training --template anny-lite --prior runs/dhnn "
+                "--out faust_model_prior --kind registration --limit 10"],
     "benchmark correspondence": ["bodydata benchmark correspondence --root FAUST_r --converted faust_r_anny/meshes "
                                  "--ids tr_reg_060-079 --out corr.csv"],
     "neutralize": ["bodydata neutralize --manifest one.csv --template anny --target anny --out neut1"],

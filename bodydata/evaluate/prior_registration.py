@@ -58,7 +58,7 @@ if TYPE_CHECKING:
     from bodydata.model.embedding import BodyEmbedding
     from bodydata.templates.template import Template
 
-__all__ = ["ModelPriorConfig", "ModelPriorError", "ModelPriorRegistrar", "register_with_model"]
+__all__ = ["ModelPriorConfig", "ModelPriorError", "ModelPriorRegistrar", "check_run", "register_with_model"]
 
 
 class ModelPriorError(BodydataError):
@@ -120,20 +120,12 @@ class ModelPriorRegistrar:
         import torch
 
         from bodydata.features.deformation import edge_weights
-        from bodydata.templates.template import load_template
 
         self.config = config or ModelPriorConfig()
         self.model = model.eval().requires_grad_(False)
         self.device = model.device
         self.torch = torch
-        if not model.template:
-            raise ModelPriorError("the run records no template, so its codes cannot be turned into vertices")
-        own = load_template(model.template)
-        tpl = own if template is None else template
-        n_model = int(model.ctx.n_vertices)
-        if tpl.n_vertices != n_model or own.n_vertices != n_model or not np.array_equal(tpl.faces, own.faces):
-            raise ModelPriorError(f"the run was trained on template {own.name!r} ({n_model} vertices), not on "
-                                  f"{tpl.name!r} ({tpl.n_vertices} vertices): give the run's template")
+        tpl = _same_template(model.template, int(model.ctx.n_vertices), template)
         self.template = tpl
         self.rec = model.reconstructor()
         self.n = tpl.n_vertices
@@ -393,6 +385,34 @@ class ModelPriorRegistrar:
                        ) -> list[RegistrationResult]:
         """One result per (vertices (m, 3), faces (k, 3), landmarks) target, in order (registered one by one)."""
         return [self.register(v, f, lm) for v, f, lm in targets]
+
+
+def _same_template(spec: str | None, n_model: int, template: Template | None) -> Template:
+    """``template`` (default: the run's own, ``spec``) when it is the connectivity the run was trained on, else a
+    one-line ModelPriorError."""
+    from bodydata.templates.template import load_template
+
+    if not spec:
+        raise ModelPriorError("the run records no template, so its codes cannot be turned into vertices")
+    own = load_template(spec)
+    tpl = own if template is None else template
+    if tpl.n_vertices != n_model or own.n_vertices != n_model or not np.array_equal(tpl.faces, own.faces):
+        raise ModelPriorError(f"the run was trained on template {own.name!r} ({n_model} vertices), not on "
+                              f"{tpl.name!r} ({tpl.n_vertices} vertices): give the run's template")
+    return tpl
+
+
+def check_run(run: str | Path, template: Template) -> None:
+    """Without loading the network: a complete run folder (last checkpoint) trained on ``template``'s
+    connectivity, else a one-line error naming the run (RunError, ModelPriorError)."""
+    from bodydata.model.run_format import read_run_card, require_run
+
+    require_run(run, "last")
+    info = read_run_card(run).get("template", {})
+    try:
+        _same_template(info.get("spec"), int(info.get("n_vertices") or 0), template)
+    except ModelPriorError as exc:
+        raise ModelPriorError(f"{run}: {exc}") from None
 
 
 def register_with_model(run: str | Path, vertices: np.ndarray, faces: np.ndarray, landmarks: Mapping[str, int],

@@ -58,6 +58,7 @@ class ConvertRow:
     scale: float = float("nan")
     iterations: int = 0
     seconds: float = float("nan")
+    prior: str = ""  # the prior used: a sparse prior .npz or a run folder (bodydata convert --prior RUN)
 
     @classmethod
     def from_record(cls, rec: Mapping[str, Any]) -> ConvertRow:

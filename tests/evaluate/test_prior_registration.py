@@ -87,3 +87,32 @@ def test_run_from_another_template_is_one_line(dhnn_model, dhnn_run):
     with pytest.raises(ModelPriorError) as exc:
         ModelPriorRegistrar.from_run(dhnn_run, other, device="cpu")
     assert str(exc.value).startswith(str(dhnn_run)) and "\n" not in str(exc.value)
+
+
+def test_convert_cli_with_a_run_as_prior(registrar, case, dhnn_run, tmp_path, monkeypatch):
+    """``bodydata convert --prior RUN``: the run's embedding registers the mesh; conversion.csv names the prior."""
+    from click.testing import CliRunner
+
+    from bodydata.cli.main import cli
+    from bodydata.mesh import read_mesh, write_mesh
+    from bodydata.registration.convert import read_results
+
+    tv, tf, lm, moved, s = case
+    root = tmp_path / "meshes"
+    root.mkdir()
+    write_mesh(root / "body.ply", tv, tf)
+    (root / "landmarks.csv").write_text("name,vertex_id\n" + "".join(f"{k},{v}\n" for k, v in lm.items()))
+    monkeypatch.setenv("BODYDATA_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "out"
+    res = CliRunner().invoke(cli, ["convert", "--source", "folder", "--root", str(root), "--template", "anny-lite",
+                                   "--prior", str(dhnn_run), "--out", str(out), "--scheduler", "synchronous",
+                                   "--device", "cpu", "--quiet"])
+    assert res.exit_code == 0, res.output
+    (row,) = read_results(out / "conversion.csv")
+    assert row.status == "done" and row.prior == str(dhnn_run.resolve())
+    conv = read_mesh(row.out_path).vertices
+    assert _med_mm(conv, moved, s) < 4.0
+
+    bad = CliRunner().invoke(cli, ["convert", "--source", "folder", "--root", str(root), "--template", "anny",
+                                   "--prior", str(dhnn_run), "--out", str(tmp_path / "out2"), "--quiet"])
+    assert bad.exit_code == 2 and "not on 'anny'" in bad.output and len(bad.output.strip().splitlines()) == 1
