@@ -366,8 +366,9 @@ class ModelPriorRegistrar:
             return self._failed(f"diverged: {type(exc).__name__}: {exc}", time.perf_counter() - t_start)
         x = s * p @ rot.T + t
         cfg = self.config
-        fwd, _ = self._correspond(tg.mesh, x, cfg.fine_dists[-1] * tg.s0) if cfg.fine_dists else (None, None)
-        overlap = float(fwd.valid.mean()) if fwd is not None else 1.0
+        # overlap at the last gating distance used (the Registrar's test of a body that missed the target)
+        last = (tuple(cfg.fine_dists) or tuple(cfg.coarse_dists) or (cfg.max_landmark_error,))[-1]
+        overlap = float(self._correspond(tg.mesh, x, last * tg.s0)[0].valid.mean())
         lan_err = float(np.linalg.norm(x[tg.tl] - tg.mesh.vertices[tg.sl], axis=1).mean())
         res = RegistrationResult(x, p, z.detach().cpu().numpy()[0].copy(), s, rot, t, lan_err, overlap, k1 + k2,
                                  time.perf_counter() - t_start, history=history)

@@ -116,3 +116,18 @@ def test_convert_cli_with_a_run_as_prior(registrar, case, dhnn_run, tmp_path, mo
     bad = CliRunner().invoke(cli, ["convert", "--source", "folder", "--root", str(root), "--template", "anny",
                                    "--prior", str(dhnn_run), "--out", str(tmp_path / "out2"), "--quiet"])
     assert bad.exit_code == 2 and "not on 'anny'" in bad.output and len(bad.output.strip().splitlines()) == 1
+
+
+def test_single_latent_model_as_prior(pca_run):
+    """A one-latent model (pca): the code prior is lambda_beta |z|^2 / n; the closed loop holds too."""
+    from bodydata.model import load
+    from bodydata.registration.remesh import remesh_body
+
+    reg = ModelPriorRegistrar(load(pca_run, device="cpu"), config=ModelPriorConfig(fine_dists=(0.02, 0.01)))
+    assert not reg.model.disentangled
+    z = 0.7 * torch.randn(1, reg.n_latent, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    with torch.no_grad():
+        truth = reg.decode(z)[0].numpy()
+    rm = remesh_body(truth, reg.template.faces, reg.template.landmarks, seed=2)
+    res = reg.register(rm.vertices, rm.faces, rm.landmarks)
+    assert res.status == STATUS_DONE and _med_mm(res.vertices, truth, 1.0) < 2.5
