@@ -111,7 +111,8 @@ class ModelPriorRegistrar:
 
     model : a loaded :class:`~bodydata.model.embedding.BodyEmbedding` (its weights are frozen here);
     template : its template (default: the one the run was trained on); a template of another connectivity is a
-    :class:`ModelPriorError`. config : :class:`ModelPriorConfig` (``device`` is ignored: the model's device is used).
+    :class:`ModelPriorError`. config : :class:`ModelPriorConfig` (its ``device`` is where :meth:`from_run` loads the
+model; the registration runs on the model's device).
     """
 
     def __init__(self, model: BodyEmbedding, template: Template | None = None,
