@@ -108,7 +108,10 @@ def _landmark_schedule(text: str | None) -> dict:
 @click.option("--source", required=True, help="source adapter name (see 'bodydata sources list')")
 @click.option("--root", required=True, type=click.Path(exists=True, file_okay=False), help="the source's folder")
 @click.option("--template", "template_name", required=True, help="template folder or built-in name")
-@click.option("--prior", "prior_path", required=True, type=click.Path(exists=True, dir_okay=False), help="prior .npz")
+@click.option("--prior", "prior_path", required=True, type=click.Path(exists=True),
+              help="prior .npz of 'bodydata prior build', or a run folder of 'bodydata train': the learned embedding "
+                   "as the prior (codes e_s, e_p, then free vertices; --template must be the run's, --reverse-weight "
+                   "is not used)")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="output folder")
 @click.option("--kind", default=None, help="only manifest rows of this kind (e.g. registration, scan)")
 @click.option("--match", default=None, help="only rows whose id matches this regular expression (re.search)")

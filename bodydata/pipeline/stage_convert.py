@@ -18,6 +18,12 @@ Stage folder::
     worst.png           the worst conversions, coloured by distance to the input surface
     convert.json        template, prior used (and whether this stage built it), counts and mean metrics
     prior/              the anny prior built here when no ``prior`` is given (anny templates only)
+
+The prior is a sparse ACAP prior ``.npz`` (:class:`~bodydata.registration.register.Registrar`) or a run folder of
+``bodydata train``: then the learned embedding is the prior (:class:`~bodydata.evaluate.prior_registration.
+ModelPriorRegistrar`, the paper's FAUST experiment), the template must be the run's, ``registration`` overrides are
+:class:`~bodydata.evaluate.prior_registration.ModelPriorConfig` fields, and ``reverse_weight`` (the sparse coarse
+stage's) is not used. Each row's ``prior`` column (stage manifest and ``conversion.csv``) names the prior used.
 """
 from __future__ import annotations
 
@@ -43,6 +49,7 @@ from bodydata.worker_cache import WorkerCache, cache_key
 if TYPE_CHECKING:
     from bodydata.pipeline.orchestrate import StageSummary
     from bodydata.registration.convert import Conversion, ConvertRow, ConvertTarget
+    from bodydata.evaluate.prior_registration import ModelPriorConfig, ModelPriorRegistrar
     from bodydata.registration.register import Registrar, RegistrationConfig
     from bodydata.templates.template import Template
 
@@ -137,11 +144,51 @@ def _config_fields() -> set[str]:
     return {f.name for f in dataclasses.fields(RegistrationConfig)}
 
 
+def _model_config_fields() -> set[str]:
+    from bodydata.evaluate.prior_registration import ModelPriorConfig
+
+    return {f.name for f in dataclasses.fields(ModelPriorConfig)}
+
+
 def _folder_key(folder: str | os.PathLike) -> str:
     return str(Path(folder).resolve())
 
 
-def _registrar(o: ConvertOptions, prior: str) -> Registrar:
+def _model_config(o: ConvertOptions) -> ModelPriorConfig:
+    """The embedding prior's settings: the stage's hand weight, device and ``registration`` overrides."""
+    from bodydata.evaluate.prior_registration import ModelPriorConfig
+
+    extra = {k: tuple(v) if isinstance(v, list) else v for k, v in dict(o.registration).items()}
+    return ModelPriorConfig(device=o.device, hand_weight=float(o.hand_weight), **extra)
+
+
+def _run_files(run: str | os.PathLike) -> list[str]:
+    """The files of a run that its decoder depends on (its items' inputs: a retrained run redoes the rows)."""
+    from bodydata.model.run_format import RUN_FILES, checkpoint_path
+
+    return [str(Path(run) / RUN_FILES["config"]), str(Path(run) / RUN_FILES["context"]), str(checkpoint_path(run, "last"))]
+
+
+def _model_registrar(o: ConvertOptions, run: str) -> ModelPriorRegistrar:
+    cfg = _model_config(o)
+    stamp = [(os.stat(p).st_size, os.stat(p).st_mtime_ns) for p in _run_files(run)]
+
+    def build() -> ModelPriorRegistrar:
+        from bodydata.evaluate.prior_registration import ModelPriorRegistrar
+        from bodydata.templates.template import load_template
+
+        tpl = load_template(o.template)
+        if o.landmark_pairs:
+            tpl.landmarks.update(_read_pairs(o.landmark_pairs, o.pairs_topology)[0])
+        return ModelPriorRegistrar.from_run(run, tpl, cfg)
+
+    return _REGISTRARS.get(cache_key("model-prior", o.template, os.path.abspath(run), stamp, dataclasses.asdict(cfg),
+                                     o.landmark_pairs), build)
+
+
+def _registrar(o: ConvertOptions, prior: str) -> Registrar | ModelPriorRegistrar:
+    if Path(prior).is_dir():  # a run folder: the learned embedding is the prior
+        return _model_registrar(o, prior)
     st = os.stat(prior)
     cfg = o.config()
 
@@ -258,6 +305,8 @@ def _resolve_prior(ctx: StageContext, o: Mapping[str, Any]) -> tuple[Path, bool]
     ``bodydata prior build --anny-identities``)."""
     if o.get("prior"):
         p = Path(o["prior"])
+        if p.is_dir():  # a run folder of 'bodydata train' (checked by make_stage)
+            return p.resolve(), False
         if not p.is_file():
             raise StageError(f"{p}: prior file does not exist (build one with 'bodydata prior build')")
         return p.resolve(), False
@@ -297,7 +346,8 @@ def _items(ctx: StageContext, options: Mapping[str, Any]) -> Iterator[Item]:
     prior, _ = _resolve_prior(ctx, options)
     items = []
     for r in records:
-        inputs = ([r["path"]] + ([r["landmarks_path"]] if r["landmarks_path"] else []) + [str(prior)]
+        inputs = ([r["path"]] + ([r["landmarks_path"]] if r["landmarks_path"] else [])
+                  + (_run_files(prior) if prior.is_dir() else [str(prior)])
                   + ([options["landmark_pairs"]] if options.get("landmark_pairs") else []))
         # sha256 and the scan's counts are not parameters: the input file's bytes are hashed anyway
         params = {k: v for k, v in r.items() if k not in ("sha256", "n_vertices", "n_faces")}
@@ -531,8 +581,9 @@ def make_stage(template: str = "anny", prior: str | None = None, sources: str | 
                landmarks: str = "auto") -> Stage:
     """``convert``: each source mesh registered onto ``template`` (``bodydata convert``; paper Eq. 14).
 
-    template : template folder or built-in name. prior : prior ``.npz``; when absent and the template is an anny
-        one, a prior of ``prior_components`` components is built once from ``prior_identities x prior_poses``
+    template : template folder or built-in name. prior : prior ``.npz``, or a run folder of ``bodydata train``
+        (the learned embedding as the prior; ``registration`` then takes ModelPriorConfig fields); when absent and
+        the template is an anny one, a prior of ``prior_components`` components is built once from ``prior_identities x prior_poses``
         generated anny bodies into ``<stage>/prior/``.
     sources : earlier ``sources-scan`` step name(s); manifest : ``sources.csv``-style path(s); source + root : a
         source adapter run over a folder (no scan step). Default: the previous step's ``sources.csv``.
@@ -551,10 +602,21 @@ def make_stage(template: str = "anny", prior: str | None = None, sources: str | 
         rounding), whose conversions wait in memory for their turn; on dask workers items are converted one by one.
     """
     registration = dict(registration or {})
-    unknown = set(registration) - _config_fields()
+    run_prior = prior is not None and Path(prior).is_dir()
+    fields, config_name = ((_model_config_fields(), "ModelPriorConfig") if run_prior
+                           else (_config_fields(), "RegistrationConfig"))
+    unknown = set(registration) - fields
     if unknown:
         raise StageError(f"convert: unknown registration option(s) {', '.join(sorted(unknown))} "
-                         f"(RegistrationConfig fields: {', '.join(sorted(_config_fields()))})")
+                         f"({config_name} fields: {', '.join(sorted(fields))})")
+    if run_prior:
+        from bodydata.evaluate.prior_registration import check_run
+        from bodydata.templates.template import load_template
+
+        try:
+            check_run(prior, load_template(template))
+        except BodydataError as exc:
+            raise StageError(f"convert: {exc}") from None
     if limit is not None and int(limit) < 1:
         raise StageError("convert: limit must be >= 1")
     if int(batch_size) < 1:

@@ -62,6 +62,7 @@ class ConvertRow:
     seconds: float = float("nan")
     landmarks_from: str = ""           # "given" (file, shipped topology, .vts map) | "body fit" (bodyfit start)
     body_fit_mm: float = float("nan")  # the body fit's two-sided mean distance, when it gave the landmarks
+    prior: str = ""  # the prior used: a sparse prior .npz or a run folder (bodydata convert --prior RUN)
 
     @classmethod
     def from_record(cls, rec: Mapping[str, Any]) -> ConvertRow:
