@@ -39,7 +39,7 @@ Exit status: 0 every mesh fitted; 1 some meshes failed (see fit.csv); 2 cannot s
 @click.option("--no-rigid", is_flag=True, help="no global R, t (alignment 'none')")
 @click.option("--markers", default=None,
               help="fit from these vertices only: 'landmarks' (the template's set) or a landmark CSV [default: all]")
-@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True, help="meshes per batch")
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True, help="meshes (scans) per batch")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None, help="[default: CUDA when present]")
 @click.option("--target-kind", type=click.Choice(["mesh", "scan"]), default="mesh", show_default=True,
               help="mesh: the template's connectivity (Eq. 15 on vertices); scan: any connectivity or a point cloud (ICP)")
@@ -79,8 +79,8 @@ def fit_cmd(run, meshes, out, iterations, init, no_rigid, markers, batch_size, d
             per_round = max(1, -(-iterations // len(ScanFitSettings().dists)))  # the rounds share --iterations
             rep = fit_scans(run, meshes, out, ScanFitSettings(fit_scale=fit_scale, round_iterations=per_round),
                             landmarks=landmarks, share_shape=share_shape,
-                            subject_regex=subject_regex or DEFAULT_SUBJECT_REGEX, units=units, device=device,
-                            checkpoint=checkpoint)
+                            subject_regex=subject_regex or DEFAULT_SUBJECT_REGEX, units=units,
+                            batch_size=batch_size, device=device, checkpoint=checkpoint)
         else:
             rep = fit_meshes(run, meshes, out, FitSettings(iterations=iterations, init=init, rigid=not no_rigid),
                              batch_size=batch_size, device=device, markers=markers, checkpoint=checkpoint)

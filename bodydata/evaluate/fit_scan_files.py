@@ -137,12 +137,13 @@ def _failed(inp: ScanInput, reason: str) -> dict[str, str]:
 def fit_scans(run: str | os.PathLike, scans: str | os.PathLike, out: str | os.PathLike,
               settings: ScanFitSettings = ScanFitSettings(), landmarks: str | os.PathLike | None = None,
               share_shape: bool = False, subject_regex: str = DEFAULT_SUBJECT_REGEX, units: str = "m",
-              start: StartFn | None = None, device: str | None = None, checkpoint: str = "last",
+              start: StartFn | None = None, batch_size: int = 8, device: str | None = None, checkpoint: str = "last",
               progress: Callable[[int, int], None] | None = None) -> FitRunReport:
     """Fit every scan of ``scans`` with the model of ``run`` and write ``out`` (layout in the module docstring).
 
-    share_shape : scans of one subject share e_s (one fit per subject); else one fit per scan. start : a start hook
-    (default: the scans' landmarks). A scan that cannot be read or started is a failed row; the others go on.
+    share_shape : scans of one subject share e_s; else each scan has its own. start : a start hook (default: the
+    scans' landmarks). batch_size : scans fitted together (whole subjects with ``share_shape``; speed only: the
+    scans of a batch do not interact unless they share a shape). A scan that cannot be read or started is a failed row; the others go on.
     Raises BodydataError when it cannot start (no run, no scans, bad options). progress : called (done, total).
     """
     from bodydata.mesh.io import write_mesh
@@ -173,9 +174,15 @@ def fit_scans(run: str | os.PathLike, scans: str | os.PathLike, out: str | os.Pa
         ready.setdefault(inp.subject if share_shape else inp.name, []).append((inp, tg, sim))
     table = out / FIT_FILES["table"]
     total, done = sum(len(v) for v in ready.values()), 0
-    for grp in ready.values():
+    batches: list[list[tuple[int, ScanInput, ScanTarget, Similarity]]] = [[]]
+    for g, members in enumerate(ready.values()):
+        if batches[-1] and len(batches[-1]) + len(members) > batch_size:
+            batches.append([])
+        batches[-1] += [(g, *m) for m in members]
+    for batch in (b for b in batches if b):
+        grp = [m[1:] for m in batch]
         try:
-            res = fitter.fit([tg for _, tg, _ in grp], groups=[0] * len(grp), starts=[st for _, _, st in grp])
+            res = fitter.fit([tg for _, tg, _ in grp], groups=[m[0] for m in batch], starts=[st for _, _, st in grp])
         except BodydataError as exc:
             for inp, _, _ in grp:
                 rows[inp.name] = _failed(inp, str(exc))
@@ -190,7 +197,8 @@ def fit_scans(run: str | os.PathLike, scans: str | os.PathLike, out: str | os.Pa
                               "n_points": str(len(tg.points)), "hand_points": str(int(pd.on_hand.sum())),
                               "overlap": f"{res.overlap[i]:.3f}", "scale": f"{res.scale[i]:.5f}",
                               "iterations": str(int(res.iterations[i])), "seconds": f"{res.seconds[i]:.3f}",
-                              "shared_shape": str(len(grp)) if share_shape else "", "reason": ""}
+                              "shared_shape": str(int((res.groups == res.groups[i]).sum())) if share_shape else "",
+                              "reason": ""}
         atomic_write_csv(table, SCAN_FIT_COLUMNS, list(rows.values()))  # an interrupted run keeps what it finished
         done += len(grp)
         if progress:

@@ -92,6 +92,17 @@ def test_share_shape_one_shape_code_per_subject(fitter, known):
     assert not np.array_equal(alone.shape[0], alone.shape[1])
 
 
+def test_scans_of_a_batch_do_not_interact(dhnn_model, known):
+    z, v, rot, t = known
+    f = ScanFitter(dhnn_model, ScanFitSettings(round_iterations=4))
+    targets = [_scan(f, v[i], rot, t, seed=i) for i in (0, 2)]
+    both = f.fit(targets)
+    for i, tg in enumerate(targets):
+        alone = f.fit([tg])
+        assert np.allclose(both.vertices[i], alone.vertices[0], atol=1e-5)
+        assert np.allclose(both.z[i], alone.z[0], atol=1e-4)
+
+
 def test_share_shape_needs_a_disentangled_model(pca_run, known):
     from bodydata.model import load
 
