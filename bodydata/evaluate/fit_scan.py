@@ -180,7 +180,8 @@ class ScanFitSettings:
     dists : one distance gate per ICP round (m).  max_angle : normal gate (degrees).
     round_iterations : Adam steps per round.  refresh : steps between closest-point searches within a round.
     lr_code, lr_rotation (rad), lr_translation (m), lr_scale (log s) : Adam steps.  fit_scale : optimise s.
-    normal_neighbours : points per PCA normal of a point cloud.
+    normal_neighbours : points per PCA normal of a point cloud.  landmark_weights : λ_lan per round (the last value
+    repeats), on the landmarks a scan shares with the template, minus ``ignore_landmarks``.
     """
 
     data_weight: float = 1.0
@@ -197,6 +198,8 @@ class ScanFitSettings:
     lr_scale: float = 0.005
     fit_scale: bool = False
     normal_neighbours: int = 12
+    landmark_weights: tuple = (1.0, 0.1, 0.0)
+    ignore_landmarks: tuple = ("crotch",)
 
     @property
     def iterations(self) -> int:
@@ -328,6 +331,22 @@ class ScanFitter:
 
         return _Pairs(t(fq), t(fn), t(fw), t(bb, torch.int64), t(bv, torch.int64), t(bq), t(bn), t(bw), overlap)
 
+    def _landmark_pairs(self, targets: Sequence[ScanTarget]):
+        """(body (K,), template vertex (K,), scan point (K, 3), weight 1/count per body (K,)) tensors of the landmarks
+        each scan shares with the template, or None when no scan has any."""
+        tl = {k: v for k, v in (self.template.landmarks or {}).items() if k not in set(self.settings.ignore_landmarks)}
+        rows = []
+        for b, tg in enumerate(targets):
+            names = [k for k in tl if tg.landmarks and k in tg.landmarks]
+            rows += [(b, tl[k], tg.points[tg.landmarks[k]], 1.0 / len(names)) for k in names]
+        if not rows:
+            return None
+        b, v, q, w = zip(*rows)
+        dev = self.device
+        return (torch.as_tensor(b, device=dev), torch.as_tensor(v, device=dev),
+                torch.as_tensor(np.array(q), dtype=torch.float64, device=dev),
+                torch.as_tensor(w, dtype=torch.float64, device=dev))
+
     def _data_energy(self, x: torch.Tensor, pr: _Pairs) -> torch.Tensor:
         """(B,) λ n (mean fwd r² + ρ mean back r²), r in mm."""
         s = self.settings
@@ -394,14 +413,20 @@ class ScanFitter:
             p = self.mesh.decode_vertices(z) - centre
             return torch.exp(logs)[:, None, None] * p @ rot.transpose(1, 2) + tr[:, None, :]
 
+        lm = self._landmark_pairs(targets)
         pairs = None
-        for dist in s.dists:
+        for r, dist in enumerate(s.dists):
+            w_lan = s.landmark_weights[min(r, len(s.landmark_weights) - 1)] if s.landmark_weights else 0.0
             for k in range(s.round_iterations):
                 z = self._codes(es, ep, gt)
                 x = place(z)
                 if k % s.refresh == 0:
                     pairs = self._pairs(x.detach().cpu().numpy(), targets, dist)
                 e = self._data_energy(x, pairs).sum()
+                if w_lan > 0 and lm is not None:
+                    b, v, q, w = lm
+                    d = (x[b, v] - q) * MM_PER_M
+                    e = e + w_lan * s.data_weight * self.n_surface * (w * (d * d).sum(-1)).sum()
                 if shared:
                     lg = self.model.net.latent_groups()
                     e = e + (prior[lg["shape"]] * es.double() ** 2).sum() + (prior[lg["pose"]] * ep.double() ** 2).sum()
