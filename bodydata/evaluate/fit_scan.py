@@ -24,7 +24,7 @@ the shape code's job, and a free scale would trade against it.
 
 Optimisation: Adam on the codes, the rotation vector ω (R = exp([ω]x) R_0, turning about the reference body's
 centroid so that R and t do not trade), t and log s; correspondences are found again every ``refresh`` steps
-within a round; the step decays to a tenth over all rounds. ``groups`` ties scans to subjects: scans of one group
+within a round; the step decays exponentially over all rounds. ``groups`` ties scans to subjects: scans of one group
 share one e_s (``--share-shape``, the paper's "_s" rows) and keep their own e_p, R, t, s.
 
 Point clouds (no faces): normals from a PCA of each point's ``normal_neighbours`` nearest points, oriented after the
@@ -179,7 +179,8 @@ class ScanFitSettings:
     data_weight : λ per mm².  shape_weight, pose_weight : λ_β, λ_θ.  reverse_weight : ρ (backward pairs).
     dists : one distance gate per ICP round (m).  max_angle : normal gate (degrees).
     round_iterations : Adam steps per round.  refresh : steps between closest-point searches within a round.
-    lr_code, lr_rotation (rad), lr_translation (m), lr_scale (log s) : Adam steps.  fit_scale : optimise s.
+    lr_code, lr_rotation (rad), lr_translation (m), lr_scale (log s) : Adam steps, decayed
+    exponentially to ``lr_decay`` times their value over all rounds.  fit_scale : optimise s.
     normal_neighbours : points per PCA normal of a point cloud.  landmark_weights : λ_lan per round (the last value
     repeats), on the landmarks a scan shares with the template, minus ``ignore_landmarks``.
     """
@@ -192,11 +193,12 @@ class ScanFitSettings:
     max_angle: float = 60.0
     round_iterations: int = 40
     refresh: int = 10
-    lr_code: float = 0.1
-    lr_rotation: float = 0.01
-    lr_translation: float = 0.005
+    lr_code: float = 0.15
+    lr_rotation: float = 0.02
+    lr_translation: float = 0.01
     lr_scale: float = 0.005
     fit_scale: bool = False
+    lr_decay: float = 0.05
     normal_neighbours: int = 12
     landmark_weights: tuple = (1.0, 0.1, 0.0)
     ignore_landmarks: tuple = ("crotch",)
@@ -405,7 +407,7 @@ class ScanFitter:
         if s.fit_scale:
             params.append({"params": [logs], "lr": s.lr_scale})
         opt = torch.optim.Adam(params)
-        sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=0.1 ** (1.0 / s.iterations))
+        sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=s.lr_decay ** (1.0 / s.iterations))
         prior = self.mesh.prior
 
         def place(z: torch.Tensor) -> torch.Tensor:
