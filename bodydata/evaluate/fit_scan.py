@@ -2,7 +2,7 @@
 
 The energy per scan b, with x_i = s R p_i(e_s, e_p) + t the decoded body in the scan's frame (metres)::
 
-    E_b = λ n (mean_fwd r_i^2 + ρ mean_back r_j^2) + λ_β |e_s|^2 + λ_θ |e_p|^2
+    E_b = λ n (mean_fwd r_i^2 + ρ mean_back r_j^2 + λ_lan mean_l |x_l - q_l|^2) + λ_β |e_s|^2 + λ_θ |e_p|^2
 
 * forward pairs: every decoded surface vertex x_i (not the template's cavity vertices: no scanner sees them) with its
   closest scan point q_j, residual r_i = n_j . (x_i - q_j) along the scan's normal (a vertex slides along the scan's
@@ -11,6 +11,11 @@ The energy per scan b, with x_i = s R p_i(e_s, e_p) + t the decoded body in the 
   decoded normal (it pulls the body onto scan regions no vertex is near yet: a limb in another pose);
 * both gated by a distance (a shrinking schedule, one ICP round per gate: 10, 5, 3, 2, 1 cm by default) and by the
   angle between the two normals (60 degrees: the back of a leg does not pair with the front of the other);
+* landmarks (when the scan has them): template landmark vertex x_l and the scan's landmark point q_l, with λ_lan
+  1, 0.1, then 0 over the rounds: the landmarks place the limbs while the gates are wide, then the surface decides
+  (landmarks marked on a scan are off by millimetres; as in the convert stage's registration). Without them
+  (3 trained-on anny-lite bodies, PCA run, 200 steps, earlier step sizes: MED 20 / 14 / 47 mm as a mesh / point
+  cloud / front half without them, 14 / 13 / 30 mm with them: ``benchmarks/bench_fit_scan.py``);
 * residuals in millimetres and means scaled by the template's surface vertex count n, so that λ = 1 per mm² and
   λ_β = λ_θ = 1 keep Eq. 15's meaning (:mod:`bodydata.evaluate.fit`) for any scan density; a single-latent model
   (meshVAE, PCA) has one prior term λ_β |z|^2.
@@ -283,7 +288,7 @@ class ScanFitter:
         self.surface = torch.as_tensor(self.template.surface_mask, device=self.device)
         self.n_surface = int(self.template.surface_mask.sum())
         if start is None:
-            start = LandmarkStart(self.template.landmarks or {}, scale=s.fit_scale)
+            start = LandmarkStart(self.template.landmarks or {}, scale=s.fit_scale, ignore=s.ignore_landmarks)
         self.start = start
         with torch.no_grad():
             self.reference = self.mesh.decode_vertices(torch.zeros(1, self.mesh.n_latent, device=self.device))[0]

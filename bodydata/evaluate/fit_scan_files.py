@@ -18,6 +18,8 @@ Output layout (``OUT``)::
     OUT/codes/<name>.npz       z (L,) float32 (shape, pose for a disentangled model), scale, rotation (3, 3),
                                translation (3,) metres: fitted = scale * decoded @ rotation.T + translation
     OUT/fit.csv                one row per scan (``SCAN_FIT_COLUMNS``), failures with their reason
+
+A re-run keeps the scans whose row is done and whose files are present (with ``share_shape``, whole subjects only).
 """
 from __future__ import annotations
 
@@ -134,6 +136,28 @@ def _failed(inp: ScanInput, reason: str) -> dict[str, str]:
             "reason": " ".join(reason.split())}
 
 
+def _reusable(out: Path, inputs: list[ScanInput], share_shape: bool) -> dict[str, dict[str, str]]:
+    """Rows of an earlier run in ``out`` to keep: done, the same path, fitted with the same ``share_shape``, files
+    present (with ``share_shape``: only subjects whose every scan is kept, since their shape code is fitted jointly)."""
+    table = out / FIT_FILES["table"]
+    if not table.is_file():
+        return {}
+    with open(table, newline="", encoding="utf-8") as fh:
+        prev = {r["name"]: r for r in csv.DictReader(fh)}
+    keep = {}
+    for i in inputs:
+        r = prev.get(i.name)
+        if (r and is_done(r.get("status")) and r.get("path") == str(i.path)
+                and bool(r.get("shared_shape")) == share_shape  # fitted the same way
+                and (out / FIT_FILES["meshes"] / f"{i.name}.ply").is_file()
+                and (out / FIT_FILES["codes"] / f"{i.name}.npz").is_file()):
+            keep[i.name] = r
+    if share_shape:
+        whole = {i.subject for i in inputs} - {i.subject for i in inputs if i.name not in keep}
+        keep = {k: r for k, r in keep.items() if r.get("subject") in whole}
+    return keep
+
+
 def fit_scans(run: str | os.PathLike, scans: str | os.PathLike, out: str | os.PathLike,
               settings: ScanFitSettings = ScanFitSettings(), landmarks: str | os.PathLike | None = None,
               share_shape: bool = False, subject_regex: str = DEFAULT_SUBJECT_REGEX, units: str = "m",
@@ -143,7 +167,8 @@ def fit_scans(run: str | os.PathLike, scans: str | os.PathLike, out: str | os.Pa
 
     share_shape : scans of one subject share e_s; else each scan has its own. start : a start hook (default: the
     scans' landmarks). batch_size : scans fitted together (whole subjects with ``share_shape``; speed only: the
-    scans of a batch do not interact unless they share a shape). A scan that cannot be read or started is a failed row; the others go on.
+    scans of a batch do not interact unless they share a shape). A scan that cannot be read or started is a failed row; the others go on. A re-run keeps the done
+    rows whose files are present (see :func:`_reusable`).
     Raises BodydataError when it cannot start (no run, no scans, bad options). progress : called (done, total).
     """
     from bodydata.mesh.io import write_mesh
@@ -158,6 +183,7 @@ def fit_scans(run: str | os.PathLike, scans: str | os.PathLike, out: str | os.Pa
     out = Path(out)
     report = FitRunReport(out)
     rows: dict[str, dict[str, str]] = {}
+    old = _reusable(out, inputs, share_shape)
     ready: dict[str, list[tuple[ScanInput, ScanTarget, Similarity]]] = {}
     seen: set[str] = set()
     for k, inp in enumerate(inputs):
@@ -165,6 +191,10 @@ def fit_scans(run: str | os.PathLike, scans: str | os.PathLike, out: str | os.Pa
             rows[f"{inp.name}#{k}"] = _failed(inp, f"{inp.path}: another input has the same name {inp.name!r}")
             continue
         seen.add(inp.name)
+        if inp.name in old:
+            rows[inp.name] = old[inp.name]
+            report.n_skipped += 1
+            continue
         try:
             tg = _read_target(inp, settings.normal_neighbours)
             sim = fitter.start_similarity(tg)

@@ -225,6 +225,10 @@ def test_fit_command_on_scans_shares_shapes_and_reports_pmd(dhnn_run, scan_folde
     tpl = load_template("anny-lite")
     d = point_to_mesh_mm(scan.vertices / 1000, fitted.vertices / 1000, fitted.faces, tpl.part_labels, tpl.part_names)
     assert d.pmd_mm == pytest.approx(float(rows["anna_0"]["pmd_mm"]), abs=1e-3)
+    again = _invoke("fit", "--run", dhnn_run, "--target-kind", "scan", "--meshes", scan_folder / "scans",
+                    "--landmarks", scan_folder / "lm", "--share-shape", "--units", "mm", "--iterations", 100,
+                    "--out", out, "--device", "cpu")
+    assert again.exit_code == 1 and "1 failed" in again.output and "(2 already done)" in again.output
 
 
 def test_scan_inputs_subjects_from_a_csv_or_the_file_name(scan_folder, tmp_path):
