@@ -33,10 +33,15 @@ def _subset(points, faces, landmarks, keep):
 
 def main() -> None:
     import torch
-
     from bench_fit import tiny_run
+
     from bodydata.evaluate.fit import FitSettings, MeshFitter
-    from bodydata.evaluate.fit_scan import ScanFitSettings, ScanFitter, ScanTarget, point_to_mesh_mm
+    from bodydata.evaluate.fit_scan import (
+        ScanFitSettings,
+        ScanFitter,
+        ScanTarget,
+        point_to_mesh_mm,
+    )
     from bodydata.evaluate.reconstruction import load_test_meshes
     from bodydata.features.polar import rotation_exp_torch
     from bodydata.model import load

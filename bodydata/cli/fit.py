@@ -74,7 +74,10 @@ def fit_cmd(run, meshes, out, iterations, init, no_rigid, markers, batch_size, d
     try:
         if target_kind == "scan":
             from bodydata.evaluate.fit_scan import ScanFitSettings
-            from bodydata.evaluate.fit_scan_files import DEFAULT_SUBJECT_REGEX, fit_scans
+            from bodydata.evaluate.fit_scan_files import (
+                DEFAULT_SUBJECT_REGEX,
+                fit_scans,
+            )
 
             per_round = max(1, -(-iterations // len(ScanFitSettings().dists)))  # the rounds share --iterations
             rep = fit_scans(run, meshes, out, ScanFitSettings(fit_scale=fit_scale, round_iterations=per_round),

@@ -44,13 +44,13 @@ a scan are the least reliable and its template fits fingers poorly), ``pmd_wh_mm
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from bodydata.errors import BodydataError
 from bodydata.evaluate.fit import FitError, FitSettings, MeshFitter
 from bodydata.evaluate.metrics import MM_PER_M
 
@@ -58,8 +58,19 @@ if TYPE_CHECKING:
     from bodydata.model.embedding import BodyEmbedding
     from bodydata.templates.template import Template
 
-__all__ = ["Similarity", "ScanTarget", "StartFn", "LandmarkStart", "ScanFitSettings", "ScanFitResult", "ScanFitter",
-           "PointDistances", "point_to_mesh_mm", "pca_normals", "fit_scans_once"]
+__all__ = [
+    "LandmarkStart",
+    "PointDistances",
+    "ScanFitResult",
+    "ScanFitSettings",
+    "ScanFitter",
+    "ScanTarget",
+    "Similarity",
+    "StartFn",
+    "fit_scans_once",
+    "pca_normals",
+    "point_to_mesh_mm",
+]
 
 
 @dataclass(frozen=True)
@@ -266,8 +277,8 @@ class ScanFitter:
     start : a start hook (:data:`StartFn`); default :class:`LandmarkStart` on the template's landmarks.
     """
 
-    def __init__(self, model: "BodyEmbedding", settings: ScanFitSettings = ScanFitSettings(),
-                 start: StartFn | None = None, template: "Template | None" = None):
+    def __init__(self, model: BodyEmbedding, settings: ScanFitSettings = ScanFitSettings(),
+                 start: StartFn | None = None, template: Template | None = None):
         from bodydata.templates.template import load_template
 
         s = settings
@@ -505,7 +516,7 @@ def point_to_mesh_mm(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray
     return PointDistances(MM_PER_M * d, on_hand)
 
 
-def fit_scans_once(model: "BodyEmbedding", targets: Sequence[ScanTarget], groups: Sequence[int] | None = None,
+def fit_scans_once(model: BodyEmbedding, targets: Sequence[ScanTarget], groups: Sequence[int] | None = None,
                    settings: ScanFitSettings = ScanFitSettings(), start: StartFn | None = None) -> ScanFitResult:
     """One call: :class:`ScanFitter` (model, settings, start) fitted to ``targets`` (see :meth:`ScanFitter.fit`)."""
     return ScanFitter(model, settings, start).fit(targets, groups)

@@ -26,21 +26,28 @@ from __future__ import annotations
 import csv
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from bodydata.errors import BodydataError
 from bodydata.evaluate.fit import FitError
 from bodydata.evaluate.fit_files import FIT_FILES, FitRunReport, list_fit_inputs
-from bodydata.evaluate.fit_scan import (ScanFitResult, ScanFitSettings, ScanFitter, ScanTarget, Similarity, StartFn,
-                                        point_to_mesh_mm)
+from bodydata.evaluate.fit_scan import (
+    ScanFitResult,
+    ScanFitSettings,
+    ScanFitter,
+    ScanTarget,
+    Similarity,
+    StartFn,
+    point_to_mesh_mm,
+)
 from bodydata.fsutil import atomic_path, atomic_write_csv
 from bodydata.manifest.status import STATUS_DONE, STATUS_FAILED, is_done
 
-__all__ = ["SCAN_FIT_COLUMNS", "DEFAULT_SUBJECT_REGEX", "UNITS_M", "ScanInput", "list_scan_inputs", "fit_scans"]
+__all__ = ["DEFAULT_SUBJECT_REGEX", "SCAN_FIT_COLUMNS", "UNITS_M", "ScanInput", "fit_scans", "list_scan_inputs"]
 
 SCAN_FIT_COLUMNS = ["name", "path", "subject", "status", "pmd_mm", "pmd_wh_mm", "pmd_median_mm", "pmd_p95_mm",
                     "n_points", "hand_points", "overlap", "scale", "iterations", "seconds", "shared_shape", "reason"]

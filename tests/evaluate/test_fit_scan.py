@@ -11,8 +11,15 @@ from click.testing import CliRunner
 
 from bodydata.errors import BodydataError
 from bodydata.evaluate.fit import FitError
-from bodydata.evaluate.fit_scan import (LandmarkStart, ScanFitSettings, ScanFitter, ScanTarget, Similarity,
-                                        pca_normals, point_to_mesh_mm)
+from bodydata.evaluate.fit_scan import (
+    LandmarkStart,
+    ScanFitSettings,
+    ScanFitter,
+    ScanTarget,
+    Similarity,
+    pca_normals,
+    point_to_mesh_mm,
+)
 
 FAST = ScanFitSettings(round_iterations=30)
 
@@ -54,7 +61,7 @@ def _scan(fitter, body, rot, t, seed, cloud=False, scale=1.0, name="scan"):
 
 @pytest.mark.parametrize("cloud", [False, True], ids=["mesh", "point_cloud"])
 def test_closed_loop_fits_a_remeshed_moved_body(fitter, known, cloud):
-    z, v, rot, t = known
+    _, v, rot, t = known
     tg = _scan(fitter, v[2], rot, t, seed=1, cloud=cloud)
     assert len(tg.points) > 2 * v.shape[1]  # another connectivity, shuffled
     res = fitter.fit([tg])
@@ -73,7 +80,7 @@ def test_closed_loop_fits_a_remeshed_moved_body(fitter, known, cloud):
 
 
 def test_fit_scale_recovers_a_scans_units(dhnn_model, known):
-    z, v, rot, t = known
+    _, v, rot, t = known
     f = ScanFitter(dhnn_model, ScanFitSettings(round_iterations=30, fit_scale=True))
     res = f.fit([_scan(f, v[2], rot, t, seed=2, scale=1.1)])
     assert res.scale[0] == pytest.approx(1.1, rel=0.02)
@@ -81,7 +88,7 @@ def test_fit_scale_recovers_a_scans_units(dhnn_model, known):
 
 
 def test_share_shape_one_shape_code_per_subject(fitter, known):
-    z, v, rot, t = known
+    _, v, rot, t = known
     targets = [_scan(fitter, v[i], rot, t, seed=i) for i in (0, 1)]
     res = fitter.fit(targets, groups=[7, 7])
     assert np.array_equal(res.shape[0], res.shape[1]) and not np.array_equal(res.pose[0], res.pose[1])
@@ -93,7 +100,7 @@ def test_share_shape_one_shape_code_per_subject(fitter, known):
 
 
 def test_scans_of_a_batch_do_not_interact(dhnn_model, known):
-    z, v, rot, t = known
+    _, v, rot, t = known
     f = ScanFitter(dhnn_model, ScanFitSettings(round_iterations=4))
     targets = [_scan(f, v[i], rot, t, seed=i) for i in (0, 2)]
     both = f.fit(targets)
@@ -107,7 +114,7 @@ def test_share_shape_needs_a_disentangled_model(pca_run, known):
     from bodydata.model import load
 
     f = ScanFitter(load(pca_run, device="cpu"), FAST)
-    z, v, rot, t = known
+    _, v, rot, t = known
     tg = [_scan(f, v[0], rot, t, seed=0)] * 2
     with pytest.raises(FitError, match="one latent vector"):
         f.fit(tg, groups=[0, 0])
@@ -160,7 +167,7 @@ def test_landmark_start_is_the_similarity_of_the_landmarks(fitter):
 
 
 def test_a_start_hook_replaces_the_landmarks(dhnn_model, known):
-    z, v, rot, t = known
+    _, v, rot, t = known
     calls = []
 
     def hook(target, reference):
@@ -187,7 +194,7 @@ def scan_folder(fitter, known, tmp_path_factory):
     from bodydata.mesh import write_mesh
     from bodydata.templates.landmarks import write_landmarks_csv
 
-    z, v, rot, t = known
+    _, v, rot, t = known
     root = tmp_path_factory.mktemp("scans")
     (root / "scans").mkdir()
     (root / "lm").mkdir()
@@ -210,7 +217,7 @@ def test_fit_command_on_scans_shares_shapes_and_reports_pmd(dhnn_run, scan_folde
     bad = rows.pop("bob_0")
     assert bad["status"] == "failed" and "bob_0.ply" in bad["reason"] and "no landmarks" in bad["reason"]
     assert "failed:" in res.output and len(res.output.strip().splitlines()) == 2
-    for name, r in rows.items():
+    for r in rows.values():
         assert r["status"] == "done" and r["subject"] == "anna" and r["shared_shape"] == "2"
         assert 0 < float(r["pmd_mm"]) <= float(r["pmd_p95_mm"]) and float(r["pmd_wh_mm"]) > 0
         assert float(r["pmd_mm"]) < 3.0 and int(r["iterations"]) == 100
