@@ -77,13 +77,9 @@ def list_scan_inputs(scans: str | os.PathLike, landmarks: str | os.PathLike | No
     """The scans of a folder, text list or CSV (see the module docstring) with their subjects, landmark files and units.
     Raises BodydataError (one line) for a bad regex, unit or CSV."""
     from bodydata.manifest.source_rows import subject_key
+    from bodydata.sources.folder import subject_pattern
 
-    try:
-        pattern = re.compile(subject_regex)
-    except re.error as exc:
-        raise BodydataError(f"subject regex {subject_regex!r}: {exc}") from None
-    if "subject" not in pattern.groupindex:
-        raise BodydataError(f"subject regex {subject_regex!r} has no (?P<subject>...) group")
+    pattern = subject_pattern(subject_regex)
     if units not in UNITS_M:
         raise BodydataError(f"units {units!r}: expected one of {', '.join(UNITS_M)}")
     src = Path(scans)
