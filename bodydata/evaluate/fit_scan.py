@@ -396,6 +396,8 @@ class ScanFitter:
             raise FitError(f"{self.model.net.arch} has one latent vector, so scans cannot share a shape code")
         t0 = time.perf_counter()
         starts = list(starts) if starts is not None else [self.start_similarity(tg) for tg in targets]
+        if len(starts) != bsz:
+            raise FitError(f"{len(starts)} start similarities for {bsz} scans")
         ref = self.reference_np
         ref_n = vertex_normals(ref, self.faces)
         for tg, st in zip(targets, starts):
