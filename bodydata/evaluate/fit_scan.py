@@ -162,16 +162,19 @@ class LandmarkStart:
     reference body onto the scan's landmark points with the same names (at least ``min_shared``).
 
     template_landmarks : {name: template vertex id}. ignore : names left out (the crotch: a saddle whose lowest
-    point different rules place centimetres apart, as in the convert stage)."""
+    point different rules place centimetres apart, as in the convert stage). max_rms : metres (of the body) of
+    landmark residual after the similarity beyond which the landmarks are refused (a body in any pose stays well
+    inside; a scan in millimetres read as metres does not)."""
 
     def __init__(self, template_landmarks: Mapping[str, int], scale: bool = False, min_shared: int = 4,
-                 ignore: Sequence[str] = ("crotch",)):
+                 ignore: Sequence[str] = ("crotch",), max_rms: float = 0.5):
         self.template_landmarks = {k: int(v) for k, v in template_landmarks.items() if k not in set(ignore)}
         if len(self.template_landmarks) < min_shared:
             raise FitError(f"the template has {len(self.template_landmarks)} usable landmarks; a landmark start "
                            f"needs {min_shared}")
         self.scale = scale
         self.min_shared = min_shared
+        self.max_rms = max_rms
 
     def __call__(self, target: ScanTarget, reference: np.ndarray) -> Similarity:
         from bodydata.mesh.alignment import align
@@ -185,6 +188,9 @@ class LandmarkStart:
         src = np.asarray(reference, np.float64)[[self.template_landmarks[k] for k in names]]
         dst = target.points[[target.landmarks[k] for k in names]]
         a = align(src, dst, scale=self.scale)
+        if a.rms / a.scale > self.max_rms:
+            raise FitError(f"{target.name}: its landmarks are {a.rms / a.scale:.2f} m (rms) from the body's after the "
+                           "best similarity: wrong landmarks, or other units (--units, --fit-scale)?")
         return Similarity(float(a.scale), a.rotation, a.translation)
 
 
@@ -296,7 +302,6 @@ class ScanFitter:
         self.device = self.mesh.device
         self.template = template if template is not None else load_template(model.template)
         self.faces = np.asarray(self.template.faces, np.int64)
-        self.surface = torch.as_tensor(self.template.surface_mask, device=self.device)
         self.n_surface = int(self.template.surface_mask.sum())
         if start is None:
             start = LandmarkStart(self.template.landmarks or {}, scale=s.fit_scale, ignore=s.ignore_landmarks)
@@ -341,7 +346,10 @@ class ScanFitter:
             i = sid[i]
             ok = (d <= dist) & (np.einsum("ij,ij->i", xn[i], tg.normals) >= cos_min)
             k = int(ok.sum())
-            bb.append(np.full(k, b)), bv.append(i[ok]), bq.append(tg.points[ok]), bn.append(xn[i[ok]])
+            bb.append(np.full(k, b))
+            bv.append(i[ok])
+            bq.append(tg.points[ok])
+            bn.append(xn[i[ok]])
             bw.append(np.full(k, 1.0 / max(k, 1)))
 
         def t(a, dtype=torch.float64):

@@ -158,12 +158,15 @@ def test_landmark_start_is_the_similarity_of_the_landmarks(fitter):
     ref = fitter.reference_np
     rot, t = _rotation([0.1, 0.5, -0.2]), np.array([0.3, 0.0, -1.0])
     lm = fitter.template.landmarks
-    tg = ScanTarget("moved", 2.0 * ref @ rot.T + t, fitter.template.faces, lm)
-    for scale, s_expected in ((True, 2.0), (False, 1.0)):
+    tg = ScanTarget("moved", 1.2 * ref @ rot.T + t, fitter.template.faces, lm)
+    for scale, s_expected in ((True, 1.2), (False, 1.0)):
         sim = LandmarkStart(lm, scale=scale)(tg, ref)
         assert sim.scale == pytest.approx(s_expected) and np.allclose(sim.rotation, rot, atol=1e-9)
     with pytest.raises(FitError, match="no landmarks"):
         LandmarkStart(lm)(ScanTarget("bare", ref), ref)
+    squashed = ScanTarget("squashed", 1000 * ref * [1, 1, 0.01], fitter.template.faces, lm)  # mm, flattened
+    with pytest.raises(FitError, match=r"squashed: its landmarks are .* other units"):
+        LandmarkStart(lm)(squashed, ref)
 
 
 def test_a_start_hook_replaces_the_landmarks(dhnn_model, known):
