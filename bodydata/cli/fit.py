@@ -1,4 +1,5 @@
-"""``bodydata fit`` and ``fit-joints``: fit a trained embedding to meshes (paper Eq. 15) or to 2D joints (Eq. 16)."""
+"""``bodydata fit`` and ``fit-joints``: a trained embedding fitted to meshes (Eq. 15), to scans in any connectivity, or
+to 2D joints (Eq. 16)."""
 from __future__ import annotations
 
 import click
@@ -9,10 +10,20 @@ Examples:
   bodydata fit --run runs/dhnn --meshes scans/registered --out fits/dhnn
   bodydata fit --run runs/dhnn --meshes meshes.csv --out fits/markers --markers landmarks
   bodydata fit --run runs/dhnn --meshes DIR --out OUT --iterations 400 --device cuda --batch-size 32
+  bodydata fit --run runs/dhnn --target-kind scan --meshes scans --landmarks scans/landmarks --out fits/scans
+  bodydata fit --run runs/dhnn --target-kind scan --meshes scans.csv --share-shape --units mm --out fits/scans_s
+  bodydata fit --run runs/dhnn --target-kind scan --meshes clouds --landmarks one_topology.csv --fit-scale --out OUT
 
 \b
 Eq. 15 weights in our units: λ = 1 per mm² (the paper's 1e6 per m²), λ_β = λ_θ = 1.
 Writes OUT/meshes/<name>.ply, OUT/codes/<name>.npz and OUT/fit.csv (MED mm, iterations, seconds per mesh).
+Scans (--target-kind scan; meshes in any connectivity or point clouds): a start similarity from each scan's
+landmarks (--landmarks DIR holds <scan stem>.csv, or one CSV for all; name,vertex_id rows naming scan points; else
+the input CSV's landmarks_path column), then point-to-plane ICP both ways with shrinking distance gates
+(10, 5, 3, 2, 1 cm) and a 60-degree normal gate, over the codes, R, t (and the scale with --fit-scale).
+fit.csv then has PMD (scan point -> fitted mesh, mm) without the hands (pmd_mm, the paper's) and with them (pmd_wh_mm).
+--share-shape: one shape code per subject over all of its scans (the paper's "_s" rows); the subject is the input
+CSV's subject (or identity) column, else the file stem up to its last '_' (anna_03.ply -> anna; --subject-regex).
 Exit status: 0 every mesh fitted; 1 some meshes failed (see fit.csv); 2 cannot start (no run, no meshes).
 """
 
@@ -22,18 +33,30 @@ Exit status: 0 every mesh fitted; 1 some meshes failed (see fit.csv); 2 cannot s
 @click.option("--meshes", required=True, type=click.Path(path_type=str),
               help="a folder of meshes, a text list (one path a line) or a CSV with a 'path' column")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=str), help="the output folder")
-@click.option("--iterations", type=click.IntRange(min=0), default=200, show_default=True, help="Adam steps at most")
+@click.option("--iterations", type=click.IntRange(min=0), default=200, show_default=True,
+              help="Adam steps at most (scan: in all, spread over the ICP rounds)")
 @click.option("--init", type=click.Choice(["encoder", "zero"]), default="encoder", show_default=True,
               help="start from the encoder's codes of each mesh, or from zero codes")
 @click.option("--no-rigid", is_flag=True, help="no global R, t (alignment 'none')")
 @click.option("--markers", default=None,
               help="fit from these vertices only: 'landmarks' (the template's set) or a landmark CSV [default: all]")
-@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True, help="meshes per batch")
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True, help="meshes (scans) per batch")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None, help="[default: CUDA when present]")
+@click.option("--target-kind", type=click.Choice(["mesh", "scan"]), default="mesh", show_default=True,
+              help="mesh: the template's connectivity (Eq. 15 on vertices); scan: any connectivity or a point cloud (ICP)")
+@click.option("--landmarks", default=None, type=click.Path(exists=True, path_type=str),
+              help="scan: a folder of <scan stem>.csv landmark files, or one landmark CSV for every scan")
+@click.option("--share-shape", is_flag=True, help="scan: one shape code per subject over all of its scans")
+@click.option("--subject-regex", default=None,
+              help="scan: the subject of a file stem, a (?P<subject>...) group [default: the stem up to its last '_']")
+@click.option("--units", type=click.Choice(["m", "cm", "mm"]), default="m", show_default=True,
+              help="scan: units of the scans' coordinates (an input CSV's units column wins)")
+@click.option("--fit-scale", is_flag=True, help="scan: optimise a global scale too (scans of unknown units)")
 @click.option("--checkpoint", type=click.Choice(["best", "last"]), default="last", show_default=True,
               help="last: the final weights; best: the epoch with the lowest test loss (chosen on the test split)")
-def fit_cmd(run, meshes, out, iterations, init, no_rigid, markers, batch_size, device, checkpoint) -> None:
-    """Fit codes and a rigid motion of RUN's model to each mesh of MESHES; write the fits to OUT.
+def fit_cmd(run, meshes, out, iterations, init, no_rigid, markers, batch_size, device, target_kind, landmarks,
+            share_shape, subject_regex, units, fit_scale, checkpoint) -> None:
+    """Fit codes and a rigid motion of RUN's model to each mesh (or scan) of MESHES; write the fits to OUT.
 
     The energy is the paper's Eq. 15 (see below).
     """
@@ -42,10 +65,29 @@ def fit_cmd(run, meshes, out, iterations, init, no_rigid, markers, batch_size, d
     from bodydata.evaluate.fit_files import fit_meshes
     from bodydata.manifest.status import is_done
 
-    settings = FitSettings(iterations=iterations, init=init, rigid=not no_rigid)
+    scan_only = {"--landmarks": landmarks, "--share-shape": share_shape, "--subject-regex": subject_regex,
+                 "--fit-scale": fit_scale, "--units": units != "m"}
+    mesh_only = {"--markers": markers, "--no-rigid": no_rigid, "--init": init != "encoder"}
+    wrong = [k for k, v in (scan_only if target_kind == "mesh" else mesh_only).items() if v]
+    if wrong:
+        click.echo(f"Error: {', '.join(wrong)} not with --target-kind {target_kind}", err=True)
+        raise SystemExit(2)
     try:
-        rep = fit_meshes(run, meshes, out, settings, batch_size=batch_size, device=device, markers=markers,
-                         checkpoint=checkpoint)
+        if target_kind == "scan":
+            from bodydata.evaluate.fit_scan import ScanFitSettings
+            from bodydata.evaluate.fit_scan_files import (
+                DEFAULT_SUBJECT_REGEX,
+                fit_scans,
+            )
+
+            per_round = max(1, -(-iterations // len(ScanFitSettings().dists)))  # the rounds share --iterations
+            rep = fit_scans(run, meshes, out, ScanFitSettings(fit_scale=fit_scale, round_iterations=per_round),
+                            landmarks=landmarks, share_shape=share_shape,
+                            subject_regex=subject_regex or DEFAULT_SUBJECT_REGEX, units=units,
+                            batch_size=batch_size, device=device, checkpoint=checkpoint)
+        else:
+            rep = fit_meshes(run, meshes, out, FitSettings(iterations=iterations, init=init, rigid=not no_rigid),
+                             batch_size=batch_size, device=device, markers=markers, checkpoint=checkpoint)
     except BodydataError as exc:
         click.echo(f"Error: {exc}", err=True)
         raise SystemExit(2) from None

@@ -65,7 +65,7 @@ def read_landmark_table(path: str | Path) -> pd.DataFrame:
     return table
 
 
-def _subject_pattern(text: str) -> re.Pattern:
+def subject_pattern(text: str) -> re.Pattern:
     """Compile ``subject_regex``; it must have a named group ``subject``. Raises ``SourceError``."""
     try:
         pattern = re.compile(text)
@@ -91,7 +91,7 @@ class FolderAdapter:
                  up_axis: str | None = None, subject_regex: str | None = None, **options) -> list[ManifestRow]:
         root = require_dir(root, self.name, self.layout)
         self._root = root
-        self._subject_re = _subject_pattern(subject_regex) if subject_regex else None
+        self._subject_re = subject_pattern(subject_regex) if subject_regex else None
         files = mesh_files(root)
         if not files:
             raise SourceError(f"{root}: no mesh files found; expected {self.layout}")
