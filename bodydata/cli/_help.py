@@ -25,13 +25,10 @@ EXAMPLES: dict[str, list[str]] = {
     "prior lift": ["bodydata prior lift --cage-rest coarse_rest.ply --fine-rest fine_rest.ply --poses coarse_poses --out lifted"],
     "convert": ["bodydata convert --source faust --root MPI-FAUST/training --template anny --prior anny_prior.npz "
                 "--out faust_anny --kind registration --match 'tr_reg_00[0-9]'",
-<<<<<<< HEAD
                 "bodydata convert --source folder --root my_scans --template anny --prior anny_prior.npz --out scans_anny "
-                "--landmarks model"],
-=======
+                "--landmarks model",
                 "bodydata convert --source faust --root MPI-FAUST/training --template anny-lite --prior runs/dhnn "
                 "--out faust_model_prior --kind registration --limit 10"],
->>>>>>> modelprior
     "benchmark correspondence": ["bodydata benchmark correspondence --root FAUST_r --converted faust_r_anny/meshes "
                                  "--ids tr_reg_060-079 --out corr.csv",
                                  "bodydata benchmark correspondence --root FAUST_r --converted MPI-FAUST/training/registrations "
