@@ -299,7 +299,7 @@ def _target(rec: Mapping[str, str], o: ConvertOptions) -> ConvertTarget:
     if rec.get("status") == STATUS_FAILED:
         raise ConversionError(f"{path}: not converted: the source scan marked it failed "
                               f"({rec.get('error') or 'no reason given'})")
-    mesh = read_mesh(path, expected_vertices=TOPOLOGY_VERTICES.get(rec.get("topology", "")))
+    mesh = read_mesh(path, expected_vertices=TOPOLOGY_VERTICES.get(rec.get("topology", "")), allow_point_cloud=True)
     row_obj = SimpleNamespace(**rec)
     if o.vts_landmarks:
         lm = _vts_landmarks(o.vts_landmarks, o.vts_root or str(Path(path).parent.parent))(row_obj, mesh.vertices)
