@@ -24,10 +24,12 @@ from bodydata.cli._exit import CannotStart, exit_for_failures
               help="feet-to-head axis of meshes whose input row does not say (a folder's meshes)")
 @click.option("--backend", type=click.Choice(["numpy", "open3d"]), default="numpy", show_default=True,
               help="ray casting: numpy, or open3d (optional extra bodydata[open3d])")
+@click.option("--landmarks", type=click.Choice(["none", "carry"]), default="none", show_default=True,
+              help="carry: the source meshes' landmarks (their CSV, or their topology's shipped one) as scan points")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="noise seed (same seed: same files)")
 @click.option("--quiet", is_flag=True, help="no progress bar")
-def virtual_scan(meshes, out_dir, points, views, noise_mm, max_incidence, floor, faces, up_axis, backend, seed,
-                 quiet) -> None:
+def virtual_scan(meshes, out_dir, points, views, noise_mm, max_incidence, floor, faces, up_axis, backend, landmarks,
+                 seed, quiet) -> None:
     """Scan every mesh with a virtual depth-sensor rig: DIR/scans/<name>.ply, DIR/truth/<name>.npz (the face and
     barycentrics of every point on its source mesh) and DIR/scans.csv (a source manifest that ``bodydata convert``
     reads; a mesh that could not be scanned is a failed row). Details: bodydata/generator/virtual_scan.py."""
@@ -39,7 +41,7 @@ def virtual_scan(meshes, out_dir, points, views, noise_mm, max_incidence, floor,
     config = ScannerConfig(n_points=points, n_views=views, noise_mm=noise_mm, max_incidence=max_incidence,
                            floor=floor, faces=faces, up_axis=up_axis, backend=backend, seed=seed)
     try:
-        result = scan_meshes(meshes, out_dir, config, progress=not quiet)
+        result = scan_meshes(meshes, out_dir, config, landmarks=landmarks, progress=not quiet)
     except BodydataError as exc:
         raise CannotStart(str(exc)) from None
     done = [r for r in result.rows if is_done(r.status)]

@@ -6,10 +6,13 @@ Output folder::
     truth/<name>.npz      face (N,) int64 and barycentric (N, 3) float64 on the source mesh (-1 / NaN: floor),
                           surface (N, 3) the exact surface points, sensor (N,) int64, sensors (S, 3),
                           noise_sigma (N,) noise std along each point's ray, up (3,), source_path, source_sha256
+    landmarks/<name>.csv  with ``landmarks="carry"``: the source mesh's landmarks carried to the scan (the scan
+                          point nearest each landmark vertex on the true surface; one in a hole, no point
+                          within ``LANDMARK_REACH``, is left out), named in the row's ``landmarks_path``
     scans.csv             one source row per input mesh (``bodydata.manifest.source_rows``): kind ``scan``,
                           topology ``own``, gt_path = the truth file, gt_kind ``virtual_scan``; identity columns,
                           units and up axis copied from the input row; extra columns source_mesh, n_points,
-                          hole_fraction, floor_fraction, seconds. A mesh that could not be scanned is a failed row
+                          hole_fraction, floor_fraction, n_landmarks, seconds. A mesh that could not be scanned is a failed row
                           with the reason. The file is a manifest ``bodydata convert --manifest`` reads.
 
 Each row's up axis (for the floor and the sensors' ring) is the input row's ``up_axis`` when it has one, else the
@@ -33,9 +36,10 @@ from bodydata.mesh.io import SUPPORTED_SUFFIXES, read_mesh, write_mesh
 from bodydata.mesh.scanner import Scan, ScannerConfig, VirtualScanner
 from bodydata.naming import natural_key
 
-__all__ = ["ScanSetResult", "scan_meshes", "write_scan", "GT_KIND"]
+__all__ = ["ScanSetResult", "scan_meshes", "write_scan", "carried_landmarks", "GT_KIND", "LANDMARK_REACH"]
 
 GT_KIND = "virtual_scan"
+LANDMARK_REACH = 0.02   # metres: a landmark with no scan point this close fell in a hole
 
 
 @dataclass
@@ -73,9 +77,25 @@ def write_scan(scan: Scan, ply: Path, truth: Path, source_path: str, source_sha2
                  source_sha256=np.array(source_sha256))
 
 
+def carried_landmarks(scan: Scan, row: ManifestRow, vertices: np.ndarray) -> dict[str, int]:
+    """The source mesh's landmarks (the row's ``landmarks_path``, else the shipped file of the topology its vertex
+    count names; none when neither applies) as scan point ids: {name: point id}, those in holes left out."""
+    from bodydata.templates.landmarks import TOPOLOGIES, load_landmarks, read_landmarks_csv
+
+    if row.landmarks_path:
+        marks = read_landmarks_csv(row.landmarks_path, len(vertices))
+    else:
+        topo = next((t for t, n in TOPOLOGIES.items() if n == len(vertices)), None)
+        marks = load_landmarks(topo) if topo else {}
+    names = list(marks)
+    ids = scan.nearest_points(vertices[[marks[k] for k in names]], LANDMARK_REACH) if names else []
+    return {k: int(i) for k, i in zip(names, ids) if i >= 0}
+
+
 def scan_meshes(meshes: str | os.PathLike, out: str | os.PathLike, config: ScannerConfig | None = None,
-                progress: bool = True) -> ScanSetResult:
-    """Scan every mesh of ``meshes`` (a folder or a source-row CSV) into ``out`` (layout in the module docstring).
+                landmarks: str = "none", progress: bool = True) -> ScanSetResult:
+    """Scan every mesh of ``meshes`` (a folder or a source-row CSV) into ``out`` (layout in the module docstring);
+    ``landmarks`` : ``"none"`` or ``"carry"`` (the source meshes' landmarks, as scan point ids).
 
     Raises :class:`BodydataError` before any scan when the input or the configuration is unusable; a mesh that
     fails is a failed row, never an exception."""
@@ -83,6 +103,8 @@ def scan_meshes(meshes: str | os.PathLike, out: str | os.PathLike, config: Scann
 
     config = config or ScannerConfig()
     config.check()
+    if landmarks not in ("none", "carry"):
+        raise BodydataError(f"virtual scan: landmarks must be none or carry, got {landmarks!r}")
     src, out = Path(meshes), Path(out)
     inputs = _inputs(src)
     names = [r.id.replace("/", "__").replace("\\", "__") or Path(r.path).stem for r in inputs]
@@ -104,6 +126,12 @@ def scan_meshes(meshes: str | os.PathLike, out: str | os.PathLike, config: Scann
             mesh = read_mesh(row.path)
             scan = scanners[up].scan(mesh.vertices, mesh.faces)
             ply, truth = out / "scans" / f"{name}.ply", out / "truth" / f"{name}.npz"
+            marks = carried_landmarks(scan, row, mesh.vertices) if landmarks == "carry" else None
+            if marks is not None:
+                from bodydata.templates.landmarks import write_landmarks_csv
+
+                new.landmarks_path = str(write_landmarks_csv(out / "landmarks" / f"{name}.csv", marks).resolve())
+                new.extra["n_landmarks"] = str(len(marks))
             write_scan(scan, ply, truth, row.path, sha256_file(row.path))
         except (BodydataError, OSError, MemoryError) as exc:
             reason = " ".join(str(exc).split())

@@ -118,6 +118,17 @@ class Scan:
         """(N,) bool: the points on the body (not the floor)."""
         return self.face >= 0
 
+    def nearest_points(self, surface_points: np.ndarray, max_dist: float) -> np.ndarray:
+        """For each point of the scanned surface (k, 3) (e.g. a landmark vertex), the body scan point whose true
+        surface point is nearest -> (k,) int64, -1 where none is within ``max_dist`` (the place fell in a hole)."""
+        from scipy.spatial import cKDTree
+
+        body = np.flatnonzero(self.on_body)
+        if len(body) == 0:
+            return np.full(len(surface_points), -1, np.int64)
+        d, i = cKDTree(self.surface[body]).query(np.asarray(surface_points, np.float64).reshape(-1, 3))
+        return np.where(d <= max_dist, body[np.minimum(i, len(body) - 1)], -1).astype(np.int64)
+
 
 def up_vector(up_axis: str) -> np.ndarray:
     """``"+z"`` -> (0, 0, 1) float64, ``"-y"`` -> (0, -1, 0), ..."""

@@ -23,7 +23,7 @@ def test_cli_scans_a_folder_writes_truth_and_lists_failures(tmp_path, anny_lite_
     folder = _meshes(tmp_path, tpl)
     out = tmp_path / "scans"
     args = ["virtual-scan", "--meshes", str(folder), "--out", str(out), "--points", "5000", "--faces", "noisy",
-            "--quiet"]
+            "--landmarks", "carry", "--quiet"]
     res = CliRunner().invoke(main, args)
     assert res.exit_code == 1, res.output            # one mesh failed
     rows = read_source_rows(out / "scans.csv")
@@ -42,6 +42,14 @@ def test_cli_scans_a_folder_writes_truth_and_lists_failures(tmp_path, anny_lite_
     err = np.linalg.norm(scan.vertices - truth["surface"], axis=1) / truth["noise_sigma"]
     assert np.sqrt((err ** 2).mean()) < 1.2           # 1 mm noise along the ray, the rms is one sigma
     assert str(truth["source_path"]).endswith("body_2.ply")
+    # the topology's shipped landmarks (anny-lite: 1,229 vertices), carried to the scan points nearest them
+    from bodydata.templates.landmarks import read_landmarks_csv
+
+    marks = read_landmarks_csv(first.landmarks_path)
+    assert len(marks) >= 15 and int(first.extra["n_landmarks"]) == len(marks)
+    src = np.array([tpl.landmarks[k] for k in marks])
+    gap = np.linalg.norm(truth["surface"][list(marks.values())] - tpl.vertices[src], axis=1)
+    assert gap.max() <= 0.02
     again = tmp_path / "again"
     CliRunner().invoke(main, args[:4] + [str(again)] + args[5:])
     assert (again / "scans" / "body_2.ply").read_bytes() == (out / "scans" / "body_2.ply").read_bytes()
