@@ -1,10 +1,12 @@
 """Point clouds: unit normals by PCA of k nearest neighbours (consistently oriented) and voxel down-sampling.
 
-Orientation: towards the sensor that saw each point when it is known (a scan), else by propagation: each
-connected piece of the k-nearest-neighbour graph starts at its point farthest from the cloud's centroid
-(where "away from the centroid" is surely outward) and hands its sign along a minimum spanning tree whose
-edges weigh ``1 - |n_i . n_j|`` (Hoppe et al. 1992), so concave places (between the legs, inside a torus)
-are oriented like their neighbours rather than by the centroid.
+Orientation: towards the sensor that saw each point when it is known (a scan), else by propagation: signs
+are handed along a minimum spanning tree of the k-nearest-neighbour graph whose edges weigh
+``1 - |n_i . n_j|`` (Hoppe et al. 1992), so concave places (between the legs, inside a torus) are oriented
+like their neighbours rather than by the centroid; then each connected piece is turned outward as a whole,
+so that ``sum_i (p_i - c) . n_i > 0`` (c its centroid: for a closed surface the integral is three times the
+enclosed volume). A single point's "away from the centroid" is no rule for the whole: on a fingertip, the
+farthest point from the centroid, a noisy PCA normal can point anywhere.
 
 With ``backend="open3d"`` (the optional extra) open3d computes the unoriented normals and the voxel means; the
 orientation is always the rule above, and the voxel grid is the same (its origin half a voxel below the
@@ -94,11 +96,8 @@ def orient_normals(points: np.ndarray, normals: np.ndarray, viewpoints: np.ndarr
     w = 1.0 - np.abs((n[a] * n[b]).sum(1)) + 1e-9
     graph = coo_matrix((w, (a, b)), shape=(m, m)).tocsr()
     n_comp, label = connected_components(graph, directed=False)
-    far = ((p - p.mean(0)) ** 2).sum(1)
-    order = np.lexsort((-far, label))                          # per piece, its farthest point first
-    first = np.r_[True, label[order][1:] != label[order][:-1]]
-    roots = order[first]
-    root_sign = np.where(((p[roots] - p.mean(0)) * n[roots]).sum(1) < 0, -1.0, 1.0)
+    first = np.r_[True, np.sort(label)[1:] != np.sort(label)[:-1]]
+    roots = np.argsort(label, kind="stable")[first]              # any point of each piece: the sign is fixed below
     # one tree: a virtual node m joined to every piece's root
     tree = minimum_spanning_tree(graph).tocoo()
     ra = np.r_[tree.row, np.full(n_comp, m)]
@@ -109,12 +108,15 @@ def orient_normals(points: np.ndarray, normals: np.ndarray, viewpoints: np.ndarr
     rel = np.ones(m + 1)
     nonroot = np.flatnonzero(pred[:m] != m)
     rel[nonroot] = np.where((n[nonroot] * n[pred[nonroot]]).sum(1) < 0, -1.0, 1.0)
-    rel[roots] = root_sign
     # pointer jumping: the product of the relative signs up to the virtual node, in log(depth) passes
     while (pred != m).any():
         rel = rel * rel[pred]
         pred = pred[pred]
-    return n * rel[:m, None]
+    n *= rel[:m, None]
+    centre = np.stack([np.bincount(label, p[:, d], n_comp) for d in range(3)], 1) / np.bincount(label)[:, None]
+    flux = np.bincount(label, ((p - centre[label]) * n).sum(1), n_comp)
+    n[flux[label] < 0] *= -1
+    return n
 
 
 def voxel_downsample(points: np.ndarray, voxel: float, normals: np.ndarray | None = None,
