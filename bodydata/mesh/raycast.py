@@ -88,11 +88,13 @@ def raycast(vertices: np.ndarray, faces: np.ndarray, origins: np.ndarray, direct
             face[ids[~keep]] = -1
             t[ids[keep]] = tt[keep]
         else:
-            uniq, inverse = np.unique(o, axis=0, return_inverse=True)
-            for g in range(len(uniq)):
-                rays = np.flatnonzero(inverse.reshape(-1) == g)
-                gt, gf = _cast_from(v, f, uniq[g], d[rays], t_min)
-                t[rays], face[rays] = gt, gf
+            if (o == o[0]).all():                              # one camera: skip the costly row sort
+                t, face = _cast_from(v, f, o[0], d, t_min)
+            else:
+                uniq, inverse = np.unique(o, axis=0, return_inverse=True)
+                for g in range(len(uniq)):
+                    rays = np.flatnonzero(inverse.reshape(-1) == g)
+                    t[rays], face[rays] = _cast_from(v, f, uniq[g], d[rays], t_min)
     hit = face >= 0
     bary = np.full((n, 3), np.nan)
     pts = np.full((n, 3), np.nan)
