@@ -13,7 +13,9 @@ Output folder::
                           topology ``own``, gt_path = the truth file, gt_kind ``virtual_scan``; identity columns,
                           units and up axis copied from the input row; extra columns source_mesh, n_points,
                           hole_fraction, floor_fraction, n_landmarks, seconds. A mesh that could not be scanned is a failed row
-                          with the reason. The file is a manifest ``bodydata convert --manifest`` reads.
+                          with the reason. The file is a source manifest: a pipeline's ``convert`` step reads it
+                          (option ``manifest``), landmarks included; ``bodydata sources scan --source folder
+                          --root DIR/scans`` lists the scans too (point clouds are accepted), without landmarks.
 
 Each row's up axis (for the floor and the sensors' ring) is the input row's ``up_axis`` when it has one, else the
 configured one. Every file is written atomically; the same inputs and seed give the same files.

@@ -78,6 +78,21 @@ def test_cli_reads_a_manifest_and_keeps_its_rows_identity_and_up_axis(tmp_path, 
     assert len(read_points(a.path).faces) == 0
 
 
+def test_point_cloud_scans_are_a_folder_source(tmp_path, anny_lite_template):
+    folder = _meshes(tmp_path, anny_lite_template)
+    (folder / "broken.ply").unlink()
+    out = tmp_path / "scans"
+    res = CliRunner().invoke(main, ["virtual-scan", "--meshes", str(folder), "--out", str(out), "--points", "3000",
+                                    "--quiet"])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(main, ["sources", "scan", "--source", "folder", "--root", str(out / "scans"), "--out",
+                                    str(tmp_path / "sources.csv")])
+    assert res.exit_code == 0, res.output
+    rows = read_source_rows(tmp_path / "sources.csv")
+    assert [r.status for r in rows] == ["done", "done"]
+    assert {r.topology for r in rows} == {"own"} and {r.n_faces for r in rows} == {0}
+
+
 def test_cli_cannot_start_on_a_folder_without_meshes(tmp_path):
     res = CliRunner().invoke(main, ["virtual-scan", "--meshes", str(tmp_path), "--out", str(tmp_path / "o")])
     assert res.exit_code == 2 and "no mesh files" in res.output
