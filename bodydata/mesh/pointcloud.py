@@ -3,10 +3,15 @@
 Orientation: towards the sensor that saw each point when it is known (a scan), else by propagation: signs
 are handed along a minimum spanning tree of the k-nearest-neighbour graph whose edges weigh
 ``1 - |n_i . n_j|`` (Hoppe et al. 1992), so concave places (between the legs, inside a torus) are oriented
-like their neighbours rather than by the centroid; then each connected piece is turned outward as a whole,
-so that ``sum_i (p_i - c) . n_i > 0`` (c its centroid: for a closed surface the integral is three times the
-enclosed volume). A single point's "away from the centroid" is no rule for the whole: on a fingertip, the
-farthest point from the centroid, a noisy PCA normal can point anywhere.
+like their neighbours rather than by the centroid. The tree is cut at creases (neighbouring normals more than
+60 degrees apart, e.g. a sole on the floor), where the relative sign means nothing, and each smooth piece is then
+turned outward as a whole. Outward is the open side: a scanned surface was seen from outside, so from its points
+a ray along the outward normal leaves the cloud while one along the inward normal meets the surface's far side
+(a limb's other side); each piece takes the majority of these votes over its points. A piece with no majority
+(a floor patch, a lone plane) is turned so that ``sum_i (p_i - c) . n_i > 0`` over its points, c the cloud's
+centroid (for a closed surface three times the enclosed volume). A single point's "away from the centroid" is
+no rule for a piece, and neither is the flux alone for a body standing on a floor: the floor, below the centroid
+and facing up, outweighs the body.
 
 With ``backend="open3d"`` (the optional extra) open3d computes the unoriented normals and the voxel means; the
 orientation is always the rule above, and the voxel grid is the same (its origin half a voxel below the
@@ -23,6 +28,7 @@ from bodydata.errors import BodydataError
 __all__ = ["Downsampled", "estimate_normals", "orient_normals", "voxel_downsample"]
 
 _CHUNK = 50_000  # points per PCA step: bounds the (chunk, k, 3) neighbour array
+_CREASE_COS = 0.5  # neighbours whose normals differ by more than 60 degrees hand no sign to each other
 
 
 @dataclass
@@ -90,18 +96,23 @@ def orient_normals(points: np.ndarray, normals: np.ndarray, viewpoints: np.ndarr
     m = len(p)
     i = np.repeat(np.arange(m), neighbours.shape[1])
     j = neighbours.reshape(-1)
-    pairs = np.unique(np.stack([np.minimum(i, j), np.maximum(i, j)], 1)[i != j], axis=0)
-    a, b = pairs[:, 0], pairs[:, 1]
+    key = np.sort((np.minimum(i, j) * m + np.maximum(i, j))[i != j])     # one int per edge
+    key = key[np.r_[True, key[1:] != key[:-1]]]      # sorted-run dedup: np.unique's hashing is slower here
+    a, b = key // m, key % m
     # tiny floor: a zero weight would read as "no edge" in the sparse graph
     w = 1.0 - np.abs((n[a] * n[b]).sum(1)) + 1e-9
     graph = coo_matrix((w, (a, b)), shape=(m, m)).tocsr()
-    n_comp, label = connected_components(graph, directed=False)
+    # the tree is cut where it crosses a crease (sole to floor, finger to finger): the sign of n_i . n_j says
+    # nothing there, so each smooth piece is oriented on its own
+    tree = minimum_spanning_tree(graph).tocoo()
+    smooth = tree.data <= 1.0 - _CREASE_COS + 1e-9
+    forest = coo_matrix((np.ones(int(smooth.sum())), (tree.row[smooth], tree.col[smooth])), shape=(m, m)).tocsr()
+    n_piece, label = connected_components(forest, directed=False)
     first = np.r_[True, np.sort(label)[1:] != np.sort(label)[:-1]]
     roots = np.argsort(label, kind="stable")[first]              # any point of each piece: the sign is fixed below
-    # one tree: a virtual node m joined to every piece's root
-    tree = minimum_spanning_tree(graph).tocoo()
-    ra = np.r_[tree.row, np.full(n_comp, m)]
-    rb = np.r_[tree.col, roots]
+    # one tree per piece, all joined to a virtual node m
+    ra = np.r_[tree.row[smooth], np.full(n_piece, m)]
+    rb = np.r_[tree.col[smooth], roots]
     full = coo_matrix((np.ones(len(ra)), (ra, rb)), shape=(m + 1, m + 1)).tocsr()
     _, pred = breadth_first_order(full, m, directed=False, return_predecessors=True)
     pred[m] = m
@@ -113,10 +124,39 @@ def orient_normals(points: np.ndarray, normals: np.ndarray, viewpoints: np.ndarr
         rel = rel * rel[pred]
         pred = pred[pred]
     n *= rel[:m, None]
-    centre = np.stack([np.bincount(label, p[:, d], n_comp) for d in range(3)], 1) / np.bincount(label)[:, None]
-    flux = np.bincount(label, ((p - centre[label]) * n).sum(1), n_comp)
-    n[flux[label] < 0] *= -1
+    vote = np.bincount(label, _open_side(p, n), n_piece)
+    flux = np.bincount(label, ((p - p.mean(0)) * n).sum(1), n_piece)
+    n[np.where(vote != 0, vote, flux)[label] < 0] *= -1
     return n
+
+
+def _open_side(p: np.ndarray, n: np.ndarray, grid: int = 128, sample: int = 20_000) -> np.ndarray:
+    """Per point (m,) float64: +1 when a ray along +n leaves the cloud's box without meeting another point's voxel
+    while the ray along -n meets one, -1 for the reverse, 0 otherwise (both or neither; points not sampled).
+
+    The cloud is a ``grid``-cubed occupancy grid; rays start two voxels out (past the point's own surface) and
+    step half a voxel. A scanned surface was seen from outside, so its outward side is the open one: a point on
+    a limb looks inward through the limb's far side, and outward into the room."""
+    m = len(p)
+    lo = p.min(0)
+    size = max(float(np.ptp(p, axis=0).max()), 1e-12) / (grid - 1)
+    occ = np.zeros((grid,) * 3, bool)
+    idx = np.minimum(((p - lo) / size).astype(np.int64), grid - 1)
+    occ[idx[:, 0], idx[:, 1], idx[:, 2]] = True
+    pick = np.random.default_rng(0).choice(m, min(m, sample), replace=False) if m > sample else np.arange(m)
+    steps = 2.0 * size + 0.5 * size * np.arange(2 * grid)
+    out = np.zeros(m)
+    for s in range(0, len(pick), 1000):
+        ids = pick[s:s + 1000]
+        blocked = []
+        for sign in (1.0, -1.0):
+            ray = p[ids, None, :] + sign * steps[None, :, None] * n[ids, None, :]      # (b, steps, 3)
+            cell = np.floor((ray - lo) / size).astype(np.int64)
+            inside = ((cell >= 0) & (cell < grid)).all(2)
+            cell = np.clip(cell, 0, grid - 1)
+            blocked.append((occ[cell[..., 0], cell[..., 1], cell[..., 2]] & inside).any(1))
+        out[ids] = blocked[1].astype(float) - blocked[0].astype(float)
+    return out
 
 
 def voxel_downsample(points: np.ndarray, voxel: float, normals: np.ndarray | None = None,
@@ -131,7 +171,12 @@ def voxel_downsample(points: np.ndarray, voxel: float, normals: np.ndarray | Non
         return Downsampled(p.copy(), None if normals is None else np.zeros((0, 3)), np.zeros(0, np.int64),
                            np.zeros(0, np.int64))
     cell = np.floor((p - (p.min(0) - 0.5 * voxel)) / voxel).astype(np.int64)
-    _, voxel_of, counts = np.unique(cell, axis=0, return_inverse=True, return_counts=True)
+    dims = cell.max(0) + 1
+    if float(np.prod(dims.astype(float))) < 2.0 ** 62:       # one int per voxel, in (x, y, z) order: a 1-D sort
+        _, voxel_of, counts = np.unique((cell[:, 0] * dims[1] + cell[:, 1]) * dims[2] + cell[:, 2],
+                                        return_inverse=True, return_counts=True)
+    else:
+        _, voxel_of, counts = np.unique(cell, axis=0, return_inverse=True, return_counts=True)
     voxel_of = voxel_of.reshape(-1)
     if backend == "open3d":
         return _open3d_downsample(p, voxel, normals, voxel_of, counts)
