@@ -32,13 +32,17 @@ import numpy as np
 
 from bodydata.errors import BodydataError
 from bodydata.fsutil import atomic_path, sha256_file
-from bodydata.manifest.source_rows import ManifestRow, read_source_rows, write_source_rows
+from bodydata.manifest.source_rows import (
+    ManifestRow,
+    read_source_rows,
+    write_source_rows,
+)
 from bodydata.manifest.status import STATUS_DONE, STATUS_FAILED, is_done
 from bodydata.mesh.io import SUPPORTED_SUFFIXES, read_mesh, write_mesh
 from bodydata.mesh.scanner import Scan, ScannerConfig, VirtualScanner
 from bodydata.naming import natural_key
 
-__all__ = ["ScanSetResult", "scan_meshes", "write_scan", "carried_landmarks", "GT_KIND", "LANDMARK_REACH"]
+__all__ = ["GT_KIND", "LANDMARK_REACH", "ScanSetResult", "carried_landmarks", "scan_meshes", "write_scan"]
 
 GT_KIND = "virtual_scan"
 LANDMARK_REACH = 0.02   # metres: a landmark with no scan point this close fell in a hole
@@ -82,7 +86,11 @@ def write_scan(scan: Scan, ply: Path, truth: Path, source_path: str, source_sha2
 def carried_landmarks(scan: Scan, row: ManifestRow, vertices: np.ndarray) -> dict[str, int]:
     """The source mesh's landmarks (the row's ``landmarks_path``, else the shipped file of the topology its vertex
     count names; none when neither applies) as scan point ids: {name: point id}, those in holes left out."""
-    from bodydata.templates.landmarks import TOPOLOGIES, load_landmarks, read_landmarks_csv
+    from bodydata.templates.landmarks import (
+        TOPOLOGIES,
+        load_landmarks,
+        read_landmarks_csv,
+    )
 
     if row.landmarks_path:
         marks = read_landmarks_csv(row.landmarks_path, len(vertices))

@@ -87,7 +87,11 @@ def orient_normals(points: np.ndarray, normals: np.ndarray, viewpoints: np.ndarr
         n[flip] *= -1
         return n
     from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import breadth_first_order, connected_components, minimum_spanning_tree
+    from scipy.sparse.csgraph import (
+        breadth_first_order,
+        connected_components,
+        minimum_spanning_tree,
+    )
 
     if neighbours is None:
         from scipy.spatial import cKDTree

@@ -21,7 +21,7 @@ import numpy as np
 
 from bodydata.errors import BodydataError
 
-__all__ = ["RayHits", "raycast", "open3d_available", "BACKENDS"]
+__all__ = ["BACKENDS", "RayHits", "open3d_available", "raycast"]
 
 BACKENDS = ("numpy", "open3d")
 # Barycentric slack so that a ray through a shared edge is not lost between its two triangles by rounding.
@@ -82,7 +82,7 @@ def raycast(vertices: np.ndarray, faces: np.ndarray, origins: np.ndarray, direct
             # open3d has no t_min: start the rays at t_min instead
             face = _open3d_faces(v, f, o + t_min * d, d)
             ok = face >= 0
-            tt, uu, vv, good = _moller_trumbore(o[ok], d[ok], v[f[face[ok]]], slack=1e-4)
+            tt, _, _, good = _moller_trumbore(o[ok], d[ok], v[f[face[ok]]], slack=1e-4)
             ids = np.flatnonzero(ok)
             keep = good & (tt > t_min)
             face[ids[~keep]] = -1

@@ -30,7 +30,7 @@ from bodydata.errors import BodydataError
 from bodydata.mesh.normals import face_normals
 from bodydata.mesh.raycast import BACKENDS, raycast
 
-__all__ = ["ScannerConfig", "Scan", "VirtualScanner", "virtual_scan", "up_vector"]
+__all__ = ["Scan", "ScannerConfig", "VirtualScanner", "up_vector", "virtual_scan"]
 
 _AXES = {"+x": 0, "-x": 0, "+y": 1, "-y": 1, "+z": 2, "-z": 2}
 _COARSE_RAYS = 15_000     # rays per view of the pass that sizes the pixel pitch
@@ -149,6 +149,25 @@ class _View:
     y: np.ndarray
 
 
+@dataclass
+class _ViewHits:
+    """One sensor's pixel grid, flattened (r = H * W pixels): keep (r,) bool (a kept hit); t (r,) measured ray
+    parameter (NaN where not kept); d (r, 3) unit ray directions; face (r,) body face or -1; surface (r, 3) and
+    bary (r, 3) the exact hit; sigma (r,) noise std along the ray; shape (H, W); pitch the pixel pitch (tangent
+    units); n_grazing hits dropped at grazing incidence."""
+
+    keep: np.ndarray
+    t: np.ndarray
+    d: np.ndarray
+    face: np.ndarray
+    surface: np.ndarray
+    bary: np.ndarray
+    sigma: np.ndarray
+    shape: tuple[int, int]
+    pitch: float
+    n_grazing: int
+
+
 class VirtualScanner:
     """Scans meshes with one rig (:class:`ScannerConfig`, checked here)."""
 
@@ -199,7 +218,7 @@ class VirtualScanner:
         pitch *= np.sqrt(coarse / cfg.n_points)              # points scale with the pixel density
         parts = [self._cast(view, win, pitch, scene_v, scene_f, fn, len(f), k)
                  for k, (view, win) in enumerate(zip(views, windows))]
-        return self._assemble(parts, views, v, f)
+        return self._assemble(parts, views)
 
     def _window(self, view: _View, body: np.ndarray, floor: np.ndarray) -> tuple[float, float, float, float]:
         """The image window (x0, x1, y0, y1) in tangent units: the body's projection, padded, stretched down to
@@ -220,7 +239,7 @@ class VirtualScanner:
                 max(bottom, -_MAX_TAN), min(py.max() + pad, _MAX_TAN))
 
     def _cast(self, view: _View, win, pitch: float, scene_v, scene_f, fn, n_body_faces: int, k: int,
-              count_only: bool = False):
+              count_only: bool = False) -> _ViewHits | int:
         """One sensor's pixel grid cast: the kept hits (or, with ``count_only``, how many there are)."""
         cfg = self.config
         xs = np.arange(win[0] + 0.5 * pitch, win[1], pitch)
@@ -241,52 +260,53 @@ class VirtualScanner:
         sigma_ray = np.where(keep, sigma_z / cos_axis, 0.0)
         noise = rng.standard_normal(len(d)) * sigma_ray
         t = np.where(keep, hits.distance + noise, np.nan)
-        return dict(shape=gx.shape, keep=keep, n_grazing=int((hits.hit & ~keep).sum()), d=d, t=t,
-                    face=np.where(hits.face < n_body_faces, hits.face, -1), surface=hits.points,
-                    bary=hits.barycentric, sigma=sigma_ray, pitch=pitch)
+        return _ViewHits(keep, t, d, np.where(hits.face < n_body_faces, hits.face, -1), hits.points,
+                         hits.barycentric, sigma_ray, gx.shape, pitch, int((hits.hit & ~keep).sum()))
 
-    def _assemble(self, parts: list[dict], views: list[_View], v: np.ndarray, f: np.ndarray) -> Scan:
+    def _assemble(self, parts: list[_ViewHits], views: list[_View]) -> Scan:
         cfg = self.config
-        rows, tri, offset = [], [], 0
+        keys = ("points", "sensor", "face", "bary", "surface", "sigma")
+        cols: dict[str, list[np.ndarray]] = {k: [] for k in keys}
+        tri, offset = [], 0
         for k, (part, view) in enumerate(zip(parts, views)):
-            keep = part["keep"]
-            rows.append(dict(points=view.origin + part["t"][keep, None] * part["d"][keep], sensor=np.full(keep.sum(), k),
-                             face=part["face"][keep], bary=part["bary"][keep], surface=part["surface"][keep],
-                             sigma=part["sigma"][keep]))
+            keep = part.keep
+            points = view.origin + part.t[keep, None] * part.d[keep]
+            for key, val in zip(keys, (points, np.full(int(keep.sum()), k, np.int64), part.face[keep],
+                                       part.bary[keep], part.surface[keep], part.sigma[keep])):
+                cols[key].append(val)
             if cfg.faces == "noisy":
                 local = _grid_triangles(part, cfg.max_incidence)
-                p = rows[-1]["points"][local]
+                p = points[local]
                 # each triangle faces the sensor that saw it
                 back = (np.cross(p[:, 1] - p[:, 0], p[:, 2] - p[:, 0]) * (view.origin - p[:, 0])).sum(1) < 0
                 local[back] = local[back][:, ::-1]
                 tri.append(offset + local)
             offset += int(keep.sum())
-        cat = {key: np.concatenate([r[key] for r in rows]) for key in rows[0]}
-        body = cat["face"] >= 0
-        cat["bary"][~body] = np.nan
+        cat = {key: np.concatenate(val) for key, val in cols.items()}
+        cat["bary"][cat["face"] < 0] = np.nan
+        sensors = np.array([w.origin for w in views])
         normals = None
         if cfg.normals == "estimated":
             from bodydata.mesh.pointcloud import estimate_normals
 
-            sensors = np.array([w.origin for w in views])
             normals = estimate_normals(cat["points"], viewpoints=sensors[cat["sensor"]], backend=cfg.backend)
-        faces = np.concatenate(tri) if tri else np.zeros((0, 3), np.int64)
-        return Scan(cat["points"], cat["sensor"].astype(np.int64), np.array([w.origin for w in views]), cat["face"],
-                    cat["bary"], cat["surface"], cat["sigma"], normals, faces.astype(np.int64),
-                    sum(int(np.prod(p["shape"])) for p in parts), sum(p["n_grazing"] for p in parts), self.up.copy())
+        faces = np.concatenate(tri).astype(np.int64) if tri else np.zeros((0, 3), np.int64)
+        return Scan(cat["points"], cat["sensor"], sensors, cat["face"], cat["bary"], cat["surface"], cat["sigma"],
+                    normals, faces, sum(int(np.prod(p.shape)) for p in parts), sum(p.n_grazing for p in parts),
+                    self.up.copy())
 
 
-def _grid_triangles(part: dict, max_incidence: float) -> np.ndarray:
+def _grid_triangles(part: _ViewHits, max_incidence: float) -> np.ndarray:
     """Two triangles per 2x2 block of kept pixels -> (M, 3) int64 rows into the view's kept points; a triangle
     is dropped when two of its corners differ in depth by more than a surface at ``max_incidence`` can make
     across a pixel diagonal, plus four noise deviations (a depth jump: the silhouette of a limb over another)."""
-    H, W = part["shape"]
-    keep = part["keep"].reshape(H, W)
+    H, W = part.shape
+    keep = part.keep.reshape(H, W)
     index = np.full(H * W, -1, np.int64)
-    index[part["keep"]] = np.arange(int(part["keep"].sum()))
+    index[part.keep] = np.arange(int(part.keep.sum()))
     index = index.reshape(H, W)
-    t = np.where(keep, part["t"].reshape(H, W), 0.0)
-    sig = part["sigma"].reshape(H, W)
+    t = np.where(keep, part.t.reshape(H, W), 0.0)
+    sig = part.sigma.reshape(H, W)
     a, b, c, d = (slice(None, -1), slice(None, -1)), (slice(None, -1), slice(1, None)), \
         (slice(1, None), slice(None, -1)), (slice(1, None), slice(1, None))
     tan = np.tan(np.deg2rad(min(max_incidence, 89.0)))
@@ -294,7 +314,7 @@ def _grid_triangles(part: dict, max_incidence: float) -> np.ndarray:
     for corners in ((a, b, c), (b, d, c)):
         ok = np.logical_and.reduce([keep[s] for s in corners])
         ts = np.stack([t[s] for s in corners])
-        limit = np.sqrt(2) * (part["pitch"] * ts.max(0) * tan + 4 * np.stack([sig[s] for s in corners]).max(0))
+        limit = np.sqrt(2) * (part.pitch * ts.max(0) * tan + 4 * np.stack([sig[s] for s in corners]).max(0))
         ok &= (ts.max(0) - ts.min(0)) <= limit
         out.append(np.stack([index[s][ok] for s in corners], 1))
     return np.concatenate(out)

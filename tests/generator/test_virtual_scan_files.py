@@ -5,7 +5,11 @@ import numpy as np
 from click.testing import CliRunner
 
 from bodydata.cli.main import cli as main
-from bodydata.manifest.source_rows import ManifestRow, read_source_rows, write_source_rows
+from bodydata.manifest.source_rows import (
+    ManifestRow,
+    read_source_rows,
+    write_source_rows,
+)
 from bodydata.mesh.io import read_points, write_mesh
 
 
