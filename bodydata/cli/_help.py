@@ -28,7 +28,11 @@ EXAMPLES: dict[str, list[str]] = {
     "convert": ["bodydata convert --source faust --root MPI-FAUST/training --template anny --prior anny_prior.npz "
                 "--out faust_anny --kind registration --match 'tr_reg_00[0-9]'"],
     "benchmark correspondence": ["bodydata benchmark correspondence --root FAUST_r --converted faust_r_anny/meshes "
-                                 "--ids tr_reg_060-079 --out corr.csv"],
+                                 "--ids tr_reg_060-079 --out corr.csv",
+                                 "bodydata benchmark correspondence --root FAUST_r --converted MPI-FAUST/training/registrations "
+                                 "--registrations --pairs consecutive --geodesics dijkstra"],
+    "fit-joints": ["bodydata fit-joints --run runs/dhnn --joints2d frames/ --out fits/joints --focal 1000 --center 500 500",
+                   "bodydata fit-joints --run runs/dhnn --joints2d frame_0001.json --out fits/one --iterations 500"],
     "neutralize": ["bodydata neutralize --manifest one.csv --template anny --target anny --out neut1"],
     "features": ["bodydata features --template anny --meshes one.csv --out f.npz --coarse"],
     "reconstruct": ["bodydata reconstruct --template anny --features ds1/f.npy --out meshes_back"],

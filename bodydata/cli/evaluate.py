@@ -8,10 +8,12 @@ EXAMPLE = """
 Examples:
   bodydata evaluate --run runs/dhnn --dataset DS --out reports/dhnn
   bodydata evaluate --run runs/dhnn --run runs/baseline --run runs/meshvae --run runs/pca --dataset DS --out reports/all
+  bodydata evaluate --run runs/dhnn --dataset DS --out reports/dhnn --markers my_markers.csv
 
 \b
 Writes OUT/summary.csv (Table 2: MED mm mean, median, std, p95 per run and test set, encoder-only and Eq. 15 fit),
-OUT/disentangle.csv, OUT/meshes.csv, OUT/report.json, OUT/report.md, CED curves and error maps (PNG).
+OUT/disentangle.csv, OUT/sparse.csv (Table 5: fits from the marker vertices alone), OUT/meshes.csv,
+OUT/report.json, OUT/report.md, CED curves and error maps (PNG).
 Exit status: 0 every run evaluated; 1 some runs failed (see report.md); 2 cannot start (no dataset, empty split).
 """
 
@@ -28,7 +30,9 @@ Exit status: 0 every run evaluated; 1 some runs failed (see report.md); 2 cannot
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True, help="meshes fitted at once")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None, help="[default: CUDA when present]")
 @click.option("--no-figures", is_flag=True, help="tables only (no CED curves or error maps)")
-def evaluate_cmd(runs, dataset, out, split, iterations, batch_size, device, no_figures) -> None:
+@click.option("--markers", default="landmarks", show_default=True,
+              help="Table 5's marker set: 'landmarks' (the template's), a landmark CSV, or 'none' (skip)")
+def evaluate_cmd(runs, dataset, out, split, iterations, batch_size, device, no_figures, markers) -> None:
     """Evaluate every RUN on the SPLIT meshes of DATASET and write the report to OUT."""
     from bodydata.errors import BodydataError
     from bodydata.evaluate.evaluation import evaluate_runs
@@ -36,7 +40,7 @@ def evaluate_cmd(runs, dataset, out, split, iterations, batch_size, device, no_f
 
     try:
         ev = evaluate_runs(runs, dataset, out, FitSettings(iterations=iterations), split=split, batch_size=batch_size,
-                           device=device, figures=not no_figures)
+                           device=device, figures=not no_figures, markers=None if markers == "none" else markers)
     except BodydataError as exc:
         click.echo(f"Error: {exc}", err=True)
         raise SystemExit(2) from None

@@ -1,4 +1,4 @@
-"""``bodydata fit``: fit a trained embedding to meshes in its template's connectivity (paper Eq. 15)."""
+"""``bodydata fit`` and ``fit-joints``: fit a trained embedding to meshes (paper Eq. 15) or to 2D joints (Eq. 16)."""
 from __future__ import annotations
 
 import click
@@ -56,4 +56,46 @@ def fit_cmd(run, meshes, out, iterations, init, no_rigid, markers, batch_size, d
     raise SystemExit(1 if rep.n_failed else 0)
 
 
-COMMANDS = [fit_cmd]
+
+@click.command("fit-joints")
+@click.option("--run", required=True, type=click.Path(file_okay=False, path_type=str), help="a `bodydata train` run")
+@click.option("--joints2d", required=True, type=click.Path(path_type=str),
+              help="a JSON file of 2D joints (pixels) or a folder of them")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=str), help="the output folder")
+@click.option("--focal", type=float, default=None, help="focal length in pixels [default: each file's own]")
+@click.option("--center", type=(float, float), default=None, help="principal point cx cy in pixels (with --focal)")
+@click.option("--iterations", type=click.IntRange(min=0), default=300, show_default=True,
+              help="Adam steps of the full fit (after 60 on the rotation and translation alone)")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None, help="[default: CUDA when present]")
+@click.option("--checkpoint", type=click.Choice(["best", "last"]), default="last", show_default=True,
+              help="last: the final weights; best: the epoch with the lowest test loss (chosen on the test split)")
+def fit_joints_cmd(run, joints2d, out, focal, center, iterations, device, checkpoint) -> None:
+    """Fit RUN's model to 2D joints seen by a pinhole camera (paper Eq. 16); write meshes, codes and a CSV to OUT.
+
+    Weights (the paper's): λ = 55 per px² on the Geman-McClure reprojection term (σ = 100 px), λ_g = 400 on the
+    elbow/knee hyper-extension penalty, λ_β = 5 and λ_θ = 10 per squared latent unit. A file is JSON:
+    {"joints": {"pelvis": [x, y], ...}, "focal": F, "center": [cx, cy]} (joints absent or null are not seen;
+    the camera may come from --focal/--center instead).
+    """
+    from bodydata.errors import BodydataError
+    from bodydata.evaluate.fit_joints2d import Camera, Joints2dSettings
+    from bodydata.evaluate.fit_joints2d_files import fit_joint_files
+    from bodydata.manifest.status import is_done
+
+    try:
+        if (focal is None) != (center is None):
+            raise BodydataError("give --focal and --center together (or neither, to use each file's camera)")
+        camera = Camera(focal, tuple(center)) if focal is not None else None
+        rep = fit_joint_files(run, joints2d, out, camera, Joints2dSettings(iterations=iterations), device=device,
+                              checkpoint=checkpoint)
+    except BodydataError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        raise SystemExit(2) from None
+    click.echo(f"{out}: {rep.n_done} fitted, {rep.n_failed} failed")
+    for r in rep.rows:
+        if not is_done(r["status"]):
+            click.echo(f"  failed: {r['reason']}", err=True)
+    raise SystemExit(1 if rep.n_failed else 0)
+
+
+COMMANDS = [fit_cmd, fit_joints_cmd]

@@ -204,11 +204,21 @@ def benchmark() -> None:
 @click.option("--ids", default=None, help="shape stems to use, e.g. 'tr_reg_060-079' or a comma list (default: all)")
 @click.option("--pairs", type=click.Choice(["all", "consecutive"]), default="all", show_default=True)
 @click.option("--out", default=None, type=click.Path(dir_okay=False), help="per-pair CSV")
-def benchmark_correspondence(root, converted, registrations, ids, pairs, out) -> None:
+@click.option("--geodesics", type=click.Choice(["exact", "flip", "mmp", "heat", "dijkstra"]), default="exact",
+              show_default=True,
+              help="the ruler: exact = flip (Dijkstra paths shortened by edge flips; potpourri3d speeds it up), "
+                   "mmp (exact window propagation, needs gdist), heat (approximate, needs potpourri3d), dijkstra "
+                   "(along edges, reads up to ~5 percent long)")
+def benchmark_correspondence(root, converted, registrations, ids, pairs, out, geodesics) -> None:
     """Shape-pair correspondence through the template: mean geodesic error / sqrt(area) (x100 printed)."""
+    from bodydata.errors import BodydataError
     from bodydata.registration.correspondence import run_benchmark
 
-    summary = run_benchmark(root, converted, registrations=registrations, ids=ids, pairs=pairs, out=out)
+    try:
+        summary = run_benchmark(root, converted, registrations=registrations, ids=ids, pairs=pairs, out=out,
+                                geodesics=geodesics)
+    except BodydataError as exc:
+        raise CannotStart(str(exc)) from None
     click.echo(json.dumps(summary, indent=2))
 
 

@@ -23,20 +23,22 @@ __all__ = ["RunEvaluation", "Evaluation", "evaluate_runs"]
 @dataclass
 class RunEvaluation:
     """One run's results: info (:func:`run_info`), reconstructions per role, disentanglement results (or None for a
-    single-latent model), error (why it failed, else '')."""
+    single-latent model), sparse-marker fits per role (Table 5; empty without markers), error (why it failed, or
+    '')."""
 
     info: dict
     reconstructions: dict[str, RunReconstruction] = field(default_factory=dict)
     neutral_from_pose: object | None = None
     pose_transfer: object | None = None
     shape_stability: object | None = None
+    sparse: dict = field(default_factory=dict)
     error: str = ""
 
 
 @dataclass
 class Evaluation:
     """dataset : its folder; dataset_name, split; settings : the fits' settings; runs : one per run given;
-    files : what was written."""
+    files : what was written; markers : the Table-5 marker set's name (None: no sparse-marker fits)."""
 
     dataset: Path
     dataset_name: str
@@ -44,6 +46,7 @@ class Evaluation:
     settings: FitSettings
     runs: list[RunEvaluation]
     files: list[Path] = field(default_factory=list)
+    markers: str | None = None
 
     @property
     def n_failed(self) -> int:
@@ -51,7 +54,7 @@ class Evaluation:
 
 
 def _evaluate_one(run: Path, meshes: dict, settings: FitSettings, batch_size: int, device: str | None,
-                  dataset: Path) -> RunEvaluation:
+                  dataset: Path, markers: str | None = None) -> RunEvaluation:
     from bodydata.evaluate import disentangle
     from bodydata.model import load
 
@@ -72,7 +75,21 @@ def _evaluate_one(run: Path, meshes: dict, settings: FitSettings, batch_size: in
         shapes = [r.shape for r in out.reconstructions.values()]
         ids = [row["identity"] for m in meshes.values() for row in m.rows]
         out.shape_stability = disentangle.shape_stability(np.concatenate(shapes), ids)
+    if markers:
+        _sparse_markers(out, model, meshes, markers, settings, batch_size)
     return out
+
+
+def _sparse_markers(out: RunEvaluation, model, meshes: dict, markers: str, settings: FitSettings,
+                    batch_size: int) -> None:
+    """Table 5: each test set fitted again from the marker vertices alone."""
+    from bodydata.evaluate.fit_files import resolve_markers
+    from bodydata.evaluate.sparse_markers import marker_set_name, sparse_marker_fit
+    from bodydata.templates.template import load_template
+
+    ids = resolve_markers(markers, load_template(model.template))
+    for role, m in meshes.items():
+        out.sparse[role] = sparse_marker_fit(model, m, ids, marker_set_name(markers), settings, batch_size)
 
 
 def _unique_names(runs: list[RunEvaluation]) -> None:
@@ -90,8 +107,9 @@ def _unique_names(runs: list[RunEvaluation]) -> None:
 def evaluate_runs(runs: Sequence[str | os.PathLike], dataset: str | os.PathLike, out: str | os.PathLike,
                   settings: FitSettings = FitSettings(), split: str = "test", batch_size: int = 8,
                   device: str | None = None, figures: bool = True,
-                  progress: Callable[[str], None] | None = None) -> Evaluation:
+                  progress: Callable[[str], None] | None = None, markers: str | None = "landmarks") -> Evaluation:
     """Evaluate each run on the ``split`` meshes of ``dataset`` and write the report into ``out``.
+    markers : the sparse-marker set of Table 5 (``landmarks``: the template's; a landmark CSV; None: skip).
     Raises BodydataError when it cannot start (no dataset, empty split, no runs)."""
     from bodydata.dataset.format import read_card
     from bodydata.evaluate.report import write_report
@@ -101,12 +119,12 @@ def evaluate_runs(runs: Sequence[str | os.PathLike], dataset: str | os.PathLike,
     dataset = Path(dataset)
     card = read_card(dataset)
     meshes = load_test_meshes(dataset, split)
-    ev = Evaluation(dataset, card.get("name") or dataset.name, split, settings, [])
+    ev = Evaluation(dataset, card.get("name") or dataset.name, split, settings, [], markers=markers)
     for run in runs:
         if progress:
             progress(str(run))
         try:
-            ev.runs.append(_evaluate_one(Path(run), meshes, settings, batch_size, device, dataset))
+            ev.runs.append(_evaluate_one(Path(run), meshes, settings, batch_size, device, dataset, markers))
         except BodydataError as exc:
             ev.runs.append(RunEvaluation({"run": Path(run).name, "path": str(run)}, error=" ".join(str(exc).split())))
     _unique_names(ev.runs)

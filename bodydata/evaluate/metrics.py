@@ -8,7 +8,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-__all__ = ["MM_PER_M", "ErrorSummary", "vertex_errors_mm", "med_mm", "summarize", "ced_curve"]
+__all__ = ["MM_PER_M", "ErrorSummary", "vertex_errors_mm", "med_mm", "procrustes_joint_error_mm", "summarize",
+           "ced_curve"]
 
 MM_PER_M = 1000.0
 
@@ -33,6 +34,18 @@ def vertex_errors_mm(a: np.ndarray, b: np.ndarray, rigid: bool = False) -> np.nd
 def med_mm(a: np.ndarray, b: np.ndarray, rigid: bool = False) -> np.ndarray:
     """MED in mm: the mean over vertices of :func:`vertex_errors_mm`; () or (B,) float64."""
     return vertex_errors_mm(a, b, rigid).mean(axis=-1)
+
+
+def procrustes_joint_error_mm(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Mean joint distance in mm after Procrustes analysis (rotation, translation and scale of ``pred`` onto
+    ``truth``), the paper's Table 6 measure. pred, truth : (J, 3) or (B, J, 3) float metres -> () or (B,) float64."""
+    from bodydata.mesh.alignment import align
+
+    p = np.asarray(pred, np.float64)
+    t = np.asarray(truth, np.float64)
+    if p.shape != t.shape or p.shape[-1] != 3:
+        raise ValueError(f"joint arrays differ in shape: {p.shape} vs {t.shape}")
+    return MM_PER_M * np.linalg.norm(align(p, t, scale=True).apply(p) - t, axis=-1).mean(axis=-1)
 
 
 @dataclass

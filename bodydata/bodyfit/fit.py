@@ -1,0 +1,391 @@
+"""Fitting anny to a body of unknown connectivity, units and orientation (mesh or point cloud), coarse to fine.
+
+Energy, per body hypothesis, with lengths in centimetres of the target's metric frame (so a residual of 1 is
+1 cm and the prior weights read against it)::
+
+    E = rho(model -> target) + rho(target -> model) + w_lim E_lim + w_pose |a / 90 deg|^2 + w_phen |logit(phen)|^2
+
+* ``model -> target``: every model vertex to its nearest target point, ``target -> model``: every used target
+  point (a fixed-seed subsample of ``n_points``) to its nearest model vertex; both robust (Geman-McClure with
+  scale ``gate``: a pair ``gate`` apart counts half, far pairs almost nothing, so scan clutter, a floor patch or
+  a missing region do not pull) model -> target, pseudo-Huber (linear far away) target -> model, so that a target
+  limb the model has not reached keeps pulling it (with Geman-McClure both ways a raised arm left unfitted
+  costs nothing once it is a gate away); the registration (Eq. 14) then follows the surface;
+* ``E_lim``: squared excess of each anatomical angle beyond the pose library's joint limits, per 10 degrees
+  (:func:`bodydata.bodyfit.rig.limit_penalty`); a weak pull of every angle to the A-pose and of the
+  phenotype to the average keeps unobserved DOFs (a hidden wrist, a twist a round limb cannot show) put.
+
+Stages (:class:`BodyFitSettings`): (1) units from the target's size, 24 orientation hypotheses from its
+principal axes (:mod:`bodydata.bodyfit.orient`), each a rigid + scale fit of the average A-posed body on the
+coarse topology; (2) the ``keep`` best orientations x the start poses (key poses of the generator's library),
+all parameters, coarse topology; (3) the best of them alone, tighter gate; (4) the output topology, tightest gate.
+Each stage is one Adam run over a batch of hypotheses (each hypothesis its own parameters; Adam is per element,
+so the batch does not couple them).
+
+A fit whose final two-sided mean distance exceeds ``max_distance_mm`` (metric frame) fails: the target is not
+one body that anny can express (a partial scan with no legs, two bodies, not a body).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from scipy.spatial import cKDTree
+
+from bodydata.bodyfit.body import AnnyBody, BodyParams
+from bodydata.bodyfit.orient import TYPICAL_EXTENT_M, Placement, detect_units, orientation_hypotheses
+from bodydata.bodyfit.rig import limit_penalty
+from bodydata.errors import BodydataError
+from bodydata.features.polar import rotation_exp_torch
+from bodydata.manifest.status import STATUS_DONE, STATUS_FAILED
+from bodydata.mesh.normals import vertex_normals_torch
+
+__all__ = ["BodyFit", "BodyFitError", "BodyFitSettings", "BodyFitter", "fit_body"]
+
+_CM = 100.0  # energy lengths in centimetres of the metric frame
+
+
+class BodyFitError(BodydataError, ValueError):
+    """A target that cannot be fitted at all (too few points, NaN coordinates)."""
+
+
+@dataclass(frozen=True)
+class BodyFitSettings:
+    """Stages and weights of the fit (module docstring). Distances in metres of the target's metric frame.
+
+    n_points : target points used (fixed-seed subsample); keep : orientations carried into stage 2;
+    start_poses : key pose names of :mod:`bodydata.generator.poses` tried per kept orientation;
+    iterations : Adam steps of stages 1-4; gates : Geman-McClure scales of stages 1-4; lr : Adam step (on angles
+    in units of 30 degrees, rotation vector, translation in metres, log-scale, phenotype logits);
+    limit_weight, pose_weight, phenotype_weight : prior weights; coarse_topology, topology : anny topologies of
+    stages 1-3 and of stage 4 (the output); max_distance_mm : fail above this final two-sided mean distance.
+    """
+
+    n_points: int = 3000
+    keep: int = 3
+    orientations: int = 2
+    start_poses: tuple[str, ...] = ("standing_relaxed", "t_pose", "arms_raised", "sitting")
+    iterations: tuple[int, int, int] = (20, 60, 3)
+    lbfgs_iterations: int = 20
+    orient_model_points: int = 300
+    orient_target_points: int = 500
+    gates: tuple[float, float, float] = (0.20, 0.10, 0.03)
+    lr: float = 0.05
+    limit_weight: float = 1.0
+    pose_weight: float = 0.02
+    phenotype_weight: float = 0.01
+    coarse_topology: str = "notoes_collapse10pc"
+    topology: str = "notoes"
+    max_distance_mm: float = 40.0
+    seed: int = 0
+
+
+@dataclass
+class BodyFit:
+    """One fitted body.
+
+    vertices : (n, 3) float64 anny (``topology``) in the target's frame and units; phenotype : (6,) float64;
+    angles : (D,) float64 degrees; rotation : (3, 3), translation : (3,) (target units), scale : float with
+    ``vertices = scale * R posed + t`` for anny's posed body ``posed`` (metres); units : detected unit;
+    distance_mm : final two-sided mean distance (metric frame, mm); hypothesis : "<orientation>/<start pose>";
+    seconds; status 'done' | 'failed'; reason.
+    """
+
+    vertices: np.ndarray
+    phenotype: np.ndarray
+    angles: np.ndarray
+    rotation: np.ndarray
+    translation: np.ndarray
+    scale: float
+    units: str
+    topology: str
+    distance_mm: float
+    hypothesis: str
+    seconds: float
+    status: str = STATUS_DONE
+    reason: str = ""
+    history: list = field(default_factory=list)
+
+
+class _Target:
+    """The target in its metric frame (centred, metres): used points (p, 3), their KD-tree, the placement."""
+
+    def __init__(self, vertices: np.ndarray, n_points: int, seed: int) -> None:
+        v = np.asarray(vertices, np.float64)
+        if v.ndim != 2 or v.shape[1] != 3 or len(v) < 100:
+            raise BodyFitError(f"a body fit needs at least 100 points (m, 3), got shape {v.shape}")
+        if not np.all(np.isfinite(v)):
+            raise BodyFitError("the target has NaN or infinite coordinates")
+        self.placement: Placement = detect_units(v)
+        metric = (v - self.placement.centre) * self.placement.to_metres
+        if len(metric) > n_points:
+            metric = metric[np.random.default_rng(seed).choice(len(metric), n_points, replace=False)]
+        self.points = metric
+        self.tree = cKDTree(metric)
+
+
+class BodyFitter:
+    """Builds anny on the coarse and output topologies once; :meth:`fit` fits one target at a time."""
+
+    def __init__(self, settings: BodyFitSettings = BodyFitSettings(), device: str | torch.device = "cpu") -> None:
+        from bodydata.generator.poses import KEY_POSES, POSE_NAMES, key_pose_vector
+
+        unknown = [p for p in settings.start_poses if p not in KEY_POSES]
+        if unknown:
+            raise BodyFitError(f"unknown start poses {unknown}")
+        self.settings = settings
+        self.coarse = AnnyBody(settings.coarse_topology, device)
+        self.fine = self.coarse if settings.topology == settings.coarse_topology else AnnyBody(settings.topology, device)
+        self.dtype, self.device = self.coarse.dtype, self.coarse.device
+        self._pose_names = list(POSE_NAMES)
+        self._pose_angles = np.stack([key_pose_vector(p) for p in self._pose_names])  # (L, D) degrees
+        self._start_index = np.array([self._pose_names.index(p) for p in settings.start_poses])
+        with torch.no_grad():
+            p = self.coarse.params(len(self._pose_angles), angles=self._pose_angles)
+            self._pose_bodies = self.coarse(p).posed  # (L, n, 3) the average body in each key pose, metres
+        self._perms: dict[int, np.ndarray] = {}
+
+    # ------------------------------------------------------------------ energy
+    def _energy(self, x: torch.Tensor, target: _Target, gate: float, faces: torch.Tensor | None = None,
+                n_model: int | None = None, n_target: int | None = None) -> tuple[torch.Tensor, np.ndarray]:
+        """x : (B, n, 3) model vertices (metric frame, metres) -> (B,) robust two-sided energy and (B,) two-sided
+        mean distance (metres, each direction truncated at 3 gates: the hypothesis score).
+
+        model -> target is point-to-point (the target's points are dense); target -> model is point-to-plane on
+        the model's vertex normals when ``faces`` are given (plus a tenth of point-to-point), since the coarse
+        model's vertices are centimetres apart and a point-to-vertex distance would floor every score there.
+        ``n_model``, ``n_target``: only the first so many model vertices (of a fixed shuffle) and target points."""
+        normals = vertex_normals_torch(x, faces) if faces is not None else None
+        if n_model is not None:
+            keep = torch.as_tensor(self._shuffle(x.shape[1])[:n_model], device=x.device)
+            x = x[:, keep]
+            normals = normals[:, keep] if normals is not None else None
+        tp = target.points[:n_target] if n_target is not None else target.points
+        xd = x.detach().cpu().numpy()
+        pts = torch.as_tensor(tp, dtype=x.dtype, device=x.device)
+        full = torch.as_tensor(target.points, dtype=x.dtype, device=x.device)
+        b, n = x.shape[:2]
+        # model -> target for every hypothesis in one query of the target's tree
+        d_fwd, i_fwd = target.tree.query(xd.reshape(-1, 3), k=1)
+        r_fwd = ((x.reshape(-1, 3) - full[torch.as_tensor(i_fwd, device=x.device)]) * _CM).pow(2).sum(-1).view(b, n)
+        d_fwd = d_fwd.reshape(b, n)
+        r_bwd, d_bwd = [], []
+        for k in range(b):
+            _, i = cKDTree(xd[k]).query(tp, k=1)
+            it = torch.as_tensor(i, device=x.device)
+            diff = pts - x[k][it]
+            r = diff.pow(2).sum(-1)
+            if normals is not None:
+                plane = (diff * normals[k][it]).sum(-1).pow(2)
+                r = plane + 0.1 * r
+                d_bwd.append(np.sqrt(plane.detach().cpu().numpy()))
+            else:
+                d_bwd.append(np.sqrt(r.detach().cpu().numpy()))
+            r_bwd.append(r * _CM**2)
+        r_bwd_t = torch.stack(r_bwd)
+        s2 = (gate * _CM) ** 2
+        energy = _geman_mcclure(r_fwd, s2).mean(1) + _pseudo_huber(r_bwd_t, s2).mean(1)
+        cap = 3.0 * gate
+        score = 0.5 * (np.minimum(d_fwd, cap).mean(1) + np.minimum(np.stack(d_bwd), cap).mean(1))
+        return energy, score
+
+    def _shuffle(self, n: int) -> np.ndarray:
+        if n not in self._perms:
+            self._perms[n] = np.random.default_rng(self.settings.seed).permutation(n)
+        return self._perms[n]
+
+    def _priors(self, angles: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        s = self.settings
+        rig = self.coarse.rig
+        return (s.limit_weight * limit_penalty(angles, rig.lower, rig.upper)
+                + s.pose_weight * (angles / 90.0).pow(2).sum(-1)
+                + s.phenotype_weight * logits.pow(2).sum(-1))
+
+    def _vertices(self, body: AnnyBody | None, state: dict, fixed: torch.Tensor | None = None) -> torch.Tensor:
+        rot = rotation_exp_torch(state["omega"]) @ state["r0"]
+        scale = torch.exp(state["log_s"])
+        if fixed is not None:  # rigid stage: each hypothesis's own pre-posed body (B, n, 3)
+            return scale[:, None, None] * fixed @ rot.transpose(1, 2) + state["t"][:, None]
+        p = BodyParams(torch.sigmoid(state["logit"]), 30.0 * state["a"], rot, state["t"], scale)
+        return body(p).vertices
+
+    # ------------------------------------------------------------------ stages
+    def _adam(self, body: AnnyBody | None, target: _Target, state: dict, iters: int, gate: float, history: list,
+              stage: str, fixed: torch.Tensor | None = None, n_model: int | None = None,
+              n_target: int | None = None) -> np.ndarray:
+        """Adam over a batch of hypotheses (``fixed`` given: rigid + scale only); returns the (B,) final scores."""
+        lr = self.settings.lr
+        groups = [("omega", lr), ("t", 0.4 * lr), ("log_s", 0.4 * lr)]
+        if fixed is None:
+            groups += [("a", lr), ("logit", 2 * lr)]
+        for k, _ in groups:
+            state[k] = state[k].detach().requires_grad_(True)
+        opt = torch.optim.Adam([{"params": [state[k]], "lr": r} for k, r in groups])
+        for it in range(iters + 1):
+            x = self._vertices(body, state, fixed)
+            e, scores = self._energy(x, target, gate, None if fixed is not None else body.faces_t, n_model, n_target)
+            if it == iters:
+                break
+            total = e if fixed is not None else e + self._priors(30.0 * state["a"], state["logit"])
+            opt.zero_grad()
+            total.sum().backward()
+            opt.step()
+        history.append((stage, float(scores.min()) * 1000.0, time.perf_counter()))
+        return scores
+
+    def _lbfgs(self, body: AnnyBody, target: _Target, state: dict, rounds: int, gate: float, history: list,
+               stage: str) -> np.ndarray:
+        """One hypothesis: ``rounds`` rounds of (closest points fixed, L-BFGS on every parameter); returns its score."""
+        keys = ["omega", "t", "log_s", "a", "logit"]
+        for k in keys:
+            state[k] = state[k].detach().requires_grad_(True)
+        score = np.array([np.inf])
+        for _ in range(rounds):
+            with torch.no_grad():
+                x0 = self._vertices(body, state)
+            xd = x0[0].cpu().numpy()
+            _, i_fwd = target.tree.query(xd, k=1)
+            _, i_bwd = cKDTree(xd).query(target.points, k=1)
+            pts = torch.as_tensor(target.points, dtype=x0.dtype, device=x0.device)
+            q_fwd = pts[torch.as_tensor(i_fwd, device=x0.device)]
+            i_bwd_t = torch.as_tensor(i_bwd, device=x0.device)
+            s2 = (gate * _CM) ** 2
+            opt = torch.optim.LBFGS([state[k] for k in keys], lr=1.0, max_iter=self.settings.lbfgs_iterations,
+                                    line_search_fn="strong_wolfe")
+
+            def closure():
+                opt.zero_grad()
+                x = self._vertices(body, state)
+                nrm = vertex_normals_torch(x, body.faces_t)[0]
+                x = x[0]
+                r_fwd = ((x - q_fwd) * _CM).pow(2).sum(-1)
+                diff = pts - x[i_bwd_t]
+                r_bwd = ((diff * nrm[i_bwd_t]).sum(-1).pow(2) + 0.1 * diff.pow(2).sum(-1)) * _CM**2
+                e = _geman_mcclure(r_fwd, s2).mean() + _pseudo_huber(r_bwd, s2).mean()
+                total = e + self._priors(30.0 * state["a"], state["logit"]).sum()
+                total.backward()
+                return total
+
+            opt.step(closure)
+        with torch.no_grad():
+            _, score = self._energy(self._vertices(body, state), target, gate, body.faces_t)
+        history.append((stage, float(score[0]) * 1000.0, time.perf_counter()))
+        return score
+
+    def _rigid_state(self, rotations: np.ndarray, poses: np.ndarray, log_s0: float) -> dict:
+        """Start state of hypotheses (rotation (H, 3, 3), key pose index (H,)): the posed body's centroid on the
+        target's, scale from the longest extents, average phenotype."""
+        dt = dict(dtype=self.dtype, device=self.device)
+        r0 = torch.as_tensor(rotations, **dt)
+        h = len(poses)
+        return {
+            "r0": r0,
+            "omega": torch.zeros(h, 3, **dt),
+            "t": -float(np.exp(log_s0)) * torch.einsum("bij,bj->bi", r0, self._pose_bodies[poses].mean(1)),
+            "log_s": torch.full((h,), log_s0, **dt),
+            "a": torch.as_tensor(self._pose_angles[poses] / 30.0, **dt),
+            "logit": torch.zeros(h, 6, **dt),
+        }
+
+    @staticmethod
+    def _take(state: dict, idx: np.ndarray) -> dict:
+        ii = torch.as_tensor(idx, dtype=torch.long)
+        return {k: v.detach()[ii].clone() for k, v in state.items()}
+
+    # ------------------------------------------------------------------ public
+    def fit(self, vertices: np.ndarray) -> BodyFit:
+        """Fit anny to a target's points, vertices : (m, 3) float64 (a mesh's vertices or a point cloud), any units
+        and orientation. Never raises for a bad fit: it comes back failed with the reason; raises
+        :class:`BodyFitError` for unusable input (too few points, NaN)."""
+        t0 = time.perf_counter()
+        s = self.settings
+        target = _Target(vertices, s.n_points, s.seed)
+        pl = target.placement
+        history: list = []
+        hyp = orientation_hypotheses(pl.axes)
+        dt = dict(dtype=self.dtype, device=self.device)
+        log_s0 = float(np.log(pl.extents[0] * pl.to_metres / TYPICAL_EXTENT_M))
+        # (1a) every orientation x the few start poses, rigid + scale, on subsets of the points
+        n_o, n_s = len(hyp), len(s.start_poses)
+        o_idx = np.repeat(np.arange(n_o), n_s)
+        p_idx = np.tile(self._start_index, n_o)
+        state = self._rigid_state(hyp[o_idx], p_idx, log_s0)
+        scores = self._adam(None, target, state, s.iterations[0], s.gates[0], history, "orient",
+                            fixed=self._pose_bodies[p_idx], n_model=s.orient_model_points,
+                            n_target=s.orient_target_points)
+        per_o = scores.reshape(n_o, n_s)
+        ranked = np.argsort(per_o.min(1))[: s.orientations]
+        # each kept orientation also facing the other way (same up axis): a body seen from behind fits a rigid
+        # start almost as well as from the front, and only the posed fit tells them apart
+        kept_o = list(dict.fromkeys([int(o) for r in ranked for o in (r, r ^ 1)]))
+        # (1b) the kept orientations x every key pose of the library, rigid + scale, from (1a)'s best start
+        n_l = len(self._pose_bodies)
+        o2 = np.repeat(kept_o, n_l)
+        p2 = np.tile(np.arange(n_l), len(kept_o))
+        src = np.array([o * n_s + int(np.argmin(per_o[o])) for o in kept_o]).repeat(n_l)
+        state = {k: v.detach()[torch.as_tensor(src)].clone() for k, v in state.items()}
+        state["a"] = torch.as_tensor(self._pose_angles[p2] / 30.0, **dt)
+        scores = self._adam(None, target, state, s.iterations[0], s.gates[0], history, "poses",
+                            fixed=self._pose_bodies[p2], n_model=s.orient_model_points,
+                            n_target=s.orient_target_points)
+        best = list(np.argsort(scores)[: s.keep])
+        twin = int(np.flatnonzero((o2 == (o2[best[0]] ^ 1)) & (p2 == p2[best[0]]))[0])
+        best = np.array(list(dict.fromkeys(best + [twin])))
+        labels = [f"{int(o2[k])}/{self._pose_names[int(p2[k])]}" for k in best]
+        facing = o2[best] // 2  # hypotheses sharing this differ only by the facing's sign
+        o_best = o2[best]
+        # (2) the kept hypotheses, every parameter free, coarse topology
+        state = self._take(state, best)
+        scores = self._adam(self.coarse, target, state, s.iterations[1], s.gates[1], history, "pose")
+        # (3) the ``finalists`` best, each alone on the output topology, closest points fixed per round, L-BFGS;
+        # several because a body seen from behind fits almost as well as from the front until the details count
+        first = int(np.argmin(scores))
+        flipped = [k for k in np.argsort(scores) if facing[k] == facing[first] and o_best[k] != o_best[first]]
+        order = [first] + flipped[:1]
+        finals = []
+        for k in order:
+            one = self._take(state, np.array([k]))
+            score = self._lbfgs(self.fine, target, one, s.iterations[2], s.gates[2], history, f"fine:{labels[k]}")
+            finals.append((float(score[0]), int(k), one))
+        score0, k, state = min(finals, key=lambda f: f[0])
+        scores = np.array([score0])
+        with torch.no_grad():
+            rot = (rotation_exp_torch(state["omega"]) @ state["r0"])[0].cpu().numpy()
+            p = self.fine.params(1)
+            p.phenotype, p.angles = torch.sigmoid(state["logit"]), 30.0 * state["a"]
+            posed = self.fine(p).posed[0].cpu().numpy()
+            phenotype = p.phenotype[0].cpu().numpy()
+            angles = p.angles[0].cpu().numpy()
+            scale_m = float(torch.exp(state["log_s"][0]))
+            t_m = state["t"][0].cpu().numpy()
+        unit_scale = scale_m / pl.to_metres
+        translation = pl.centre + t_m / pl.to_metres
+        verts = unit_scale * posed @ rot.T + translation
+        dist_mm = float(scores[0]) * 1000.0
+        fit = BodyFit(verts, phenotype, angles, rot, translation, unit_scale, pl.units, s.topology, dist_mm,
+                      labels[k], time.perf_counter() - t0, history=history)
+        if not np.isfinite(dist_mm) or dist_mm > s.max_distance_mm:
+            fit.status, fit.reason = STATUS_FAILED, (
+                f"body fit failed: two-sided mean distance {dist_mm:.1f} mm > {s.max_distance_mm:.0f} mm "
+                "(not one whole body anny can express: partial scan, several bodies, not a body)")
+        return fit
+
+
+def _geman_mcclure(r2: torch.Tensor, s2: float) -> torch.Tensor:
+    """Squared residuals r2 -> s2 r2 / (r2 + s2): r2 near 0, s2 / 2 at r2 = s2, never above s2 (a far pair stops
+    pulling: holes of a scan, parts of the model no scanner saw)."""
+    return s2 * r2 / (r2 + s2)
+
+
+def _pseudo_huber(r2: torch.Tensor, s2: float) -> torch.Tensor:
+    """Squared residuals r2 -> 2 s2 (sqrt(1 + r2 / s2) - 1): r2 near 0, linear in the distance far away, so a
+    target region the model has not reached (an arm up where the model's is down) keeps pulling it."""
+    return 2.0 * s2 * (torch.sqrt(1.0 + r2 / s2) - 1.0)
+
+
+def fit_body(vertices: np.ndarray, settings: BodyFitSettings = BodyFitSettings(),
+             device: str | torch.device = "cpu") -> BodyFit:
+    """Fit anny to one target (a one-call :class:`BodyFitter`)."""
+    return BodyFitter(settings, device).fit(vertices)
