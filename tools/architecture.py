@@ -15,9 +15,9 @@ DOC = ROOT / "docs" / "architecture.md"
 LAYERS = [
     ("bodydata", "package root: version, errors, atomic file helpers, natural order of names"),
     ("bodydata.manifest", "manifest rows passed between stages: source rows, status words, subject keys"),
-    ("bodydata.mesh", "mesh I/O, validation and mesh geometry: topology, normals, alignment, rotations, closest points, subdivision"),
+    ("bodydata.mesh", "mesh I/O, validation and mesh geometry: topology, normals, alignment, rotations, closest points, subdivision, ray casting, point clouds, a virtual scanner"),
     ("bodydata.templates", "reference templates (anny default, anny-lite, scape), parts, landmarks"),
-    ("bodydata.generator", "the anny body generator: phenotypes, key poses, ground truth"),
+    ("bodydata.generator", "the anny body generator: phenotypes, key poses, ground truth; virtual scans with known truth"),
     ("bodydata.sources", "dataset adapters into manifest rows"),
     ("bodydata.features", "ACAP features, rotation consistency, coarse features, scaling, reconstruction"),
     ("bodydata.bodyfit", "the anny body model fitted to any body: differentiable rig, units, orientations, fit"),

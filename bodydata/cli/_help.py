@@ -16,6 +16,8 @@ EXAMPLES: dict[str, list[str]] = {
                        "bodydata template build scape --out templates/scape --mesh SCAPE.ply --faces F.txt --labels L.txt"],
     "template show": ["bodydata template show anny --png"],
     "sources list": ["bodydata sources list"],
+    "virtual-scan": ["bodydata virtual-scan --meshes bodies/meshes/anny00000 --out scans --points 200000 --seed 0",
+                     "bodydata virtual-scan --meshes faust.csv --out faust_scans --faces noisy --noise-mm 2 --no-floor --landmarks carry"],
     "sources scan": ["bodydata sources scan --source faust --root MPI-FAUST/training --out faust.csv",
                      "bodydata sources scan --source folder --root scans --subject-regex '(?P<subject>\\w+)_\\d+' --out scans.csv"],
     "synth anny": ["bodydata synth anny --identities 8 --poses 6 --seed 0 --out bodies",

@@ -1,5 +1,6 @@
 """Mesh I/O, validation and mesh geometry: topology, cotangent weights, normals, areas (re-exported here); alignment,
-rotations, closest points and subdivision in their own modules (bodydata.mesh.alignment, .rotations, .closest, .subdivision)."""
+rotations, closest points, subdivision, ray casting, point clouds and the virtual scanner in their own modules
+(bodydata.mesh.alignment, .rotations, .closest, .subdivision, .raycast, .pointcloud, .scanner)."""
 from bodydata.mesh.areas import face_areas, surface_area, vertex_areas
 from bodydata.mesh.cotangent import cotangent_laplacian, cotangent_weights, cotangents
 from bodydata.mesh.io import MeshData, read_mesh, write_mesh

@@ -371,7 +371,7 @@ def _target(rec: Mapping[str, str], o: ConvertOptions) -> ConvertTarget:
     if rec.get("status") == STATUS_FAILED:
         raise ConversionError(f"{path}: not converted: the source scan marked it failed "
                               f"({rec.get('error') or 'no reason given'})")
-    mesh = read_mesh(path, expected_vertices=TOPOLOGY_VERTICES.get(rec.get("topology", "")))
+    mesh = read_mesh(path, expected_vertices=TOPOLOGY_VERTICES.get(rec.get("topology", "")), allow_point_cloud=True)
     row_obj = SimpleNamespace(**rec)
     if o.landmarks == "model":  # the body-model start alone, whatever the mesh came with
         return ConvertTarget(rec["id"], mesh.vertices, mesh.faces, None, path, rec.get("units") or "m")

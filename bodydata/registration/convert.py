@@ -269,7 +269,7 @@ def worst_panels(rows: Sequence[ConvertRow], template: Template, n: int = 6) -> 
     panels = []
     for r in done[:n]:
         conv = read_mesh(r.out_path).vertices
-        src = read_mesh(r.source_path)
+        src = read_mesh(r.source_path, allow_point_cloud=True)
         d = 1000.0 * point_to_mesh(conv, src.vertices, src.faces)
         c = conv - conv.mean(0)
         s, rot, _ = similarity_from_points(c, template.vertices - template.vertices.mean(0))

@@ -31,16 +31,25 @@ class Correspondences:
 
 
 class TargetMesh:
-    """A target mesh with its vertex normals and a KD-tree. vertices : (m, 3) float64; faces : (k, 3) int64."""
+    """A target mesh with its vertex normals and a KD-tree. vertices : (m, 3) float64; faces : (k, 3) int64, or
+    shape (0, 3) for a point cloud, whose normals are then estimated (PCA of 16 neighbours, oriented outward by
+    propagation) unless ``normals`` : (m, 3) float64 unit normals are given."""
 
-    def __init__(self, vertices: np.ndarray, faces: np.ndarray):
+    def __init__(self, vertices: np.ndarray, faces: np.ndarray, normals: np.ndarray | None = None):
         from scipy.spatial import cKDTree
 
-        from bodydata.mesh.normals import vertex_normals
-
         self.vertices = np.asarray(vertices, np.float64)
-        self.faces = np.asarray(faces, np.int64)
-        self.normals = vertex_normals(self.vertices, self.faces)
+        self.faces = np.asarray(faces, np.int64).reshape(-1, 3)
+        if normals is not None:
+            self.normals = np.asarray(normals, np.float64)
+        elif len(self.faces) == 0:
+            from bodydata.mesh.pointcloud import estimate_normals
+
+            self.normals = estimate_normals(self.vertices)
+        else:
+            from bodydata.mesh.normals import vertex_normals
+
+            self.normals = vertex_normals(self.vertices, self.faces)
         self.tree = cKDTree(self.vertices)
 
 

@@ -2,7 +2,8 @@
 
 Every mesh file under the root (.ply/.obj/.off, recursive) becomes a row; its topology is decided
 after reading it (a known vertex count such as 6,890 or 12,500 names the topology, anything else is
-``own``). The landmark CSV is ``--landmarks FILE`` or ``landmarks.csv`` in the root; accepted forms:
+``own``). A file without faces (a point cloud, e.g. a scan of ``bodydata virtual-scan``) is a row too, of
+topology ``own``. The landmark CSV is ``--landmarks FILE`` or ``landmarks.csv`` in the root; accepted forms:
 
 * ``name,vertex_id``              one set for every mesh (the meshes share a vertex order);
 * ``mesh,name,vertex_id``         per mesh (``mesh`` = file stem or path relative to the root);
@@ -81,6 +82,7 @@ class FolderAdapter:
     name = "folder"
     description = "Any folder of meshes (.ply/.obj/.off) plus a landmark CSV (--landmarks FILE or landmarks.csv in the folder)"
     layout = "mesh files (.ply/.obj/.off) at any depth, optionally a landmark CSV (landmarks.csv in the folder or --landmarks)"
+    accepts_point_clouds = True
 
     def __init__(self) -> None:
         self._table: pd.DataFrame | None = None
