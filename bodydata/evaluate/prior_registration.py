@@ -383,9 +383,11 @@ model; the registration runs on the model's device).
             res.status = STATUS_DONE
         return res
 
-    def register_batch(self, targets: Sequence[tuple[np.ndarray, np.ndarray, Mapping[str, int]]]
-                       ) -> list[RegistrationResult]:
-        """One result per (vertices (m, 3), faces (k, 3), landmarks) target, in order (registered one by one)."""
+    def register_batch(self, targets: Sequence[tuple[np.ndarray, np.ndarray, Mapping[str, int]]],
+                       guides: Sequence[np.ndarray | None] | None = None) -> list[RegistrationResult]:
+        """One result per (vertices (m, 3), faces (k, 3), landmarks) target, in order (registered one by one).
+        ``guides`` (the body-model start's fitted bodies) are not used: the decoder already holds the body's
+        articulation, which is what the sparse prior's guide term stands in for."""
         return [self.register(v, f, lm) for v, f, lm in targets]
 
 

@@ -221,13 +221,14 @@ def _finder(o: ConvertOptions, registrar: Registrar):
     if o.landmarks not in ("auto", "model"):
         return None
     names = sorted(registrar.template.landmarks)
+    topo = (registrar.template.meta or {}).get("anny_topology")
 
     def build():
         from bodydata.registration.body_landmarks import BodyLandmarks
 
-        return BodyLandmarks(names, device=o.device or "cpu")
+        return BodyLandmarks(names, device=o.device or "cpu", template_topology=topo)
 
-    return _FINDERS.get(cache_key(names, o.device), build)
+    return _FINDERS.get(cache_key(names, o.device, topo), build)
 
 
 def _vts_landmarks(registrations: str, root: str):

@@ -4,7 +4,8 @@ The fitted anny body (:mod:`bodydata.bodyfit.fit`, any units and orientation) ca
 vertices (``landmarks_anny_notoes.csv``, the shared vocabulary of :mod:`bodydata.templates.landmarks`); each
 becomes the target vertex nearest to it. A template of another connectivity (``scape``) takes them by name.
 The registration (Eq. 14) then starts from their similarity, as from hand-placed landmarks, and its landmark
-weight decays over the fine rounds, so the surface decides the details.
+weight decays over the fine rounds, so the surface decides the details. When the template is anny's own mesh,
+the whole fitted body also goes to the registration as a guide (``E_guide`` of :mod:`.register`).
 """
 from __future__ import annotations
 
@@ -24,19 +25,29 @@ LANDMARK_MODES = ("auto", "model", "none")
 
 @dataclass
 class LandmarkFind:
-    """landmarks : {name: target vertex id} (None when the fit failed); fit : the body fit; reason : why not."""
+    """landmarks : {name: target vertex id} (None when the fit failed); fit : the body fit; reason : why not;
+    guide : (n, 3) float64 the fitted body in the template's own vertex order (an anny template), else None."""
 
     landmarks: dict[str, int] | None
     fit: BodyFit
     reason: str = ""
+    guide: np.ndarray | None = None
 
 
 class BodyLandmarks:
     """Builds the body fitter once (anny on two topologies); :meth:`find` fits one target and reads its landmarks.
 
-    names : the template's landmark names (those anny also has are found; at least 4 are needed)."""
+    names : the template's landmark names (those anny also has are found; at least 4 are needed); template_topology :
+    the template's anny topology (``notoes``, ``notoes_collapse10pc``) when it is anny's own mesh: the fit is then
+    made in it and the fitted body is returned as the registration's guide (an articulated correspondence)."""
 
-    def __init__(self, names: list[str], settings: BodyFitSettings = BodyFitSettings(), device: str = "cpu") -> None:
+    def __init__(self, names: list[str], settings: BodyFitSettings = BodyFitSettings(), device: str = "cpu",
+                 template_topology: str | None = None) -> None:
+        import dataclasses
+
+        if template_topology:
+            settings = dataclasses.replace(settings, topology=template_topology)
+        self.guided = bool(template_topology)
         from bodydata.templates.landmarks import load_landmarks
 
         own = load_landmarks(f"anny_{settings.topology}")
@@ -54,4 +65,5 @@ class BodyLandmarks:
         if fit.status != "done":
             return LandmarkFind(None, fit, fit.reason)
         _, idx = cKDTree(np.asarray(vertices, np.float64)).query(fit.vertices[self.ids], k=1)
-        return LandmarkFind({n: int(i) for n, i in zip(self.names, idx)}, fit)
+        return LandmarkFind({n: int(i) for n, i in zip(self.names, idx)}, fit,
+                            guide=fit.vertices if self.guided else None)

@@ -193,6 +193,7 @@ def convert_meshes(registrar: Registrar, targets: Sequence[ConvertTarget],
     IndexError, LinAlgError)."""
     out: list[Conversion | None] = [None] * len(targets)
     found: dict[int, tuple[str, float, float]] = {}  # target index -> (landmarks_from, body_fit_mm, fit seconds)
+    guides: dict[int, np.ndarray] = {}
     todo = []
     for k, t in enumerate(targets):
         if t.landmarks:
@@ -210,13 +211,20 @@ def convert_meshes(registrar: Registrar, targets: Sequence[ConvertTarget],
             if got.landmarks:
                 t.landmarks = got.landmarks
                 found[k] = ("body fit", got.fit.distance_mm, got.fit.seconds)
+                if got.guide is not None:
+                    guides[k] = got.guide
                 todo.append(k)
                 continue
             reason = f"no landmarks, and the body-model start failed: {got.reason}"
         out[k] = Conversion(ConvertRow(id=t.id, source_path=str(t.source_path), units=t.units, reason=reason,
                                        seconds=0.0))
-    results = registrar.register_batch([(targets[k].vertices, targets[k].faces, targets[k].landmarks)
-                                        for k in todo]) if todo else []
+    batch = [(targets[k].vertices, targets[k].faces, targets[k].landmarks) for k in todo]
+    if not todo:
+        results = []
+    elif guides:
+        results = registrar.register_batch(batch, [guides.get(k) for k in todo])
+    else:
+        results = registrar.register_batch(batch)
     for k, res in zip(todo, results):
         conv = _measured(registrar, targets[k], res)
         conv.row.landmarks_from, conv.row.body_fit_mm, fit_s = found[k]

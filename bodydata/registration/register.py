@@ -2,7 +2,7 @@
 
 Minimised energy, over the global similarity (R, s, t), the prior coefficients w and the free vertices p::
 
-    E = E_prior / n + lambda_icp (E_icp + rho E_back) + lambda_lan E_lan + lambda_l1 mean_k |w_k|
+    E = E_prior / n + lambda_icp (E_icp + rho E_back) + lambda_lan E_lan + lambda_l1 mean_k |w_k| + E_guide
 
 * ``E_prior`` = sum over directed template edges of ``c_ij |(p_i - p_j) - T_i(w)(q_i - q_j)|^2``
   (:mod:`bodydata.registration.deform`);
@@ -18,6 +18,10 @@ Minimised energy, over the global similarity (R, s, t), the prior coefficients w
   point-to-point, weight ``reverse_weight`` (default 0); fine stage: point-to-plane along the target
   normal, weight ``fine_reverse_weight`` (default 1): point-to-point there dragged vertices tangentially
   (anny bodies, MED 11.1 mm against 2.4 mm without), the plane version cannot;
+* ``E_guide`` (not in the paper; only with a guide, i.e. anny fitted to the target by the body-model start
+  for an anny template) = mean over template vertices of ``|x_i - g_i|^2``, weight ``guide_weight`` (coarse)
+  times ``guide_scale`` per fine round: the fitted body's articulated correspondence, limb twist included,
+  holds vertices in place along round limbs where the surface terms let them slide, then fades;
 * ``E_lan`` = mean over shared landmarks of ``|x_l - v_l(i)|^2``, minus ``ignore_landmarks`` (default
   the crotch: a saddle whose lowest point is ill-defined front to back; anny's and SMPL's rules land
   70 mm apart on the same FAUST body).
@@ -93,6 +97,8 @@ class RegistrationConfig:
     fine_landmark_scale: tuple = (1.0, 0.1, 0.01)
     fine_icp_scale: tuple = (1.0, 1.0, 1.0, 3.0, 10.0, 30.0)
     ignore_landmarks: tuple = ("crotch",)
+    guide_weight: float = 1.0
+    guide_scale: tuple = (1.0, 0.3, 0.1, 0.03, 0.0)
     min_overlap: float = 0.3
     max_landmark_error: float = 0.08
     device: str | None = None
@@ -145,6 +151,7 @@ class _Body:
     s0: float
     r0: np.ndarray
     t0: np.ndarray
+    guide: np.ndarray | None = None
 
 
 @dataclass
@@ -177,6 +184,8 @@ class _Batch:
     history: list
     overlap: np.ndarray
     t_start: float
+    guide: Any = None
+    guide_w: Any = None
 
     @classmethod
     def stack(cls, bodies: list[_Body], K: int, device, unit: float) -> _Batch:
@@ -203,6 +212,19 @@ class _Batch:
                                                 for i, b in enumerate(bodies)]), **f64),
             iters=np.zeros(B, np.int64), history=[[] for _ in range(B)], overlap=np.zeros(B),
             t_start=time.perf_counter())
+
+    def set_guides(self, n: int, weight: float) -> None:
+        """guide (B, n, 3) tensor of the bodies' guides (zeros where none) and guide_w (B,) their weights
+        ``weight / (n u2)`` (0 where none): the mean squared distance to the guide in fixed units."""
+        import torch
+
+        f64 = {"dtype": torch.float64, "device": self.tv.device}
+        g = np.zeros((len(self.bodies), n, 3))
+        w = np.zeros(len(self.bodies))
+        for i, b in enumerate(self.bodies):
+            if b.guide is not None:
+                g[i], w[i] = b.guide, weight / (n * self.u2[i])
+        self.guide, self.guide_w = torch.as_tensor(g, **f64), torch.as_tensor(w, **f64)
 
     def stacked(self, j: int):
         """Leaf ``j`` of every body stacked: (B, d) tensor."""
@@ -267,7 +289,8 @@ class Registrar:
         Never raises for a bad fit: failures come back with status 'failed' and a reason. (A batch of one.)"""
         return self.register_batch([(vertices, faces, landmarks)])[0]
 
-    def register_batch(self, targets: Sequence[Target]) -> list[RegistrationResult]:
+    def register_batch(self, targets: Sequence[Target],
+                       guides: Sequence[np.ndarray | None] | None = None) -> list[RegistrationResult]:
         """Register several targets in lockstep; targets : sequence of (vertices (m_b, 3) float64, faces (k_b, 3)
         int64, landmarks {name: vertex id}), sizes may differ. Returns one result per target, in order.
 
@@ -285,6 +308,11 @@ class Registrar:
             t0 = time.perf_counter()
             try:
                 body = self._prepare(i, vertices, faces, landmarks)
+                if guides is not None and guides[i] is not None and not isinstance(body, str):
+                    g = np.asarray(guides[i], np.float64)
+                    if g.shape != (self.n, 3) or not np.all(np.isfinite(g)):
+                        raise ValueError(f"guide of shape {g.shape}, expected ({self.n}, 3) finite")
+                    body.guide = g
             except (ValueError, IndexError, np.linalg.LinAlgError) as exc:  # a bad input = a failed row
                 body = f"bad target: {type(exc).__name__}: {exc}"
             if isinstance(body, str):
@@ -316,7 +344,9 @@ class Registrar:
                                                                       prep_s[pending[0]] + spent[pending[0]])
                     break
                 # an unattributed breakdown: each body alone, so that the others do not fail with it
-                outs = [self.register_batch([targets[bodies[j].index]])[0] for j in pending]
+                outs = [self.register_batch([targets[bodies[j].index]],
+                                            None if guides is None else [guides[bodies[j].index]])[0]
+                        for j in pending]
             else:
                 for j in pending:
                     spent[j] += (time.perf_counter() - t0) / len(pending)
@@ -463,6 +493,7 @@ class Registrar:
         """The coarse and fine stages for B prepared bodies at once; raises :class:`_Diverged` naming the bodies
         whose energy turned non-finite or whose free-vertex solve failed."""
         batch = _Batch.stack(bodies, self.deformer.K, self.device, self.config.unit)
+        batch.set_guides(self.n, self.config.guide_weight)
         self._coarse(batch)
         return self._fine(batch)
 
@@ -485,8 +516,9 @@ class Registrar:
             e_lan = batch.per_body(point_to_point(x[batch.lb, batch.l_tpl], batch.tv[batch.l_tgt], batch.l_w),
                                    batch.lb)
             e_l1 = torch.sqrt(w * w + 1e-6).mean(1)
+            e_guide = batch.guide_w * (x - batch.guide).pow(2).sum((1, 2))
             return (e_prior + cfg.lambda_icp * (e_icp + cfg.reverse_weight * e_back)
-                    + cfg.lambda_lan * e_lan + cfg.lambda_l1 * e_l1)
+                    + cfg.lambda_lan * e_lan + cfg.lambda_l1 * e_l1 + e_guide)
         return energy
 
     def _w_energy(self, batch: _Batch, pt):
@@ -543,6 +575,8 @@ class Registrar:
             tt = (batch.t0t + 0.1 * batch.s0t[:, None] * batch.stacked(3)).cpu().numpy()
         y_all = [(b.target.vertices - tt[i]) @ rot[i] / s[i] for i, b in enumerate(bodies)]  # template frame
         m_all = [b.target.normals @ rot[i] for i, b in enumerate(bodies)]
+        g_all = [None if b.guide is None else (b.guide - tt[i]) @ rot[i] / s[i] for i, b in enumerate(bodies)]
+        guide_scale = tuple(cfg.guide_scale) or (1.0,)
         ratio2 = (s / batch.s0) ** 2
         lan_scale = tuple(cfg.fine_landmark_scale) or (1.0,)
         icp_scale = tuple(cfg.fine_icp_scale) or (1.0,)
@@ -555,7 +589,8 @@ class Registrar:
                 try:
                     p[i] = self._solve_p(p[i], rhs[i], fwd, back, y_all[i], m_all[i], body.tl, body.sl, ratio2[i],
                                          batch.m_t[i], lan_scale[min(r, len(lan_scale) - 1)],
-                                         icp_scale[min(r, len(icp_scale) - 1)])
+                                         icp_scale[min(r, len(icp_scale) - 1)], g_all[i],
+                                         cfg.guide_weight * guide_scale[min(r, len(guide_scale) - 1)])
                 except (RuntimeError, ValueError, np.linalg.LinAlgError) as exc:
                     raise _Diverged([i], str(exc)) from exc
             batch.iters += 1
@@ -586,11 +621,12 @@ class Registrar:
 
     def _solve_p(self, p: np.ndarray, b: np.ndarray, fwd: Correspondences, back: Correspondences, y_all: np.ndarray,
                  m_all: np.ndarray, tl: np.ndarray, sl: np.ndarray, ratio2: float, m_t: int, lan_scale: float = 1.0,
-                 icp_scale: float = 1.0) -> np.ndarray:
+                 icp_scale: float = 1.0, guide: np.ndarray | None = None, guide_weight: float = 0.0) -> np.ndarray:
         """Exact minimiser over p of E_prior/n + lambda_icp (E_icp + rho E_back) + lambda_lan E_lan for fixed T(w),
         correspondences and similarity (everything in the template frame). Scaled by n u^2 / 2 the normal
         equations are ``(L (x) I3 + D) p = b + d`` with L the c-weighted graph Laplacian, b the ACAP
-        right-hand side and D, d the 3x3 blocks of the data terms."""
+        right-hand side and D, d the 3x3 blocks of the data terms (and of the guide term, ``guide`` (n, 3) in the
+        template frame, when given)."""
         import scipy.sparse as sp
 
         from bodydata.features.reconstruct import SpdFactor
@@ -617,6 +653,10 @@ class Registrar:
         a = 0.5 * cfg.lambda_lan * lan_scale * ratio2 * n / len(tl)
         np.add.at(dblk, tl, a * np.eye(3)[None])
         np.add.at(rhs, tl, a * y_all[sl])
+        if guide is not None and guide_weight > 0:  # the body-model guide: (lambda_g / 2) (p_i - g_i), every vertex
+            a = 0.5 * guide_weight * ratio2
+            dblk += a * np.eye(3)[None]
+            rhs += a * guide
         rows = (3 * np.arange(n)[:, None, None] + np.arange(3)[None, :, None]).repeat(3, 2)
         cols = (3 * np.arange(n)[:, None, None] + np.arange(3)[None, None, :]).repeat(3, 1)
         big = sp.kron(lap, sp.identity(3), format="csr") + sp.csr_matrix(

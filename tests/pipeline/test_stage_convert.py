@@ -246,8 +246,13 @@ def test_cli_convert_with_landmark_pairs(lite, tmp_path):
     write_mesh(root / "a.ply", bodies[0], t.faces)
     base = ["convert", "--source", "folder", "--root", str(root), "--template", str(tdir), "--prior", str(prior),
             "--workers", "0", "--quiet"]
-    res = CliRunner().invoke(cli, base + ["--out", str(tmp_path / "none")])
+    res = CliRunner().invoke(cli, base + ["--landmarks", "none", "--out", str(tmp_path / "none")])
     assert "0 of 1 converted" in res.output and "no landmarks" in res.output, res.output
+    # by default (--landmarks auto) a mesh without landmarks gets them from anny fitted to it
+    res = CliRunner().invoke(cli, base + ["--out", str(tmp_path / "auto")])
+    assert res.exit_code == 0 and "1 of 1 converted" in res.output, res.output
+    row = read_results(tmp_path / "auto" / "conversion.csv")[0]
+    assert row.landmarks_from == "body fit" and row.p2m_mean_mm < 10 and row.body_fit_mm < 40
     # the source is in the template's own connectivity: the pairs are a vertex's id on both sides
     ids = [t.landmarks[k] for k in ("head_top", "wrist_L", "wrist_R", "knee_L", "knee_R", "heel_L", "heel_R")]
     (tmp_path / "pairs.txt").write_text("".join(f"{i} {i}\n" for i in ids))
@@ -266,5 +271,5 @@ def test_cli_convert_with_landmark_pairs(lite, tmp_path):
     junk = CliRunner().invoke(cli, args + ["--landmark-schedule", "1,x"])
     assert junk.exit_code == 2 and "--landmark-schedule" in junk.output
     # pairs reach only meshes with the pair topology's vertex count: a 1,229-vertex mesh gets none under smpl_6890
-    bad = CliRunner().invoke(cli, args[:-1] + ["smpl_6890"])
+    bad = CliRunner().invoke(cli, args[:-1] + ["smpl_6890", "--landmarks", "none"])
     assert bad.exit_code == 1 and "0 of 1 converted" in bad.output and "no landmarks" in bad.output, bad.output

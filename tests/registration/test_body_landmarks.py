@@ -23,7 +23,7 @@ def setup(anny_lite_template):
     test = anny_bodies(LITE, 1, 1, seed=11, first_identity=500, extra_topologies=("anny",))
     pr = build_prior(AcapExtractor(t.vertices, t.faces)(train.vertices[LITE]).f, t.vertices, t.faces, t.part_labels,
                      60, "anny-lite")
-    finder = BodyLandmarks(sorted(t.landmarks), BodyFitSettings(topology=LITE, n_points=2000))
+    finder = BodyLandmarks(sorted(t.landmarks), BodyFitSettings(n_points=2000), template_topology=LITE)
     return t, Registrar(t, pr, RegistrationConfig(**FAST)), test, finder
 
 
@@ -53,6 +53,7 @@ def test_mesh_without_landmarks_converts_through_the_body_fit(setup):
     conv = convert_meshes(reg, [target], finder)[0]
     assert conv.done, conv.row.reason
     assert conv.row.landmarks_from == "body fit" and np.isfinite(conv.row.body_fit_mm)
+    assert finder.guided  # the template is anny's own mesh: the fitted body guided the registration
     assert conv.row.p2m_mean_mm < 10 and conv.row.m2p_mean_mm < 10
     truth = test.vertices[LITE][0] @ q.T + [0.3, -0.1, 0.2]
     assert med(conv.vertices, truth) < 0.03

@@ -150,7 +150,8 @@ def _stage_run(t_dir, prior_path, manifest, out, batch_size):
 
     fast = {k: list(v) if isinstance(v, tuple) else v for k, v in FAST.items() if k != "device"}
     stage = stage_convert.make_stage(template=str(t_dir), prior=str(prior_path), manifest=str(manifest),
-                                     registration=fast, device="cpu", png=False, batch_size=batch_size)
+                                     registration=fast, device="cpu", png=False, batch_size=batch_size,
+                                     landmarks="none")  # own landmarks only: x/nolm stays a failed row
     return run_stage(stage, StageContext(out_dir=out), InlineExecutor(), progress=False)
 
 
