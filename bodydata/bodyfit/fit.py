@@ -40,11 +40,12 @@ from bodydata.bodyfit.rig import limit_penalty
 from bodydata.errors import BodydataError
 from bodydata.features.polar import rotation_exp_torch
 from bodydata.manifest.status import STATUS_DONE, STATUS_FAILED
-from bodydata.mesh.normals import vertex_normals_torch
+from bodydata.mesh.normals import vertex_normals, vertex_normals_torch
 
 __all__ = ["BodyFit", "BodyFitError", "BodyFitSettings", "BodyFitter", "fit_body"]
 
 _CM = 100.0  # energy lengths in centimetres of the metric frame
+_K = 6  # nearest neighbours searched for one whose normal agrees
 
 
 class BodyFitError(BodydataError, ValueError):
@@ -55,8 +56,10 @@ class BodyFitError(BodydataError, ValueError):
 class BodyFitSettings:
     """Stages and weights of the fit (module docstring). Distances in metres of the target's metric frame.
 
-    n_points : target points used (fixed-seed subsample); keep : orientations carried into stage 2;
-    start_poses : key pose names of :mod:`bodydata.generator.poses` tried per kept orientation;
+    n_points : target points used (fixed-seed subsample); keep : hypotheses (distinct key poses) carried into
+    stage 2; orientations : orientations carried from stage 1a into 1b (each with its facing twin);
+    start_poses : key pose names of :mod:`bodydata.generator.poses` tried in every orientation of stage 1a (stage
+    1b tries every key pose of the library, plus four raised-knee poses, in the kept orientations);
     iterations : Adam steps of stages 1-4; gates : Geman-McClure scales of stages 1-4; lr : Adam step (on angles
     in units of 30 degrees, rotation vector, translation in metres, log-scale, phenotype logits);
     limit_weight, pose_weight, phenotype_weight, scale_weight : prior weights (scale: per 5 % off the detected
@@ -65,7 +68,7 @@ class BodyFitSettings:
     """
 
     n_points: int = 3000
-    keep: int = 3
+    keep: int = 5
     orientations: int = 2
     twin_margin: float = 1.5
     start_poses: tuple[str, ...] = ("standing_relaxed", "t_pose", "arms_raised", "sitting")
@@ -113,9 +116,10 @@ class BodyFit:
 
 
 class _Target:
-    """The target in its metric frame (centred, metres): used points (p, 3), their KD-tree, the placement."""
+    """The target in its metric frame (centred, metres): used points (p, 3), their unit normals (p, 3) (the mesh's
+    vertex normals, or estimated from the points of a point cloud), their KD-tree, the placement."""
 
-    def __init__(self, vertices: np.ndarray, n_points: int, seed: int) -> None:
+    def __init__(self, vertices: np.ndarray, faces: np.ndarray | None, n_points: int, seed: int) -> None:
         v = np.asarray(vertices, np.float64)
         if v.ndim != 2 or v.shape[1] != 3 or len(v) < 100:
             raise BodyFitError(f"a body fit needs at least 100 points (m, 3), got shape {v.shape}")
@@ -123,9 +127,17 @@ class _Target:
             raise BodyFitError("the target has NaN or infinite coordinates")
         self.placement: Placement = detect_units(v)
         metric = (v - self.placement.centre) * self.placement.to_metres
+        normals = vertex_normals(v, faces) if faces is not None and len(faces) else None
         if len(metric) > n_points:
-            metric = metric[np.random.default_rng(seed).choice(len(metric), n_points, replace=False)]
+            pick = np.random.default_rng(seed).choice(len(metric), n_points, replace=False)
+            metric = metric[pick]
+            normals = normals[pick] if normals is not None else None
+        if normals is None:
+            from bodydata.mesh.pointcloud import estimate_normals
+
+            normals = estimate_normals(metric, k=12)
         self.points = metric
+        self.normals = normals
         self.tree = cKDTree(metric)
 
 
@@ -142,8 +154,9 @@ class BodyFitter:
         self.coarse = AnnyBody(settings.coarse_topology, device)
         self.fine = self.coarse if settings.topology == settings.coarse_topology else AnnyBody(settings.topology, device)
         self.dtype, self.device = self.coarse.dtype, self.coarse.device
-        self._pose_names = list(POSE_NAMES)
-        self._pose_angles = np.stack([key_pose_vector(p) for p in self._pose_names])  # (L, D) degrees
+        extra = _raised_knee_poses()
+        self._pose_names = list(POSE_NAMES) + list(extra)
+        self._pose_angles = np.stack([key_pose_vector(p) for p in POSE_NAMES] + list(extra.values()))  # (L, D) deg
         self._start_index = np.array([self._pose_names.index(p) for p in settings.start_poses])
         with torch.no_grad():
             p = self.coarse.params(len(self._pose_angles), angles=self._pose_angles)
@@ -152,47 +165,54 @@ class BodyFitter:
         self._trees: dict[tuple[int, int], cKDTree] = {}
 
     # ------------------------------------------------------------------ energy
-    def _energy(self, x: torch.Tensor, target: _Target, gate: float, faces: torch.Tensor | None = None,
+    def _energy(self, x: torch.Tensor, target: _Target, gate: float, faces: torch.Tensor,
                 n_model: int | None = None, n_target: int | None = None,
-                nearest: np.ndarray | None = None) -> tuple[torch.Tensor, np.ndarray]:
+                candidates: np.ndarray | None = None) -> tuple[torch.Tensor, np.ndarray]:
         """x : (B, n, 3) model vertices (metric frame, metres) -> (B,) robust two-sided energy and (B,) two-sided
         mean distance (metres, each direction truncated at 3 gates: the hypothesis score).
 
-        model -> target is point-to-point (the target's points are dense); target -> model is point-to-plane on
-        the model's vertex normals when ``faces`` are given (plus a tenth of point-to-point), since the coarse
-        model's vertices are centimetres apart and a point-to-vertex distance would floor every score there.
-        ``n_model``, ``n_target``: only the first so many model vertices (of a fixed shuffle) and target points;
-        ``nearest`` (B, P) int: the target points' nearest model vertices when the caller knows them."""
-        normals = vertex_normals_torch(x, faces) if faces is not None else None
+        Pairs are nearest neighbours whose normals agree (positive dot product; among the ``_K`` nearest): a hip
+        must not sit on the inside of the arm that hangs beside it, which plain nearest points allow (seen on
+        FAUST: the pelvis shifted 10 cm sideways, a hand at the crotch). A point with no agreeing neighbour does not
+        count. model -> target is point-to-point (the target's points are dense); target -> model is
+        point-to-plane on the model's vertex normals plus a tenth of point-to-point (the coarse model's vertices
+        are centimetres apart: point-to-vertex would floor every score). ``n_model``, ``n_target``: only the
+        first so many model vertices (of a fixed shuffle) and target points; ``candidates`` (B, P, k) int: the
+        target points' nearest model vertices when the caller knows them."""
+        normals = vertex_normals_torch(x, faces)
         if n_model is not None:
             keep = torch.as_tensor(self._shuffle(x.shape[1])[:n_model], device=x.device)
-            x = x[:, keep]
-            normals = normals[:, keep] if normals is not None else None
-        tp = target.points[:n_target] if n_target is not None else target.points
-        xd = x.detach().cpu().numpy()
-        pts = torch.as_tensor(tp, dtype=x.dtype, device=x.device)
-        full = torch.as_tensor(target.points, dtype=x.dtype, device=x.device)
+            x, normals = x[:, keep], normals[:, keep]
+        n_t = len(target.points) if n_target is None else n_target
+        tp, tn = target.points[:n_t], target.normals[:n_t]
+        xd, nd = x.detach().cpu().numpy(), normals.detach().cpu().numpy()
+        dev = x.device
         b, n = x.shape[:2]
         # model -> target for every hypothesis in one query of the target's tree
-        d_fwd, i_fwd = target.tree.query(xd.reshape(-1, 3), k=1)
-        r_fwd = ((x.reshape(-1, 3) - full[torch.as_tensor(i_fwd, device=x.device)]) * _CM).pow(2).sum(-1).view(b, n)
-        d_fwd = d_fwd.reshape(b, n)
-        # target -> model: nearest model vertex of every target point, per hypothesis
-        if nearest is None:
-            nearest = np.stack([cKDTree(xd[k]).query(tp, k=1)[1] for k in range(b)])
-        nearest = torch.as_tensor(nearest, device=x.device)  # (B, P)
-        rows = torch.arange(b, device=x.device)[:, None]
-        diff = pts[None] - x[rows, nearest]  # (B, P, 3)
-        r_plain = diff.pow(2).sum(-1)
-        if normals is not None:
-            plane = (diff * normals[rows, nearest]).sum(-1).pow(2)
-            r_bwd_t = (plane + 0.1 * r_plain) * _CM**2
-            d_bwd = np.sqrt(plane.detach().cpu().numpy())
-        else:
-            r_bwd_t = r_plain * _CM**2
-            d_bwd = np.sqrt(r_plain.detach().cpu().numpy())
+        _, cand = target.tree.query(xd.reshape(-1, 3), k=_K)
+        i_fwd, ok_fwd = _agreeing(cand, target.normals[cand], nd.reshape(-1, 3))
+        full = torch.as_tensor(target.points, dtype=x.dtype, device=dev)
+        r_fwd = ((x.reshape(-1, 3) - full[torch.as_tensor(i_fwd, device=dev)]) * _CM).pow(2).sum(-1).view(b, n)
+        w_fwd = torch.as_tensor(ok_fwd.reshape(b, n), dtype=x.dtype, device=dev)
+        d_fwd = np.where(ok_fwd, np.linalg.norm(xd.reshape(-1, 3) - target.points[i_fwd], axis=1), np.inf).reshape(b, n)
+        # target -> model, per hypothesis
+        if candidates is None:
+            candidates = np.stack([cKDTree(xd[k]).query(tp, k=_K)[1] for k in range(b)])
+        rows_np = np.arange(b)[:, None, None]
+        i_bwd, ok_bwd = _agreeing(candidates.reshape(-1, _K), nd[rows_np, candidates].reshape(-1, _K, 3),
+                                  np.tile(tn, (b, 1)))
+        i_bwd, ok_bwd = i_bwd.reshape(b, -1), ok_bwd.reshape(b, -1)
+        rows = torch.arange(b, device=dev)[:, None]
+        it = torch.as_tensor(i_bwd, device=dev)
+        pts = torch.as_tensor(tp, dtype=x.dtype, device=dev)
+        diff = pts[None] - x[rows, it]  # (B, P, 3)
+        plane = (diff * normals[rows, it]).sum(-1).pow(2)
+        r_bwd = (plane + 0.1 * diff.pow(2).sum(-1)) * _CM**2
+        w_bwd = torch.as_tensor(ok_bwd, dtype=x.dtype, device=dev)
+        d_bwd = np.where(ok_bwd, np.sqrt(plane.detach().cpu().numpy()), np.inf)
         s2 = (gate * _CM) ** 2
-        energy = _geman_mcclure(r_fwd, s2).mean(1) + _pseudo_huber(r_bwd_t, s2).mean(1)
+        energy = ((w_fwd * _geman_mcclure(r_fwd, s2)).sum(1) / n
+                  + (w_bwd * _pseudo_huber(r_bwd, s2)).sum(1) / len(tp))
         cap = 3.0 * gate
         score = 0.5 * (np.minimum(d_fwd, cap).mean(1) + np.minimum(d_bwd, cap).mean(1))
         return energy, score
@@ -237,9 +257,8 @@ class BodyFitter:
         opt = torch.optim.Adam([{"params": [state[k]], "lr": r} for k, r in groups])
         for it in range(iters + 1):
             x = self._vertices(body, state, fixed)
-            nearest = None if pose_ids is None else self._nearest_rigid(state, pose_ids, target, n_model, n_target)
-            e, scores = self._energy(x, target, gate, None if fixed is not None else body.faces_t, n_model, n_target,
-                                     nearest)
+            cands = None if pose_ids is None else self._nearest_rigid(state, pose_ids, target, n_model, n_target)
+            e, scores = self._energy(x, target, gate, (body or self.coarse).faces_t, n_model, n_target, cands)
             if it == iters:
                 break
             total = e if fixed is not None else e + self._priors(state)
@@ -260,11 +279,16 @@ class BodyFitter:
             with torch.no_grad():
                 x0 = self._vertices(body, state)
             xd = x0[0].cpu().numpy()
-            _, i_fwd = target.tree.query(xd, k=1)
-            _, i_bwd = cKDTree(xd).query(target.points, k=1)
+            nd = vertex_normals(xd, body.faces)
+            _, cand = target.tree.query(xd, k=_K)
+            i_fwd, ok_fwd = _agreeing(cand, target.normals[cand], nd)
+            _, cand = cKDTree(xd).query(target.points, k=_K)
+            i_bwd, ok_bwd = _agreeing(cand, nd[cand], target.normals)
             pts = torch.as_tensor(target.points, dtype=x0.dtype, device=x0.device)
             q_fwd = pts[torch.as_tensor(i_fwd, device=x0.device)]
             i_bwd_t = torch.as_tensor(i_bwd, device=x0.device)
+            w_fwd = torch.as_tensor(ok_fwd, dtype=x0.dtype, device=x0.device)
+            w_bwd = torch.as_tensor(ok_bwd, dtype=x0.dtype, device=x0.device)
             s2 = (gate * _CM) ** 2
             opt = torch.optim.LBFGS([state[k] for k in keys], lr=1.0, max_iter=self.settings.lbfgs_iterations,
                                     line_search_fn="strong_wolfe")
@@ -277,7 +301,8 @@ class BodyFitter:
                 r_fwd = ((x - q_fwd) * _CM).pow(2).sum(-1)
                 diff = pts - x[i_bwd_t]
                 r_bwd = ((diff * nrm[i_bwd_t]).sum(-1).pow(2) + 0.1 * diff.pow(2).sum(-1)) * _CM**2
-                e = _geman_mcclure(r_fwd, s2).mean() + _pseudo_huber(r_bwd, s2).mean()
+                e = ((w_fwd * _geman_mcclure(r_fwd, s2)).sum() / len(x)
+                     + (w_bwd * _pseudo_huber(r_bwd, s2)).sum() / len(pts))
                 total = e + self._priors(state).sum()
                 total.backward()
                 return total
@@ -290,7 +315,7 @@ class BodyFitter:
 
     def _nearest_rigid(self, state: dict, pose_ids: np.ndarray, target: _Target, n_model: int,
                        n_target: int) -> np.ndarray:
-        """(B, P) nearest model vertex (among the first ``n_model`` of the shuffle) of each used target point for
+        """(B, P, k) nearest model vertices (among the first ``n_model`` of the shuffle) of each used target point for
         rigidly placed key-pose bodies: the target points are taken into each body's own frame and looked up in
         that pose's KD-tree, built once (a tree per hypothesis and step was the fit's main cost)."""
         with torch.no_grad():
@@ -298,10 +323,10 @@ class BodyFitter:
             t = state["t"].cpu().numpy()
             scale = np.exp(state["log_s"].cpu().numpy())
         tp = target.points[:n_target]
-        out = np.empty((len(pose_ids), len(tp)), np.int64)
+        out = np.empty((len(pose_ids), len(tp), _K), np.int64)
         for k, pid in enumerate(pose_ids):
             local = (tp - t[k]) @ rot[k] / scale[k]
-            out[k] = self._pose_tree(int(pid), n_model).query(local, k=1)[1]
+            out[k] = self._pose_tree(int(pid), n_model).query(local, k=_K)[1]
         return out
 
     def _pose_tree(self, pid: int, n_model: int) -> cKDTree:
@@ -332,13 +357,13 @@ class BodyFitter:
         return {k: v.detach()[ii].clone() for k, v in state.items()}
 
     # ------------------------------------------------------------------ public
-    def fit(self, vertices: np.ndarray) -> BodyFit:
-        """Fit anny to a target's points, vertices : (m, 3) float64 (a mesh's vertices or a point cloud), any units
-        and orientation. Never raises for a bad fit: it comes back failed with the reason; raises
+    def fit(self, vertices: np.ndarray, faces: np.ndarray | None = None) -> BodyFit:
+        """Fit anny to a target, vertices : (m, 3) float64 (a mesh's vertices or a point cloud), faces : (k, 3) int64
+        or None (a point cloud: normals estimated from the points), any units and orientation. Never raises for a bad fit: it comes back failed with the reason; raises
         :class:`BodyFitError` for unusable input (too few points, NaN)."""
         t0 = time.perf_counter()
         s = self.settings
-        target = _Target(vertices, s.n_points, s.seed)
+        target = _Target(vertices, faces, s.n_points, s.seed)
         pl = target.placement
         history: list = []
         hyp = orientation_hypotheses(pl.axes)
@@ -369,7 +394,15 @@ class BodyFitter:
         scores = self._adam(None, target, state, s.iterations[0], s.gates[0], history, "poses",
                             fixed=self._pose_bodies[p2], n_model=s.orient_model_points,
                             n_target=s.orient_target_points, pose_ids=p2)
-        best = list(np.argsort(scores)[: s.keep])
+        # the ``keep`` best hypotheses with distinct key poses: a rigid fit ranks a compact pose (arms crossed) above
+        # the right one too often (seen on FAUST: the four best were arms_crossed in four orientations)
+        best, seen = [], set()
+        for k in np.argsort(scores):
+            if int(p2[k]) not in seen:
+                best.append(int(k))
+                seen.add(int(p2[k]))
+            if len(best) == s.keep:
+                break
         twin = int(np.flatnonzero((o2 == (o2[best[0]] ^ 1)) & (p2 == p2[best[0]]))[0])
         best = np.array(list(dict.fromkeys(best + [twin])))
         labels = [f"{int(o2[k])}/{self._pose_names[int(p2[k])]}" for k in best]
@@ -414,6 +447,31 @@ class BodyFitter:
         return fit
 
 
+def _raised_knee_poses() -> dict[str, np.ndarray]:
+    """Start poses the generator's library lacks and real scans have (FAUST: a knee lifted to the hip's height, arms
+    down or raised): thigh forward 90 degrees, knee bent 90, on either side; (D,) degrees each. Kept here, not in the
+    library, so generated data stay as they were."""
+    from bodydata.generator.poses import dof_keys, key_pose_vector
+
+    keys = dof_keys()
+    out = {}
+    for arms in ("standing_relaxed", "arms_raised"):
+        for side in ("L", "R"):
+            a = key_pose_vector(arms).copy()
+            a[keys.index(f"hip.{side}:flexion")] = 90.0
+            a[keys.index(f"knee.{side}:flexion")] = 90.0
+            out[f"{arms}+knee_up_{side}"] = a
+    return out
+
+
+def _agreeing(cand: np.ndarray, cand_normals: np.ndarray, query_normals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest candidate whose normal agrees with the query's: cand (N, k) int nearest first, cand_normals (N, k, 3),
+    query_normals (N, 3) -> (N,) chosen index (the nearest when none agrees) and (N,) bool whether one agreed."""
+    agree = np.einsum("nkd,nd->nk", cand_normals, query_normals) > 0.0
+    first = agree.argmax(1)
+    return cand[np.arange(len(cand)), first], agree.any(1)
+
+
 def _geman_mcclure(r2: torch.Tensor, s2: float) -> torch.Tensor:
     """Squared residuals r2 -> s2 r2 / (r2 + s2): r2 near 0, s2 / 2 at r2 = s2, never above s2 (a far pair stops
     pulling: holes of a scan, parts of the model no scanner saw)."""
@@ -426,7 +484,7 @@ def _pseudo_huber(r2: torch.Tensor, s2: float) -> torch.Tensor:
     return 2.0 * s2 * (torch.sqrt(1.0 + r2 / s2) - 1.0)
 
 
-def fit_body(vertices: np.ndarray, settings: BodyFitSettings = BodyFitSettings(),
+def fit_body(vertices: np.ndarray, faces: np.ndarray | None = None, settings: BodyFitSettings = BodyFitSettings(),
              device: str | torch.device = "cpu") -> BodyFit:
     """Fit anny to one target (a one-call :class:`BodyFitter`)."""
-    return BodyFitter(settings, device).fit(vertices)
+    return BodyFitter(settings, device).fit(vertices, faces)

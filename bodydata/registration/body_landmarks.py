@@ -57,11 +57,12 @@ class BodyLandmarks:
         self.ids = np.array([own[n] for n in self.names], np.int64)
         self.fitter = BodyFitter(settings, device)
 
-    def find(self, vertices: np.ndarray) -> LandmarkFind:
-        """vertices : (m, 3) float64 target (mesh vertices or a point cloud) -> its landmarks from the body fit."""
+    def find(self, vertices: np.ndarray, faces: np.ndarray | None = None) -> LandmarkFind:
+        """vertices : (m, 3) float64 target, faces : (k, 3) int64 or None (a point cloud) -> its landmarks from the
+        body fit."""
         from scipy.spatial import cKDTree
 
-        fit = self.fitter.fit(vertices)
+        fit = self.fitter.fit(vertices, faces)
         if fit.status != "done":
             return LandmarkFind(None, fit, fit.reason)
         _, idx = cKDTree(np.asarray(vertices, np.float64)).query(fit.vertices[self.ids], k=1)

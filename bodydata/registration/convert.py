@@ -203,7 +203,7 @@ def convert_meshes(registrar: Registrar, targets: Sequence[ConvertTarget],
         reason = NO_LANDMARKS
         if finder is not None:
             try:
-                got = finder.find(t.vertices)
+                got = finder.find(t.vertices, t.faces)
             except BodydataError as exc:  # unusable for a body fit (too few points, NaN): a failed row
                 out[k] = Conversion(ConvertRow(id=t.id, source_path=str(t.source_path), units=t.units,
                                                reason=f"no landmarks, and no body-model start: {exc}", seconds=0.0))
