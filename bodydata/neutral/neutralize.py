@@ -62,6 +62,10 @@ from bodydata.mesh.alignment import align
 from bodydata.neutral.segments import SEGMENTS, Segment, SegmentModel
 
 
+#: templates in an anny topology (same vertex order as anny of that topology): the body method's domain.
+ANNY_TOPOLOGIES = {"anny": "notoes", "anny-lite": "notoes_collapse10pc"}
+
+
 class NeutralizeError(BodydataError, ValueError):
     """A subject cannot be neutralised (no usable pose, no convergence) or bad driver input."""
 
@@ -91,6 +95,11 @@ class NeutralConfig:
         one subject agree better (pairwise MED 32.6 -> 18.6 mm on subject 0) but moves anny neutrals
         away from the truth (anny-lite 8.5 -> 11.1 mm, 12k 8.2 -> 9.2 mm): it imposes the target's
         clavicle slope, which varies with body shape.
+        method : ``"body"`` (anny templates only: every pose fitted by anny, un-posed through its skeleton and
+        fused, :mod:`bodydata.neutral.unpose`, :mod:`bodydata.neutral.fuse`) or ``"arap"`` (the pose choice,
+        ARAP and averaging above). body_arap : with ``"body"``, run the ARAP step with the segment-orientation
+        handles on the fused neutral too (off by default: on anny ground truth it moves the neutral away from
+        the truth). share_phenotype : with ``"body"``, one phenotype for all poses of a subject.
     """
 
     handle_weight: float = 10.0
@@ -106,6 +115,9 @@ class NeutralConfig:
     tol: float = 1e-5
     weights: str = "cotangent"
     girdle: tuple = ()
+    method: str = "body"
+    body_arap: bool = False
+    share_phenotype: bool = True
 
 
 @dataclass
@@ -113,7 +125,11 @@ class NeutralResult:
     """One constructed neutral body.
 
     vertices : (n, 3) float64 in the target's frame.  pose_index : the chosen (best-scored) pose.
-    pose_indices : the poses whose neutrals were averaged, best first (``pose_index`` first).
+    pose_indices : the poses whose neutrals were averaged (method arap: best first, ``pose_index`` first;
+        method body: every usable pose, fused).
+    method : "arap" | "body".  part_strain : (16,) float64 mean |log edge-length ratio| per template part
+        between the result and the poses used (averaged over them).  fit_med_mm : (P,) float64, method body:
+        the anny fit's mean vertex distance to each pose (NaN for unusable poses).
     residuals_mm : (P,) rigid RMS residual of every candidate pose to the target (mm).
     scores : (P,) selection score of every candidate (``inf`` for unusable poses): mm for
         ``selection="rigid"``, degrees (root-sum-square of joint angles) for ``"joint_angles"``.
@@ -136,6 +152,9 @@ class NeutralResult:
     scores: np.ndarray | None = None
     pose_indices: tuple[int, ...] = ()
     forced: bool = False
+    method: str = "arap"
+    part_strain: np.ndarray | None = None
+    fit_med_mm: np.ndarray | None = None
 
 
 class Neutralizer:
@@ -167,6 +186,29 @@ class Neutralizer:
         self.handles = self.segments.handle_ids(self.config.handle_threshold)
         self.solver = ArapSolver(template.vertices, template.faces, handles=self.handles,
                                  handle_weight=self.config.handle_weight, weights=self.config.weights)
+        self.body = None
+        if self.config.method not in ("body", "arap"):
+            raise NeutralizeError(f"method must be 'body' or 'arap', got {self.config.method!r}")
+        if self.config.method == "body":
+            self._init_body()
+
+    def _init_body(self) -> None:
+        """The anny fitter of the template's topology and the target's angles (0 = anny's reference pose)."""
+        from bodydata.bodyfit.fit_registered import RegisteredFitter
+
+        topology = ANNY_TOPOLOGIES.get(str(self.template.name))
+        if topology is None:
+            raise NeutralizeError(f"method 'body' needs an anny-topology template ({', '.join(ANNY_TOPOLOGIES)}); "
+                                  f"template {self.template.name!r} is not one (use method 'arap')")
+        self.fitter = RegisteredFitter(topology)
+        self.body = self.fitter.body
+        if self.body.n_vertices != self.template.n_vertices:
+            raise NeutralizeError(f"template {self.template.name!r} has {self.template.n_vertices} vertices, anny "
+                                  f"{topology} {self.body.n_vertices}")
+        if np.allclose(self.target, self.template.vertices, atol=1e-9):
+            self.target_angles = np.zeros(self.body.n_dofs)  # the template is anny's reference pose
+        else:  # another target body: its pose from an anny fit
+            self.target_angles = self.fitter.fit(self.target[None])[0].angles
 
     def residuals(self, poses: np.ndarray) -> np.ndarray:
         """(P,) float64 rigid RMS residual (metres) of poses (P, n, 3) to the target."""
@@ -205,6 +247,60 @@ class Neutralizer:
                                    iterations=cfg.iterations, tol=cfg.tol)
         return aligned, result
 
+    def part_strain(self, result: np.ndarray, sources: np.ndarray) -> np.ndarray:
+        """(16,) float64 mean over ``sources`` (P, n, 3) of the per-part edge strain to ``result`` (n, 3)."""
+        from bodydata.neutral.fuse import part_strain
+
+        k = len(self.template.part_names)
+        return np.mean([part_strain(src, result, self.template.faces, self.template.part_labels, k) for src in sources],
+                       axis=0)
+
+    def subject_body(self, poses: np.ndarray, only: int | None = None) -> NeutralResult:
+        """Method body: fit anny to every usable pose (P, n, 3), un-pose each through its skeleton, re-pose to the
+        target's angles, fuse robustly (optionally ARAP to the target's segment orientations), align to the target.
+        only : un-pose just this pose (a forced pose)."""
+        from bodydata.neutral.fuse import fuse, part_strain
+        from bodydata.neutral.unpose import repose, unpose
+
+        t0 = time.perf_counter()
+        finite = np.isfinite(poses).all(axis=(1, 2))
+        use = np.flatnonzero(finite) if only is None else np.array([only])
+        fits = self.fitter.fit(poses[use], share_phenotype=self.config.share_phenotype)
+        import torch
+
+        cat = lambda f: torch.cat([getattr(x.params(self.body), f) for x in fits])  # noqa: E731
+        from bodydata.bodyfit.body import BodyParams
+
+        params = BodyParams(*(cat(f) for f in ("phenotype", "angles", "rotation", "translation", "scale")))
+        rest = unpose(self.body, params, poses[use])
+        if np.any(self.target_angles != 0):
+            phen = np.stack([f.phenotype for f in fits])
+            rest = repose(self.body, phen, np.broadcast_to(self.target_angles, (len(use), self.body.n_dofs)), rest)
+        k = len(self.template.part_names)
+        strain = np.stack([part_strain(poses[j], rest[i], self.template.faces, self.template.part_labels, k)
+                           for i, j in enumerate(use)])
+        fused = fuse(rest, self.template.faces, self.template.part_labels, strain=strain).vertices
+        iters, energy = 0, []
+        if self.config.body_arap:
+            _, sol = self.deform(fused)
+            if not sol.converged:
+                raise NeutralizeError(f"ARAP did not converge in {sol.iterations} iterations")
+            fused, iters, energy = sol.vertices, sol.iterations, sol.energy
+        vertices = align(fused, self.target).apply(fused)
+        res = np.full(len(poses), np.inf)
+        res[finite] = self.residuals(poses[finite])
+        med = np.full(len(poses), np.nan)
+        med[use] = [f.med_mm for f in fits]
+        k0 = int(use[np.argmin(res[use])])
+        aligned = align(poses[k0], self.target).apply(poses[k0])
+        return NeutralResult(
+            vertices=vertices, pose_index=k0, residuals_mm=res * 1000.0, residual_before_mm=float(res[k0] * 1000.0),
+            residual_after_mm=float(align(vertices, self.target).rms) * 1000.0, iterations=iters, converged=True,
+            seconds=time.perf_counter() - t0, segment_lengths_before=self.segments.lengths(aligned),
+            segment_lengths_after=self.segments.lengths(vertices), energy=energy, scores=None,
+            pose_indices=tuple(int(j) for j in use), method="body", forced=only is not None,
+            part_strain=self.part_strain(vertices, poses[use]), fit_med_mm=med)
+
     def subject(self, poses: np.ndarray, pose: int | None = None) -> NeutralResult:
         """Neutral body of one subject from its poses (P, n, 3) float64 (non-finite poses are skipped).
 
@@ -220,6 +316,10 @@ class Neutralizer:
         finite = np.isfinite(poses).all(axis=(1, 2))
         if not finite.any():
             raise NeutralizeError("no usable pose: every pose mesh has non-finite vertices")
+        if self.config.method == "body":
+            if pose is not None and (not 0 <= int(pose) < len(poses) or int(pose) != pose or not finite[int(pose)]):
+                raise NeutralizeError(f"forced pose {pose!r} is not a usable index of the {len(poses)} poses")
+            return self.subject_body(poses, None if pose is None else int(pose))
         res = np.full(len(poses), np.inf)
         res[finite] = self.residuals(poses[finite])
         if pose is not None:
@@ -258,6 +358,7 @@ class Neutralizer:
             iterations=iters, converged=True, seconds=time.perf_counter() - t0,
             segment_lengths_before=self.segments.lengths(aligned), segment_lengths_after=self.segments.lengths(vertices),
             energy=energy, scores=score, pose_indices=tuple(used), forced=pose is not None,
+            part_strain=self.part_strain(vertices, poses[used]),
         )
 
 
