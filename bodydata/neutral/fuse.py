@@ -10,7 +10,9 @@ Steps (:func:`fuse`), meshes (P, n, 3) in one connectivity:
    ``1 / (1 + (strain / strain_scale)^2)`` of the part's un-posing strain when given (a pose whose un-posing
    stretched a region is trusted less there);
 3. the per-vertex weights (each vertex its part's weight) are smoothed over the mesh a few steps so that no
-   seam appears at part borders, and the fused mesh is the weighted mean.
+   seam appears at part borders, times a Cauchy weight of the vertex's own distance to the current fused mesh
+   (catches the border of a displaced region, which the smoothing blurred); the fused mesh is the weighted
+   mean, each mesh realigned to it with these weights, twice.
 
 With one mesh the result is that mesh; with copies of one mesh it is that mesh.
 """
@@ -96,6 +98,14 @@ def fuse(meshes: np.ndarray, faces: np.ndarray, labels: np.ndarray, strain: np.n
         deg = np.asarray(adj.sum(1)).ravel() + 1.0
         for _ in range(smooth_steps):
             wv = ((adj @ wv.T).T + wv) / deg
-    wv = np.maximum(wv, 1e-12)
-    fused = np.einsum("pn,pnd->nd", wv, x) / wv.sum(0)[:, None]
+    # a vertex that itself disagrees (a displaced region's border, where the part weights were smoothed) is
+    # down-weighted too; then each mesh is realigned to the fused mesh with its vertex weights, once more
+    fused = med
+    for _ in range(2):
+        wvert = 1.0 / (1.0 + (np.linalg.norm(x - fused, axis=-1) / deviation_scale) ** 2)
+        w = np.maximum(wv * wvert, 1e-12)
+        fused = np.einsum("pn,pnd->nd", w, x) / w.sum(0)[:, None]
+        x = np.stack([align(x[p], fused, weights=w[p]).apply(x[p]) for p in range(len(x))])
+    w = np.maximum(wv / (1.0 + (np.linalg.norm(x - fused, axis=-1) / deviation_scale) ** 2), 1e-12)
+    fused = np.einsum("pn,pnd->nd", w, x) / w.sum(0)[:, None]
     return FusionResult(fused, wpart, dev * 1000.0)

@@ -115,7 +115,7 @@ class NeutralConfig:
     tol: float = 1e-5
     weights: str = "cotangent"
     girdle: tuple = ()
-    method: str = "body"
+    method: str = "arap"
     body_arap: bool = False
     share_phenotype: bool = True
 
