@@ -45,7 +45,7 @@ class RegisteredFitSettings:
 
     bone_iterations: int = 30
     adam_iterations: int = 40
-    lbfgs_iterations: int = 40
+    lbfgs_iterations: int = 150
     lr: float = 0.05
     limit_weight: float = 1.0
     pose_weight: float = 1e-3
