@@ -27,7 +27,8 @@ EXAMPLES: dict[str, list[str]] = {
                 "--out faust_anny --kind registration --match 'tr_reg_00[0-9]'"],
     "benchmark correspondence": ["bodydata benchmark correspondence --root FAUST_r --converted faust_r_anny/meshes "
                                  "--ids tr_reg_060-079 --out corr.csv"],
-    "neutralize": ["bodydata neutralize --manifest one.csv --template anny --target anny --out neut1"],
+    "neutralize": ["bodydata neutralize --manifest one.csv --template anny --target anny --out neut1",
+                   "bodydata neutralize --manifest one.csv --template anny --target anny --method body --out neut1"],
     "features": ["bodydata features --template anny --meshes one.csv --out f.npz --coarse"],
     "reconstruct": ["bodydata reconstruct --template anny --features ds1/f.npy --out meshes_back"],
     "build-dataset": ["bodydata build-dataset --inputs one.csv --neutral neut1/neutral.csv --template anny "

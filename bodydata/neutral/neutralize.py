@@ -357,7 +357,7 @@ class Neutralizer:
             residual_before_mm=float(res[k] * 1000.0), residual_after_mm=after * 1000.0,
             iterations=iters, converged=True, seconds=time.perf_counter() - t0,
             segment_lengths_before=self.segments.lengths(aligned), segment_lengths_after=self.segments.lengths(vertices),
-            energy=energy, scores=score, pose_indices=tuple(used), forced=pose is not None,
+            energy=energy, scores=score, pose_indices=tuple(used), forced=pose is not None, method="arap",
             part_strain=self.part_strain(vertices, poses[used]),
         )
 
@@ -404,7 +404,7 @@ COLUMNS = (
     "subject", "status", "reason", "chosen_pose", "chosen_path", "n_poses", "selection", "selection_score", "averaged_poses",
     "residual_before_mm",
     "residual_after_mm", "iterations", "seconds", "seg_len_change_mean_mm", "seg_len_change_max_mm",
-    "seg_len_change_max_pct", "output", "png",
+    "seg_len_change_max_pct", "method", "part_strain_pct", "fit_med_mm", "med_to_truth_mm", "output", "png",
 )
 CSV_NAME = "neutral.csv"
 
@@ -534,6 +534,7 @@ def neutralize_subject_files(
     error against it (else the distance to the target).
     """
     from bodydata.mesh import read_mesh, write_mesh
+    from bodydata.mesh.alignment import mean_euclidean_distance
 
     n = neutralizer.template.n_vertices
     arrays, labels, paths, problems = [], [], [], []
@@ -584,14 +585,26 @@ def neutralize_subject_files(
     return {
         "subject": subject, "status": "done", "reason": "", "chosen_pose": labels[res.pose_index],
         "chosen_path": str(paths[res.pose_index]), "n_poses": len(arrays),
-        "selection": "forced" if res.forced else neutralizer.config.selection,
+        "selection": "forced" if res.forced else (neutralizer.config.selection if res.method == "arap" else "all"),
         "selection_score": f"{res.scores[res.pose_index]:.3f}" if res.scores is not None else "",
         "averaged_poses": ";".join(labels[j] for j in res.pose_indices),
         "residual_before_mm": f"{res.residual_before_mm:.3f}", "residual_after_mm": f"{res.residual_after_mm:.3f}",
         "iterations": res.iterations, "seconds": f"{res.seconds:.3f}",
         "seg_len_change_mean_mm": f"{np.abs(change).mean():.3f}", "seg_len_change_max_mm": f"{np.abs(change).max():.3f}",
-        "seg_len_change_max_pct": f"{pct.max():.3f}", "output": f"neutral/{name}.ply", "png": png_rel,
+        "seg_len_change_max_pct": f"{pct.max():.3f}", "method": res.method,
+        "part_strain_pct": _part_strain_text(neutralizer.template.part_names, res.part_strain),
+        "fit_med_mm": ";".join(f"{labels[j]}:{res.fit_med_mm[j]:.2f}" for j in res.pose_indices)
+        if res.fit_med_mm is not None else "",
+        "med_to_truth_mm": f"{1000.0 * mean_euclidean_distance(res.vertices, truth):.3f}" if truth is not None else "",
+        "output": f"neutral/{name}.ply", "png": png_rel,
     }
+
+
+def _part_strain_text(names: Sequence[str], strain: np.ndarray | None) -> str:
+    """``part:percent;...`` of a per-part strain (mean |log edge ratio|, shown in percent)."""
+    if strain is None:
+        return ""
+    return ";".join(f"{n}:{100.0 * v:.2f}" for n, v in zip(names, strain))
 
 
 def run_neutralize(
