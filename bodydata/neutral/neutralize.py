@@ -272,10 +272,11 @@ class Neutralizer:
         from bodydata.bodyfit.body import BodyParams
 
         params = BodyParams(*(cat(f) for f in ("phenotype", "angles", "rotation", "translation", "scale")))
+        # un-posed to anny's bind pose, then through the subject's own bones into the target's angles (0: anny's
+        # reference pose, which is not the bind pose: they differ by up to 10 cm at the arms)
         rest = unpose(self.body, params, poses[use])
-        if np.any(self.target_angles != 0):
-            phen = np.stack([f.phenotype for f in fits])
-            rest = repose(self.body, phen, np.broadcast_to(self.target_angles, (len(use), self.body.n_dofs)), rest)
+        phen = np.stack([f.phenotype for f in fits])
+        rest = repose(self.body, phen, np.broadcast_to(self.target_angles, (len(use), self.body.n_dofs)), rest)
         k = len(self.template.part_names)
         strain = np.stack([part_strain(poses[j], rest[i], self.template.faces, self.template.part_labels, k)
                            for i, j in enumerate(use)])

@@ -5,8 +5,10 @@ anny poses by linear blend skinning only: its posed vertex is ``M_i rest_i`` wit
 :class:`~bodydata.bodyfit.fit_registered.RegisteredFit`), each mesh vertex is taken back into anny's frame
 (``R^T (y - t) / s``) and through the inverse of its own blended transform, ``M_i^-1``. What the model did not
 explain (the mesh minus the fit) is thereby expressed in the bones' local frames and comes out un-posed with
-the vertex. The result is scaled back by ``s`` so the subject keeps its size. Re-posing to another pose applies
-the blended transforms of the target angles (same phenotype, so the same bones).
+the vertex. The result is scaled back by ``s`` so the subject keeps its size. It is anny's *bind* pose
+(``rest`` of :class:`~bodydata.bodyfit.body.BodyOutput`), not the reference pose (angles 0, an A-pose, what the
+generator calls the neutral): :func:`repose` with angles 0 and the subject's phenotype takes it there, any other
+angles to another target pose (same phenotype, so the same bones).
 """
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ def skinning_transforms(body: AnnyBody, params: BodyParams) -> np.ndarray:
 
 
 def unpose(body: AnnyBody, params: BodyParams, meshes: np.ndarray) -> np.ndarray:
-    """Un-posed meshes (B, n, 3) float64 in anny's frame at the reference pose, in the meshes' size.
+    """Un-posed meshes (B, n, 3) float64 in anny's frame at its bind pose, in the meshes' size.
 
     params : the fit of each mesh (batch B, ``vertices = scale * posed @ rotation.T + translation``);
     meshes : (B, n, 3) or (n, 3) float64 in the fit's vertex order.
