@@ -46,6 +46,7 @@ class RegisteredFitSettings:
     bone_iterations: int = 30
     adam_iterations: int = 40
     lbfgs_iterations: int = 150
+    lbfgs_rounds: int = 1
     lr: float = 0.05
     limit_weight: float = 1.0
     pose_weight: float = 1e-3
@@ -190,7 +191,8 @@ class RegisteredFitter:
             e.backward()
             opt.step()
             sched.step()
-        if s.lbfgs_iterations > 0:
+        for _ in range(s.lbfgs_rounds if s.lbfgs_iterations > 0 else 0):
+            # a fresh history each round: the curvature pairs of the first moves mislead the end game
             lbfgs = torch.optim.LBFGS(variables, lr=1.0, max_iter=s.lbfgs_iterations, history_size=20,
                                       line_search_fn="strong_wolfe", tolerance_grad=1e-10, tolerance_change=1e-14)
 
