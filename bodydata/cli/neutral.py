@@ -23,9 +23,10 @@ import click
 @click.option("--girdle", is_flag=True,
               help="shoulder-girdle joint: swing each shoulder about the jugular notch to the target's slope "
                    "(steadier across source poses on FAUST, less accurate on anny; see NeutralConfig.girdle)")
-@click.option("--method", type=click.Choice(["arap", "body"]), default="arap", show_default=True,
+@click.option("--method", type=click.Choice(["auto", "arap", "body"]), default="auto", show_default=True,
               help="arap: best poses ARAP'd into the target pose; body: every pose fitted by anny, un-posed through "
-                   "its skeleton and fused (anny/anny-lite templates only; other templates cannot start)")
+                   "its skeleton and fused (anny/anny-lite templates only; other templates cannot start); "
+                   "auto: body on the anny templates, arap elsewhere")
 @click.option("--no-png", is_flag=True, help="skip the before/after PNG per subject")
 @click.option("--quiet", is_flag=True, help="no progress bar")
 def neutralize(manifest: str, template_name: str, target: str, spring_dir: str | None, out: str, iterations: int,

@@ -95,7 +95,8 @@ class NeutralConfig:
         one subject agree better (pairwise MED 32.6 -> 18.6 mm on subject 0) but moves anny neutrals
         away from the truth (anny-lite 8.5 -> 11.1 mm, 12k 8.2 -> 9.2 mm): it imposes the target's
         clavicle slope, which varies with body shape.
-        method : ``"body"`` (anny templates only: every pose fitted by anny, un-posed through its skeleton and
+        method : ``"auto"`` (the default: ``"body"`` on the anny templates, where it measured better, ``"arap"``
+        elsewhere), ``"body"`` (anny templates only: every pose fitted by anny, un-posed through its skeleton and
         fused, :mod:`bodydata.neutral.unpose`, :mod:`bodydata.neutral.fuse`) or ``"arap"`` (the pose choice,
         ARAP and averaging above). body_arap : with ``"body"``, run the ARAP step with the segment-orientation
         handles on the fused neutral too (off by default: on anny ground truth it moves the neutral away from
@@ -115,7 +116,7 @@ class NeutralConfig:
     tol: float = 1e-5
     weights: str = "cotangent"
     girdle: tuple = ()
-    method: str = "arap"
+    method: str = "auto"
     body_arap: bool = False
     share_phenotype: bool = True
 
@@ -187,9 +188,12 @@ class Neutralizer:
         self.solver = ArapSolver(template.vertices, template.faces, handles=self.handles,
                                  handle_weight=self.config.handle_weight, weights=self.config.weights)
         self.body = None
-        if self.config.method not in ("body", "arap"):
-            raise NeutralizeError(f"method must be 'body' or 'arap', got {self.config.method!r}")
-        if self.config.method == "body":
+        if self.config.method not in ("auto", "body", "arap"):
+            raise NeutralizeError(f"method must be 'auto', 'body' or 'arap', got {self.config.method!r}")
+        self.method = self.config.method
+        if self.method == "auto":
+            self.method = "body" if str(template.name) in ANNY_TOPOLOGIES else "arap"
+        if self.method == "body":
             self._init_body()
 
     def _init_body(self) -> None:
@@ -317,7 +321,7 @@ class Neutralizer:
         finite = np.isfinite(poses).all(axis=(1, 2))
         if not finite.any():
             raise NeutralizeError("no usable pose: every pose mesh has non-finite vertices")
-        if self.config.method == "body":
+        if self.method == "body":
             if pose is not None and (not 0 <= int(pose) < len(poses) or int(pose) != pose or not finite[int(pose)]):
                 raise NeutralizeError(f"forced pose {pose!r} is not a usable index of the {len(poses)} poses")
             return self.subject_body(poses, None if pose is None else int(pose))

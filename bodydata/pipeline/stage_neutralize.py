@@ -17,7 +17,7 @@ __all__ = ["make_stage"]
 _NEUTRALIZERS: WorkerCache = WorkerCache("neutralizers")
 
 
-def _neutralizer(template: str, target: str, spring_dir: str | None, method: str = "arap"):
+def _neutralizer(template: str, target: str, spring_dir: str | None, method: str = "auto"):
     def build():
         from bodydata.neutral.neutralize import NeutralConfig, Neutralizer, load_target
         from bodydata.templates import load_template
@@ -79,7 +79,7 @@ def _finish(ctx: StageContext, rows: list, manifest: str | None) -> None:
 
 
 def make_stage(template: str = "anny", target: str = "anny", manifest: str | None = None,
-               spring_dir: str | None = None, png: bool = True, method: str = "arap") -> Stage:
+               spring_dir: str | None = None, png: bool = True, method: str = "auto") -> Stage:
     """``neutralize``: a neutral body per subject (ARAP with segment orientations; ``bodydata neutralize``)."""
     opts = NeutralizeOptions(template=template, target=target, manifest=manifest, spring_dir=spring_dir, png=png,
                              method=method)
