@@ -54,3 +54,23 @@ def test_body_method_needs_anny_template():
                      up_axis=lite.up_axis, front_axis=lite.front_axis)
     with pytest.raises(NeutralizeError, match="anny-topology template"):
         Neutralizer(other, other.vertices, NeutralConfig(method="body"))
+
+
+def test_body_method_subject_without_usable_pose_is_failed_row(anny_lite_bodies, tmp_path):
+    from bodydata.mesh import write_mesh
+    from bodydata.neutral.neutralize import NeutralConfig, run_neutralize
+    from bodydata.templates.template import load_template
+
+    tpl = load_template("anny-lite")
+    good = tmp_path / "good.ply"
+    write_mesh(good, anny_lite_bodies["poses"][1, 0], anny_lite_bodies["faces"])
+    bad = tmp_path / "bad.ply"
+    bad.write_text("ply\nnot a mesh\n")
+    man = tmp_path / "m.csv"
+    man.write_text(f"subject,path\nok,{good}\nbroken,{bad}\n")
+    summary = run_neutralize(man, tpl, tpl.vertices, tmp_path / "out", NeutralConfig(method="body"), png=False,
+                             progress=False)
+    rows = {r["subject"]: r for r in summary.rows}
+    assert summary.n_done == 1 and summary.n_failed == 1
+    assert rows["broken"]["status"] == "failed" and "no usable pose" in rows["broken"]["reason"]
+    assert rows["ok"]["method"] == "body" and rows["ok"]["averaged_poses"]
