@@ -75,7 +75,7 @@ class RegisteredFit:
 
     def params(self, body: AnnyBody) -> BodyParams:
         """This fit as a batch-of-one :class:`BodyParams` of ``body``."""
-        t = lambda x: torch.as_tensor(np.asarray(x, np.float64)[None], dtype=body.dtype, device=body.device)  # noqa: E731
+        t = lambda x: torch.as_tensor(np.asarray(x, np.float64)[None], dtype=body.dtype, device=body.device)
         return BodyParams(t(self.phenotype), t(self.angles), t(self.rotation), t(self.translation),
                           t(np.float64(self.scale)))
 
@@ -154,7 +154,7 @@ class RegisteredFitter:
         b = len(y)
         body, dt, dev = self.body, self.body.dtype, self.body.device
         start = align(np.broadcast_to(self._reference, y.shape), y, scale=True)
-        as_t = lambda x: torch.as_tensor(np.asarray(x), dtype=dt, device=dev)  # noqa: E731
+        as_t = lambda x: torch.as_tensor(np.asarray(x), dtype=dt, device=dev)
         target = as_t(y)
         if not s.fit_scale:  # meshes in metres: a rigid start, the body's size left to the phenotype
             start = align(np.broadcast_to(self._reference, y.shape), y)
@@ -196,8 +196,8 @@ class RegisteredFitter:
             lbfgs = torch.optim.LBFGS(variables, lr=1.0, max_iter=s.lbfgs_iterations, history_size=20,
                                       line_search_fn="strong_wolfe", tolerance_grad=1e-10, tolerance_change=1e-14)
 
-            def closure() -> torch.Tensor:
-                lbfgs.zero_grad()
+            def closure(opt: torch.optim.LBFGS = lbfgs) -> torch.Tensor:
+                opt.zero_grad()
                 e, _ = energy()
                 e.backward()
                 return e
@@ -208,7 +208,7 @@ class RegisteredFitter:
             x = body(p).vertices
             med = (x - target).norm(dim=-1).mean(-1) * 1000.0
         seconds = time.perf_counter() - t0
-        np_ = lambda v: v.detach().cpu().numpy().astype(np.float64)  # noqa: E731
+        np_ = lambda v: v.detach().cpu().numpy().astype(np.float64)
         return [RegisteredFit(np_(p.phenotype[i]), np_(p.angles[i]), np_(p.rotation[i]), np_(p.translation[i]),
                               float(p.scale[i]), np_(x[i]), float(med[i]), seconds) for i in range(b)]
 

@@ -18,7 +18,7 @@ import torch
 from bodydata.bodyfit.body import AnnyBody, BodyParams
 from bodydata.errors import BodydataError
 
-__all__ = ["UnposeError", "skinning_transforms", "unpose", "repose"]
+__all__ = ["UnposeError", "repose", "skinning_transforms", "unpose"]
 
 
 class UnposeError(BodydataError, ValueError):

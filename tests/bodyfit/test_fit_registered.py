@@ -9,10 +9,11 @@ pytest.importorskip("anny")
 
 
 def test_fit_registered_recovers_known_body():
+    from scipy.spatial.transform import Rotation
+
     from bodydata.bodyfit.body import AnnyBody
     from bodydata.bodyfit.fit_registered import RegisteredFitError, RegisteredFitter
     from bodydata.generator.poses import dof_keys, key_pose_vector, perturb
-    from scipy.spatial.transform import Rotation
 
     body = AnnyBody("notoes_collapse10pc")
     rng = np.random.default_rng(5)

@@ -21,9 +21,10 @@ def _posed(body, phen, angles):
 
 
 def test_unpose_known_skeleton_returns_rest(lite_body):
+    from scipy.spatial.transform import Rotation
+
     from bodydata.generator.poses import key_pose_vector
     from bodydata.neutral.unpose import repose, unpose
-    from scipy.spatial.transform import Rotation
 
     rng = np.random.default_rng(3)
     angles = np.stack([key_pose_vector("sitting"), key_pose_vector("arms_raised")])
@@ -77,10 +78,11 @@ def test_fuse_copies_returns_mesh(anny_lite_bodies):
 
 
 def test_fuse_outvotes_broken_region(anny_lite_bodies):
+    from scipy.spatial.transform import Rotation
+
     from bodydata.neutral.fuse import fuse
     from bodydata.templates.parts import PART_INDEX
     from bodydata.templates.template import load_template
-    from scipy.spatial.transform import Rotation
 
     tpl = load_template("anny-lite")
     mesh = anny_lite_bodies["neutral"][1]
