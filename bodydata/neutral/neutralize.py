@@ -311,13 +311,16 @@ class Neutralizer:
         res[finite] = self.residuals(poses[finite])
         med = np.full(len(poses), np.nan)
         med[use] = [f.med_mm for f in fits]
-        k0 = int(use[np.argmin(res[use])])
+        # each pose's selection score (nothing is selected: reported, and the best-scored pose is the row's chosen one)
+        score = np.full(len(poses), np.inf)
+        score[use] = self.scores(poses[use])
+        k0 = int(use[np.argmin(score[use])])
         aligned = align(poses[k0], self.target).apply(poses[k0])
         return NeutralResult(
             vertices=vertices, pose_index=k0, residuals_mm=res * 1000.0, residual_before_mm=float(res[k0] * 1000.0),
             residual_after_mm=float(align(vertices, self.target).rms) * 1000.0, iterations=iters, converged=True,
             seconds=time.perf_counter() - t0, segment_lengths_before=self.segments.lengths(aligned),
-            segment_lengths_after=self.segments.lengths(vertices), energy=energy, scores=None,
+            segment_lengths_after=self.segments.lengths(vertices), energy=energy, scores=score,
             pose_indices=tuple(int(j) for j in use), method="body", forced=only is not None,
             part_strain=self.part_strain(vertices, poses[use]), fit_med_mm=med)
 
