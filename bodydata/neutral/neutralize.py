@@ -7,8 +7,11 @@ fitted skeleton by inverse skinning and re-posed to the target's angles (:mod:`b
 the ``anny`` target, anny's reference pose), and the un-posed meshes are fused robustly
 (:mod:`bodydata.neutral.fuse`: part-wise reweighted mean, a region that disagrees with the other poses or that
 the un-posing strained is out-voted). Measured on anny ground truth (anny template, 20 identities x 4 poses,
-seed 1, ``benchmarks/bench_neutral.py --method body``): MED to the true neutral mean 6.7 / max 10.0 mm, 99th
-percentile vertex error 17.5 mm per subject on average, against 8.25 mm mean for ``"arap"``; 22 s a subject.
+seed 1, ``benchmarks/bench_neutral.py --method body`` vs ``--method arap``): MED to the true neutral mean 6.25 /
+max 9.2 mm (arap 8.25 / 11.8), 99th-percentile vertex error 14.8 mm per subject on average (arap 21.9), segment
+length error 0.31 % mean, 2.2 % max (arap 0.54 %, 4.5 %); 32 s a subject against 3.5 s on the shared 2-core
+machine. FAUST subject 0 converted to the anny template (``benchmarks/bench_neutral_faust.py``): neutrals from
+different single poses differ by 17.2 mm (arap 31.2 mm).
 ``NeutralConfig.body_arap`` also runs the ARAP step below on the fused neutral; it moved anny-lite neutrals
 away from the truth (4.8 -> 7.4 mm, 4 identities), so it is off. A template that is not an anny topology
 cannot use ``"body"`` (:class:`NeutralizeError` when the :class:`Neutralizer` is built: the command cannot
