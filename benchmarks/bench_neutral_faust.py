@@ -140,11 +140,12 @@ def main() -> None:
     ap.add_argument("--best", type=int, default=3, help="also report consistency among the N best-scored poses")
     ap.add_argument("--template", default="anny", help="template name the meshes were converted to (default anny)")
     ap.add_argument("--girdle", action="store_true", help="shoulder-girdle joint on (NeutralConfig.girdle)")
+    ap.add_argument("--method", default="auto", choices=["auto", "body", "arap"], help="NeutralConfig.method")
     args = ap.parse_args()
 
     from bodydata.mesh import read_mesh
-    from bodydata.neutral.neutralize import Neutralizer, load_target
     from bodydata.mesh.alignment import align, mean_euclidean_distance
+    from bodydata.neutral.neutralize import Neutralizer, load_target
     from bodydata.templates.template import axis_vector, load_template
 
     folders = [Path(f) for f in args.converted]
@@ -155,8 +156,9 @@ def main() -> None:
     target = load_target("anny", tpl)
     from bodydata.neutral.neutralize import NeutralConfig
 
-    nz = Neutralizer(tpl, target, NeutralConfig(girdle=("upper_arm_L", "upper_arm_R") if args.girdle else ()))
-    print(f"template {tpl.name}: {tpl.n_vertices} vertices; target anny mean-phenotype rest pose; "
+    nz = Neutralizer(tpl, target, NeutralConfig(girdle=("upper_arm_L", "upper_arm_R") if args.girdle else (),
+                                                method=args.method))
+    print(f"template {tpl.name}: {tpl.n_vertices} vertices; target anny mean-phenotype rest pose; method {nz.method}; "
           f"selection {nz.config.selection}, average {nz.config.average}; setup {time.perf_counter() - t0:.1f} s")
     for f, found in zip(folders, per_folder):
         print(f"converted registrations found: {len(found)} in {f}")

@@ -37,7 +37,8 @@ EXAMPLES: dict[str, list[str]] = {
                                  "--registrations --pairs consecutive --geodesics dijkstra"],
     "fit-joints": ["bodydata fit-joints --run runs/dhnn --joints2d frames/ --out fits/joints --focal 1000 --center 500 500",
                    "bodydata fit-joints --run runs/dhnn --joints2d frame_0001.json --out fits/one --iterations 500"],
-    "neutralize": ["bodydata neutralize --manifest one.csv --template anny --target anny --out neut1"],
+    "neutralize": ["bodydata neutralize --manifest one.csv --template anny --target anny --out neut1",
+                   "bodydata neutralize --manifest one.csv --template anny --target anny --method body --out neut1"],
     "features": ["bodydata features --template anny --meshes one.csv --out f.npz --coarse"],
     "reconstruct": ["bodydata reconstruct --template anny --features ds1/f.npy --out meshes_back"],
     "build-dataset": ["bodydata build-dataset --inputs one.csv --neutral neut1/neutral.csv --template anny "

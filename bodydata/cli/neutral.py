@@ -23,10 +23,14 @@ import click
 @click.option("--girdle", is_flag=True,
               help="shoulder-girdle joint: swing each shoulder about the jugular notch to the target's slope "
                    "(steadier across source poses on FAUST, less accurate on anny; see NeutralConfig.girdle)")
+@click.option("--method", type=click.Choice(["auto", "arap", "body"]), default="auto", show_default=True,
+              help="arap: best poses ARAP'd into the target pose; body: every pose fitted by anny, un-posed through "
+                   "its skeleton and fused (anny/anny-lite templates only; other templates cannot start); "
+                   "auto: body on the anny templates, arap elsewhere")
 @click.option("--no-png", is_flag=True, help="skip the before/after PNG per subject")
 @click.option("--quiet", is_flag=True, help="no progress bar")
 def neutralize(manifest: str, template_name: str, target: str, spring_dir: str | None, out: str, iterations: int,
-               tol: float, handle_weight: float, selection: str, average: int, girdle: bool, no_png: bool,
+               tol: float, handle_weight: float, selection: str, average: int, girdle: bool, method: str, no_png: bool,
                quiet: bool) -> None:
     """Write OUT/neutral/<subject>.ply and OUT/neutral.csv (one row per subject; failures recorded, done subjects skipped).
 
@@ -42,7 +46,7 @@ def neutralize(manifest: str, template_name: str, target: str, spring_dir: str |
         tpl = load_template(template_name)
         tgt = load_target(target, tpl, spring_dir)
         cfg = NeutralConfig(iterations=iterations, tol=tol, handle_weight=handle_weight, selection=selection, average=average,
-                            girdle=("upper_arm_L", "upper_arm_R") if girdle else ())
+                            girdle=("upper_arm_L", "upper_arm_R") if girdle else (), method=method)
         summary = run_neutralize(manifest, tpl, tgt, out, cfg, png=not no_png, progress=not quiet)
     except BodydataError as exc:
         raise CannotStart(str(exc)) from None

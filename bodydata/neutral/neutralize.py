@@ -1,6 +1,23 @@
-"""Per-subject neutral-pose construction (poses nearest the target in joint angles, ARAP'd into the target's pose, averaged) and a manifest driver.
+"""Per-subject neutral-pose construction: anny-fitted poses un-posed through their skeletons and fused (method body), or poses nearest the target ARAP'd into its pose and averaged (method arap); a manifest driver.
 
-Per subject (:meth:`Neutralizer.subject`): every pose mesh of the subject is rigidly aligned to the
+Method (``NeutralConfig.method``; ``"auto"``, the default, is ``"body"`` on the anny templates and ``"arap"``
+elsewhere). ``"body"`` (:meth:`Neutralizer.subject_body`, meshes in an anny topology only): every usable pose
+is fitted by anny (:mod:`bodydata.bodyfit.fit_registered`, one phenotype per subject), un-posed through its
+fitted skeleton by inverse skinning and re-posed to the target's angles (:mod:`bodydata.neutral.unpose`; 0 for
+the ``anny`` target, anny's reference pose), and the un-posed meshes are fused robustly
+(:mod:`bodydata.neutral.fuse`: part-wise reweighted mean, a region that disagrees with the other poses or that
+the un-posing strained is out-voted). Measured on anny ground truth (anny template, 20 identities x 4 poses,
+seed 1, ``benchmarks/bench_neutral.py --method body`` vs ``--method arap``): MED to the true neutral mean 6.25 /
+max 9.2 mm (arap 8.25 / 11.8), 99th-percentile vertex error 14.8 mm per subject on average (arap 21.9), segment
+length error 0.31 % mean, 2.2 % max (arap 0.54 %, 4.5 %); 32 s a subject against 3.5 s on the shared 2-core
+machine. FAUST subject 0 converted to the anny template (``benchmarks/bench_neutral_faust.py``): neutrals from
+different single poses differ by 17.2 mm (arap 31.2 mm).
+``NeutralConfig.body_arap`` also runs the ARAP step below on the fused neutral; it moved anny-lite neutrals
+away from the truth (4.8 -> 7.4 mm, 4 identities), so it is off. A template that is not an anny topology
+cannot use ``"body"`` (:class:`NeutralizeError` when the :class:`Neutralizer` is built: the command cannot
+start); ``"auto"`` takes ``"arap"`` there.
+
+Method ``"arap"``, per subject (:meth:`Neutralizer.subject`): every pose mesh of the subject is rigidly aligned to the
 target (Kabsch) and scored; the best-scored one (by default the best two, averaged) is deformed with ARAP
 (:mod:`bodydata.neutral.arap`, system prefactored once per template) whose soft positional handles
 are the subject's segments turned rigidly, about their joints, to the target's orientations
@@ -39,7 +56,8 @@ rows not ``done`` are skipped; subjects keyed by :func:`~bodydata.manifest.sourc
 ``OUT/neutral.csv``, a source-row manifest (``bodydata build-dataset --neutral`` reads it) with one
 ``constructed_neutral`` row per subject plus its key and figures (``status`` done/failed, reason, chosen pose, residuals
 before/after in mm, selection (the method, or ``forced``) and score, the poses averaged, iterations, seconds, segment length
-change). A subject already ``done`` in ``neutral.csv`` whose mesh exists is skipped on a re-run. A subject without a usable pose, or whose
+change, method, per-part strain, the fits' MED per pose (body), MED to the true neutral when the manifest has one).
+A subject already ``done`` in ``neutral.csv`` whose mesh exists is skipped on a re-run. A subject without a usable pose, or whose
 solve does not converge, is a ``failed`` row, never a crash; the CSV is rewritten atomically after
 every subject so an interrupted run keeps what it finished.
 """
@@ -60,6 +78,10 @@ from bodydata.manifest.status import is_done
 from bodydata.neutral.arap import ArapResult, ArapSolver
 from bodydata.mesh.alignment import align
 from bodydata.neutral.segments import SEGMENTS, Segment, SegmentModel
+
+
+#: templates in an anny topology (same vertex order as anny of that topology): the body method's domain.
+ANNY_TOPOLOGIES = {"anny": "notoes", "anny-lite": "notoes_collapse10pc"}
 
 
 class NeutralizeError(BodydataError, ValueError):
@@ -91,6 +113,12 @@ class NeutralConfig:
         one subject agree better (pairwise MED 32.6 -> 18.6 mm on subject 0) but moves anny neutrals
         away from the truth (anny-lite 8.5 -> 11.1 mm, 12k 8.2 -> 9.2 mm): it imposes the target's
         clavicle slope, which varies with body shape.
+        method : ``"auto"`` (the default: ``"body"`` on the anny templates, where it measured better, ``"arap"``
+        elsewhere), ``"body"`` (anny templates only: every pose fitted by anny, un-posed through its skeleton and
+        fused, :mod:`bodydata.neutral.unpose`, :mod:`bodydata.neutral.fuse`) or ``"arap"`` (the pose choice,
+        ARAP and averaging above). body_arap : with ``"body"``, run the ARAP step with the segment-orientation
+        handles on the fused neutral too (off by default: on anny ground truth it moves the neutral away from
+        the truth). share_phenotype : with ``"body"``, one phenotype for all poses of a subject.
     """
 
     handle_weight: float = 10.0
@@ -106,6 +134,9 @@ class NeutralConfig:
     tol: float = 1e-5
     weights: str = "cotangent"
     girdle: tuple = ()
+    method: str = "auto"
+    body_arap: bool = False
+    share_phenotype: bool = True
 
 
 @dataclass
@@ -113,7 +144,11 @@ class NeutralResult:
     """One constructed neutral body.
 
     vertices : (n, 3) float64 in the target's frame.  pose_index : the chosen (best-scored) pose.
-    pose_indices : the poses whose neutrals were averaged, best first (``pose_index`` first).
+    pose_indices : the poses whose neutrals were averaged (method arap: best first, ``pose_index`` first;
+        method body: every usable pose, fused).
+    method : "arap" | "body".  part_strain : (16,) float64 mean |log edge-length ratio| per template part
+        between the result and the poses used (averaged over them).  fit_med_mm : (P,) float64, method body:
+        the anny fit's mean vertex distance to each pose (NaN for unusable poses).
     residuals_mm : (P,) rigid RMS residual of every candidate pose to the target (mm).
     scores : (P,) selection score of every candidate (``inf`` for unusable poses): mm for
         ``selection="rigid"``, degrees (root-sum-square of joint angles) for ``"joint_angles"``.
@@ -136,6 +171,9 @@ class NeutralResult:
     scores: np.ndarray | None = None
     pose_indices: tuple[int, ...] = ()
     forced: bool = False
+    method: str = "arap"
+    part_strain: np.ndarray | None = None
+    fit_med_mm: np.ndarray | None = None
 
 
 class Neutralizer:
@@ -167,6 +205,32 @@ class Neutralizer:
         self.handles = self.segments.handle_ids(self.config.handle_threshold)
         self.solver = ArapSolver(template.vertices, template.faces, handles=self.handles,
                                  handle_weight=self.config.handle_weight, weights=self.config.weights)
+        self.body = None
+        if self.config.method not in ("auto", "body", "arap"):
+            raise NeutralizeError(f"method must be 'auto', 'body' or 'arap', got {self.config.method!r}")
+        self.method = self.config.method
+        if self.method == "auto":
+            self.method = "body" if str(template.name) in ANNY_TOPOLOGIES else "arap"
+        if self.method == "body":
+            self._init_body()
+
+    def _init_body(self) -> None:
+        """The anny fitter of the template's topology and the target's angles (0 = anny's reference pose)."""
+        from bodydata.bodyfit.fit_registered import RegisteredFitter
+
+        topology = ANNY_TOPOLOGIES.get(str(self.template.name))
+        if topology is None:
+            raise NeutralizeError(f"method 'body' needs an anny-topology template ({', '.join(ANNY_TOPOLOGIES)}); "
+                                  f"template {self.template.name!r} is not one (use method 'arap')")
+        self.fitter = RegisteredFitter(topology)
+        self.body = self.fitter.body
+        if self.body.n_vertices != self.template.n_vertices:
+            raise NeutralizeError(f"template {self.template.name!r} has {self.template.n_vertices} vertices, anny "
+                                  f"{topology} {self.body.n_vertices}")
+        if np.allclose(self.target, self.template.vertices, atol=1e-9):
+            self.target_angles = np.zeros(self.body.n_dofs)  # the template is anny's reference pose
+        else:  # another target body: its pose from an anny fit
+            self.target_angles = self.fitter.fit(self.target[None])[0].angles
 
     def residuals(self, poses: np.ndarray) -> np.ndarray:
         """(P,) float64 rigid RMS residual (metres) of poses (P, n, 3) to the target."""
@@ -205,6 +269,64 @@ class Neutralizer:
                                    iterations=cfg.iterations, tol=cfg.tol)
         return aligned, result
 
+    def part_strain(self, result: np.ndarray, sources: np.ndarray) -> np.ndarray:
+        """(16,) float64 mean over ``sources`` (P, n, 3) of the per-part edge strain to ``result`` (n, 3)."""
+        from bodydata.neutral.fuse import part_strain
+
+        k = len(self.template.part_names)
+        return np.mean([part_strain(src, result, self.template.faces, self.template.part_labels, k) for src in sources],
+                       axis=0)
+
+    def subject_body(self, poses: np.ndarray, only: int | None = None) -> NeutralResult:
+        """Method body: fit anny to every usable pose (P, n, 3), un-pose each through its skeleton, re-pose to the
+        target's angles, fuse robustly (optionally ARAP to the target's segment orientations), align to the target.
+        only : un-pose just this pose (a forced pose)."""
+        from bodydata.neutral.fuse import fuse, part_strain
+        from bodydata.neutral.unpose import repose, unpose
+
+        t0 = time.perf_counter()
+        finite = np.isfinite(poses).all(axis=(1, 2))
+        use = np.flatnonzero(finite) if only is None else np.array([only])
+        fits = self.fitter.fit(poses[use], share_phenotype=self.config.share_phenotype)
+        import torch
+
+        cat = lambda f: torch.cat([getattr(x.params(self.body), f) for x in fits])  # noqa: E731
+        from bodydata.bodyfit.body import BodyParams
+
+        params = BodyParams(*(cat(f) for f in ("phenotype", "angles", "rotation", "translation", "scale")))
+        # un-posed to anny's bind pose, then through the subject's own bones into the target's angles (0: anny's
+        # reference pose, which is not the bind pose: they differ by up to 10 cm at the arms)
+        rest = unpose(self.body, params, poses[use])
+        phen = np.stack([f.phenotype for f in fits])
+        rest = repose(self.body, phen, np.broadcast_to(self.target_angles, (len(use), self.body.n_dofs)), rest)
+        k = len(self.template.part_names)
+        strain = np.stack([part_strain(poses[j], rest[i], self.template.faces, self.template.part_labels, k)
+                           for i, j in enumerate(use)])
+        fused = fuse(rest, self.template.faces, self.template.part_labels, strain=strain).vertices
+        iters, energy = 0, []
+        if self.config.body_arap:
+            _, sol = self.deform(fused)
+            if not sol.converged:
+                raise NeutralizeError(f"ARAP did not converge in {sol.iterations} iterations")
+            fused, iters, energy = sol.vertices, sol.iterations, sol.energy
+        vertices = align(fused, self.target).apply(fused)
+        res = np.full(len(poses), np.inf)
+        res[finite] = self.residuals(poses[finite])
+        med = np.full(len(poses), np.nan)
+        med[use] = [f.med_mm for f in fits]
+        # each pose's selection score (nothing is selected: reported, and the best-scored pose is the row's chosen one)
+        score = np.full(len(poses), np.inf)
+        score[use] = self.scores(poses[use])
+        k0 = int(use[np.argmin(score[use])])
+        aligned = align(poses[k0], self.target).apply(poses[k0])
+        return NeutralResult(
+            vertices=vertices, pose_index=k0, residuals_mm=res * 1000.0, residual_before_mm=float(res[k0] * 1000.0),
+            residual_after_mm=float(align(vertices, self.target).rms) * 1000.0, iterations=iters, converged=True,
+            seconds=time.perf_counter() - t0, segment_lengths_before=self.segments.lengths(aligned),
+            segment_lengths_after=self.segments.lengths(vertices), energy=energy, scores=score,
+            pose_indices=tuple(int(j) for j in use), method="body", forced=only is not None,
+            part_strain=self.part_strain(vertices, poses[use]), fit_med_mm=med)
+
     def subject(self, poses: np.ndarray, pose: int | None = None) -> NeutralResult:
         """Neutral body of one subject from its poses (P, n, 3) float64 (non-finite poses are skipped).
 
@@ -220,6 +342,10 @@ class Neutralizer:
         finite = np.isfinite(poses).all(axis=(1, 2))
         if not finite.any():
             raise NeutralizeError("no usable pose: every pose mesh has non-finite vertices")
+        if self.method == "body":
+            if pose is not None and (not 0 <= int(pose) < len(poses) or int(pose) != pose or not finite[int(pose)]):
+                raise NeutralizeError(f"forced pose {pose!r} is not a usable index of the {len(poses)} poses")
+            return self.subject_body(poses, None if pose is None else int(pose))
         res = np.full(len(poses), np.inf)
         res[finite] = self.residuals(poses[finite])
         if pose is not None:
@@ -257,7 +383,8 @@ class Neutralizer:
             residual_before_mm=float(res[k] * 1000.0), residual_after_mm=after * 1000.0,
             iterations=iters, converged=True, seconds=time.perf_counter() - t0,
             segment_lengths_before=self.segments.lengths(aligned), segment_lengths_after=self.segments.lengths(vertices),
-            energy=energy, scores=score, pose_indices=tuple(used), forced=pose is not None,
+            energy=energy, scores=score, pose_indices=tuple(used), forced=pose is not None, method="arap",
+            part_strain=self.part_strain(vertices, poses[used]),
         )
 
 
@@ -303,7 +430,7 @@ COLUMNS = (
     "subject", "status", "reason", "chosen_pose", "chosen_path", "n_poses", "selection", "selection_score", "averaged_poses",
     "residual_before_mm",
     "residual_after_mm", "iterations", "seconds", "seg_len_change_mean_mm", "seg_len_change_max_mm",
-    "seg_len_change_max_pct", "output", "png",
+    "seg_len_change_max_pct", "method", "part_strain_pct", "fit_med_mm", "med_to_truth_mm", "output", "png",
 )
 CSV_NAME = "neutral.csv"
 
@@ -433,6 +560,7 @@ def neutralize_subject_files(
     error against it (else the distance to the target).
     """
     from bodydata.mesh import read_mesh, write_mesh
+    from bodydata.mesh.alignment import mean_euclidean_distance
 
     n = neutralizer.template.n_vertices
     arrays, labels, paths, problems = [], [], [], []
@@ -483,14 +611,26 @@ def neutralize_subject_files(
     return {
         "subject": subject, "status": "done", "reason": "", "chosen_pose": labels[res.pose_index],
         "chosen_path": str(paths[res.pose_index]), "n_poses": len(arrays),
-        "selection": "forced" if res.forced else neutralizer.config.selection,
+        "selection": "forced" if res.forced else (neutralizer.config.selection if res.method == "arap" else "all"),
         "selection_score": f"{res.scores[res.pose_index]:.3f}" if res.scores is not None else "",
         "averaged_poses": ";".join(labels[j] for j in res.pose_indices),
         "residual_before_mm": f"{res.residual_before_mm:.3f}", "residual_after_mm": f"{res.residual_after_mm:.3f}",
         "iterations": res.iterations, "seconds": f"{res.seconds:.3f}",
         "seg_len_change_mean_mm": f"{np.abs(change).mean():.3f}", "seg_len_change_max_mm": f"{np.abs(change).max():.3f}",
-        "seg_len_change_max_pct": f"{pct.max():.3f}", "output": f"neutral/{name}.ply", "png": png_rel,
+        "seg_len_change_max_pct": f"{pct.max():.3f}", "method": res.method,
+        "part_strain_pct": _part_strain_text(neutralizer.template.part_names, res.part_strain),
+        "fit_med_mm": ";".join(f"{labels[j]}:{res.fit_med_mm[j]:.2f}" for j in res.pose_indices)
+        if res.fit_med_mm is not None else "",
+        "med_to_truth_mm": f"{1000.0 * mean_euclidean_distance(res.vertices, truth):.3f}" if truth is not None else "",
+        "output": f"neutral/{name}.ply", "png": png_rel,
     }
+
+
+def _part_strain_text(names: Sequence[str], strain: np.ndarray | None) -> str:
+    """``part:percent;...`` of a per-part strain (mean |log edge ratio|, shown in percent)."""
+    if strain is None:
+        return ""
+    return ";".join(f"{n}:{100.0 * v:.2f}" for n, v in zip(names, strain))
 
 
 def run_neutralize(

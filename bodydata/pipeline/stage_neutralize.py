@@ -17,15 +17,15 @@ __all__ = ["make_stage"]
 _NEUTRALIZERS: WorkerCache = WorkerCache("neutralizers")
 
 
-def _neutralizer(template: str, target: str, spring_dir: str | None):
+def _neutralizer(template: str, target: str, spring_dir: str | None, method: str = "auto"):
     def build():
-        from bodydata.neutral.neutralize import Neutralizer, load_target
+        from bodydata.neutral.neutralize import NeutralConfig, Neutralizer, load_target
         from bodydata.templates import load_template
 
         tpl = load_template(template)
-        return Neutralizer(tpl, load_target(target, tpl, spring_dir))
+        return Neutralizer(tpl, load_target(target, tpl, spring_dir), NeutralConfig(method=method))
 
-    return _NEUTRALIZERS.get(cache_key(template, target, spring_dir), build)
+    return _NEUTRALIZERS.get(cache_key(template, target, spring_dir, method), build)
 
 
 def _items(ctx: StageContext, manifest: str | None) -> Iterator[Item]:
@@ -41,7 +41,7 @@ def _process(item: Item, ctx: ItemContext) -> dict[str, Any]:
     from bodydata.neutral.neutralize import neutralize_subject_files
 
     o = NeutralizeOptions(**ctx.options)
-    neutralizer = _neutralizer(o.template, o.target, o.spring_dir)
+    neutralizer = _neutralizer(o.template, o.target, o.spring_dir, o.method)
     poses = list(zip(item.params["labels"], (Path(p) for p in item.inputs)))
     true = None
     if item.params.get("truth"):
@@ -79,9 +79,10 @@ def _finish(ctx: StageContext, rows: list, manifest: str | None) -> None:
 
 
 def make_stage(template: str = "anny", target: str = "anny", manifest: str | None = None,
-               spring_dir: str | None = None, png: bool = True) -> Stage:
+               spring_dir: str | None = None, png: bool = True, method: str = "auto") -> Stage:
     """``neutralize``: a neutral body per subject (ARAP with segment orientations; ``bodydata neutralize``)."""
-    opts = NeutralizeOptions(template=template, target=target, manifest=manifest, spring_dir=spring_dir, png=png)
+    opts = NeutralizeOptions(template=template, target=target, manifest=manifest, spring_dir=spring_dir, png=png,
+                             method=method)
     return Stage(
         name="neutralize", process=_process, items=functools.partial(_items, manifest=manifest),
         finish=functools.partial(_finish, manifest=manifest),

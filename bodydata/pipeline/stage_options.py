@@ -68,6 +68,8 @@ class NeutralizeOptions:
     manifest: str | None = option(None, click.STRING, "source manifest (default: the previous step's sources.csv)")
     spring_dir: str | None = option(None, click.STRING, "SPRING release_model folder for target scape")
     png: bool = option(True, click.BOOL, "before/after PNG per subject")
+    method: str = option("auto", click.Choice(["auto", "arap", "body"]),
+                         "neutral method: auto (body on anny templates, else arap), arap or body")
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from bodydata.mesh.alignment import mean_euclidean_distance
 
 @pytest.fixture(scope="module")
 def neutralizer(anny_lite_template):
-    return Neutralizer(anny_lite_template, anny_lite_template.vertices)
+    return Neutralizer(anny_lite_template, anny_lite_template.vertices, NeutralConfig(method="arap"))
 
 
 def test_constructed_neutral_is_close_to_the_truth(neutralizer, anny_lite_bodies):
@@ -38,7 +38,7 @@ def test_constructed_neutral_is_close_to_the_truth(neutralizer, anny_lite_bodies
 
 def test_paper_rule_picks_the_smallest_rigid_residual(anny_lite_template, anny_lite_bodies):
     d = anny_lite_bodies
-    nz = Neutralizer(anny_lite_template, anny_lite_template.vertices, NeutralConfig(selection="rigid", average=1))
+    nz = Neutralizer(anny_lite_template, anny_lite_template.vertices, NeutralConfig(selection="rigid", average=1, method="arap"))
     med = []
     for i in range(len(d["poses"])):
         res = nz.subject(d["poses"][i])
@@ -76,7 +76,7 @@ def test_orientation_modes_rank_as_measured(anny_lite_template, anny_lite_bodies
     d = anny_lite_bodies
     out = {}
     for mode in ("part", "swing"):
-        nz = Neutralizer(anny_lite_template, anny_lite_template.vertices, NeutralConfig(orientation=mode))
+        nz = Neutralizer(anny_lite_template, anny_lite_template.vertices, NeutralConfig(orientation=mode, method="arap"))
         out[mode] = np.mean([mean_euclidean_distance(nz.deform(d["poses"][i, 0])[1].vertices, d["neutral"][i])
                              for i in range(len(d["poses"]))])
     assert out["part"] < out["swing"]
@@ -94,6 +94,6 @@ def test_unusable_input_is_an_error_not_a_crash(neutralizer, anny_lite_bodies):
         Neutralizer(neutralizer.template, neutralizer.target, NeutralConfig(average=0))
     with pytest.raises(NeutralizeError, match="shape"):
         neutralizer.subject(poses[:, :10])
-    strict = Neutralizer(neutralizer.template, neutralizer.target, NeutralConfig(iterations=1))
+    strict = Neutralizer(neutralizer.template, neutralizer.target, NeutralConfig(iterations=1, method="arap"))
     with pytest.raises(NeutralizeError, match="did not converge"):
         strict.subject(anny_lite_bodies["poses"][0])

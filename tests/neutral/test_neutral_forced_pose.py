@@ -6,6 +6,7 @@ import pytest
 
 from bodydata.mesh import read_mesh, write_mesh
 from bodydata.neutral.neutralize import (
+    NeutralConfig,
     NeutralizeError,
     Neutralizer,
     neutralize_subject_files,
@@ -14,7 +15,7 @@ from bodydata.neutral.neutralize import (
 
 @pytest.fixture(scope="module")
 def neutralizer(anny_lite_template):
-    return Neutralizer(anny_lite_template, anny_lite_template.vertices)
+    return Neutralizer(anny_lite_template, anny_lite_template.vertices, NeutralConfig(method="arap"))
 
 
 def _worst(nz, poses):

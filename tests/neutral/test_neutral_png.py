@@ -25,14 +25,14 @@ def captured(monkeypatch):
 
 
 def _run(tmp_path, tpl, bodies, truth):
-    from bodydata.neutral.neutralize import Neutralizer, neutralize_subject_files
+    from bodydata.neutral.neutralize import NeutralConfig, Neutralizer, neutralize_subject_files
 
     poses = []
     for j in range(bodies["poses"].shape[1]):
         p = tmp_path / "in" / f"p{j}.ply"
         write_mesh(p, bodies["poses"][0, j], tpl.faces)
         poses.append((str(j), p))
-    nz = Neutralizer(tpl, tpl.vertices)
+    nz = Neutralizer(tpl, tpl.vertices, NeutralConfig(method="arap"))
     return neutralize_subject_files(nz, "s0", poses, tmp_path / "out", png=True, truth=truth)
 
 

@@ -1,0 +1,66 @@
+"""Un-posing a mesh through its fitted anny skeleton: per-vertex inverse linear blend skinning, the unexplained detail carried along.
+
+anny poses by linear blend skinning only: its posed vertex is ``M_i rest_i`` with ``M_i = sum_k w_ik T_{b_ik}``
+(:meth:`bodydata.bodyfit.body.AnnyBody.skinning`). Given a fit of a mesh ``y`` (``y = s R posed + t``,
+:class:`~bodydata.bodyfit.fit_registered.RegisteredFit`), each mesh vertex is taken back into anny's frame
+(``R^T (y - t) / s``) and through the inverse of its own blended transform, ``M_i^-1``. What the model did not
+explain (the mesh minus the fit) is thereby expressed in the bones' local frames and comes out un-posed with
+the vertex. The result is scaled back by ``s`` so the subject keeps its size. It is anny's *bind* pose
+(``rest`` of :class:`~bodydata.bodyfit.body.BodyOutput`), not the reference pose (angles 0, an A-pose, what the
+generator calls the neutral): :func:`repose` with angles 0 and the subject's phenotype takes it there, any other
+angles to another target pose (same phenotype, so the same bones).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from bodydata.bodyfit.body import AnnyBody, BodyParams
+from bodydata.errors import BodydataError
+
+__all__ = ["UnposeError", "repose", "skinning_transforms", "unpose"]
+
+
+class UnposeError(BodydataError, ValueError):
+    """A mesh or fit that does not match the body's topology, or a singular blended transform."""
+
+
+def skinning_transforms(body: AnnyBody, params: BodyParams) -> np.ndarray:
+    """(B, n, 4, 4) float64 per-vertex blended LBS transforms (rest -> posed, anny's frame) of ``params``."""
+    with torch.no_grad():
+        out = body(params)
+        return body.skinning(out.bone_transforms).cpu().numpy().astype(np.float64)
+
+
+def unpose(body: AnnyBody, params: BodyParams, meshes: np.ndarray) -> np.ndarray:
+    """Un-posed meshes (B, n, 3) float64 in anny's frame at its bind pose, in the meshes' size.
+
+    params : the fit of each mesh (batch B, ``vertices = scale * posed @ rotation.T + translation``);
+    meshes : (B, n, 3) or (n, 3) float64 in the fit's vertex order.
+    """
+    y = np.asarray(meshes, dtype=np.float64)
+    single = y.ndim == 2
+    y = y[None] if single else y
+    b = int(params.angles.shape[0])
+    if y.shape != (b, body.n_vertices, 3) or not np.isfinite(y).all():
+        raise UnposeError(f"meshes have shape {y.shape}, expected finite ({b}, {body.n_vertices}, 3)")
+    rot = params.rotation.detach().cpu().numpy().astype(np.float64)
+    t = params.translation.detach().cpu().numpy().astype(np.float64)
+    s = params.scale.detach().cpu().numpy().astype(np.float64)
+    local = np.einsum("bji,bnj->bni", rot, y - t[:, None, :]) / s[:, None, None]
+    m = skinning_transforms(body, params)
+    lin, off = m[..., :3, :3], m[..., :3, 3]
+    if np.any(np.abs(np.linalg.det(lin)) < 1e-9):
+        raise UnposeError("a blended skinning transform is singular: the pose cannot be inverted there")
+    rest = np.linalg.solve(lin, (local - off)[..., None])[..., 0]
+    rest = rest * s[:, None, None]
+    return rest[0] if single else rest
+
+
+def repose(body: AnnyBody, phenotype: np.ndarray, angles: np.ndarray, rest: np.ndarray) -> np.ndarray:
+    """rest (B, n, 3) float64 un-posed meshes -> (B, n, 3) posed by ``angles`` (B, D) degrees through the bones of
+    ``phenotype`` (B, 6) (anny's frame; angles 0 returns ``rest``)."""
+    r = np.asarray(rest, dtype=np.float64)
+    p = body.params(len(r), np.asarray(phenotype), np.asarray(angles))
+    m = skinning_transforms(body, p)
+    return np.einsum("bnij,bnj->bni", m[..., :3, :3], r) + m[..., :3, 3]
