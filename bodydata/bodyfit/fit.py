@@ -161,13 +161,15 @@ class BodyFitter:
         with torch.no_grad():
             p = self.coarse.params(len(self._pose_angles), angles=self._pose_angles)
             self._pose_bodies = self.coarse(p).posed  # (L, n, 3) the average body in each key pose, metres
+            self._pose_normals = vertex_normals_torch(self._pose_bodies, self.coarse.faces_t)  # (L, n, 3)
         self._perms: dict[int, np.ndarray] = {}
         self._trees: dict[tuple[int, int], cKDTree] = {}
 
     # ------------------------------------------------------------------ energy
     def _energy(self, x: torch.Tensor, target: _Target, gate: float, faces: torch.Tensor,
                 n_model: int | None = None, n_target: int | None = None,
-                candidates: np.ndarray | None = None) -> tuple[torch.Tensor, np.ndarray]:
+                candidates: np.ndarray | None = None,
+                normals: torch.Tensor | None = None) -> tuple[torch.Tensor, np.ndarray]:
         """x : (B, n, 3) model vertices (metric frame, metres) -> (B,) robust two-sided energy and (B,) two-sided
         mean distance (metres, each direction truncated at 3 gates: the hypothesis score).
 
@@ -178,8 +180,10 @@ class BodyFitter:
         point-to-plane on the model's vertex normals plus a tenth of point-to-point (the coarse model's vertices
         are centimetres apart: point-to-vertex would floor every score). ``n_model``, ``n_target``: only the
         first so many model vertices (of a fixed shuffle) and target points; ``candidates`` (B, P, k) int: the
-        target points' nearest model vertices when the caller knows them."""
-        normals = vertex_normals_torch(x, faces)
+        target points' nearest model vertices when the caller knows them; ``normals`` (B, n, 3): the model's
+        vertex normals when the caller knows them (rigid stages: the key-pose bodies' normals, turned)."""
+        if normals is None:
+            normals = vertex_normals_torch(x, faces)
         if n_model is not None:
             keep = torch.as_tensor(self._shuffle(x.shape[1])[:n_model], device=x.device)
             x, normals = x[:, keep], normals[:, keep]
@@ -258,7 +262,11 @@ class BodyFitter:
         for it in range(iters + 1):
             x = self._vertices(body, state, fixed)
             cands = None if pose_ids is None else self._nearest_rigid(state, pose_ids, target, n_model, n_target)
-            e, scores = self._energy(x, target, gate, (body or self.coarse).faces_t, n_model, n_target, cands)
+            nrm = None
+            if pose_ids is not None:  # a rigid body's normals only turn with it
+                rot = rotation_exp_torch(state["omega"]) @ state["r0"]
+                nrm = self._pose_normals[torch.as_tensor(pose_ids)] @ rot.transpose(1, 2)
+            e, scores = self._energy(x, target, gate, (body or self.coarse).faces_t, n_model, n_target, cands, nrm)
             if it == iters:
                 break
             total = e if fixed is not None else e + self._priors(state)
