@@ -32,7 +32,9 @@ Exit status: 0 every run evaluated; 1 some runs failed (see report.md); 2 cannot
 @click.option("--no-figures", is_flag=True, help="tables only (no CED curves or error maps)")
 @click.option("--markers", default="landmarks", show_default=True,
               help="Table 5's marker set: 'landmarks' (the template's), a landmark CSV, or 'none' (skip)")
-def evaluate_cmd(runs, dataset, out, split, iterations, batch_size, device, no_figures, markers) -> None:
+@click.option("--body-model/--no-body-model", default=True, show_default=True,
+              help="add the row of anny itself fitted to the same meshes (phenotype and joint angles; anny templates)")
+def evaluate_cmd(runs, dataset, out, split, iterations, batch_size, device, no_figures, markers, body_model) -> None:
     """Evaluate every RUN on the SPLIT meshes of DATASET and write the report to OUT."""
     from bodydata.errors import BodydataError
     from bodydata.evaluate.evaluation import evaluate_runs
@@ -40,7 +42,8 @@ def evaluate_cmd(runs, dataset, out, split, iterations, batch_size, device, no_f
 
     try:
         ev = evaluate_runs(runs, dataset, out, FitSettings(iterations=iterations), split=split, batch_size=batch_size,
-                           device=device, figures=not no_figures, markers=None if markers == "none" else markers)
+                           device=device, figures=not no_figures, markers=None if markers == "none" else markers,
+                           body_model=body_model)
     except BodydataError as exc:
         click.echo(f"Error: {exc}", err=True)
         raise SystemExit(2) from None

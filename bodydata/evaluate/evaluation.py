@@ -80,6 +80,34 @@ def _evaluate_one(run: Path, meshes: dict, settings: FitSettings, batch_size: in
     return out
 
 
+def _anny_topology(spec: str | None) -> str | None:
+    from bodydata.evaluate.body_model import anny_topology_of
+
+    return anny_topology_of(spec)
+
+
+def _evaluate_body_model(meshes: dict, spec: str, batch_size: int, device: str | None) -> RunEvaluation:
+    """The body-model row: anny fitted to the test meshes, with (a)-(c) (phenotype as e_s, joint angles as e_p)."""
+    from bodydata.evaluate import disentangle
+    from bodydata.evaluate.body_model import BODY_MODEL_RUN, AnnyAsEmbedding, body_model_reconstructions
+
+    topo = _anny_topology(spec)
+    info = {"run": BODY_MODEL_RUN, "path": "", "arch": "anny (phenotype + joint angles, fitted)", "epochs": "",
+            "checkpoint": "", "template": spec}
+    out = RunEvaluation(info, body_model_reconstructions(meshes, topo, max(1, batch_size), device or "cpu"))
+    model = AnnyAsEmbedding(topo, device or "cpu")
+    if "pose" in meshes:
+        posed, prec = meshes["pose"], out.reconstructions["pose"]
+        out.neutral_from_pose = disentangle.neutral_from_pose(model, posed, prec)
+        if "neutral" in meshes:
+            out.pose_transfer = disentangle.pose_transfer(model, meshes["neutral"], out.reconstructions["neutral"],
+                                                          posed, prec)
+    ids = [row["identity"] for m in meshes.values() for row in m.rows]
+    out.shape_stability = disentangle.shape_stability(
+        np.concatenate([r.shape for r in out.reconstructions.values()]), ids)
+    return out
+
+
 def _sparse_markers(out: RunEvaluation, model, meshes: dict, markers: str, settings: FitSettings,
                     batch_size: int) -> None:
     """Table 5: each test set fitted again from the marker vertices alone."""
@@ -107,9 +135,12 @@ def _unique_names(runs: list[RunEvaluation]) -> None:
 def evaluate_runs(runs: Sequence[str | os.PathLike], dataset: str | os.PathLike, out: str | os.PathLike,
                   settings: FitSettings = FitSettings(), split: str = "test", batch_size: int = 8,
                   device: str | None = None, figures: bool = True,
-                  progress: Callable[[str], None] | None = None, markers: str | None = "landmarks") -> Evaluation:
+                  progress: Callable[[str], None] | None = None, markers: str | None = "landmarks",
+                  body_model: bool = True) -> Evaluation:
     """Evaluate each run on the ``split`` meshes of ``dataset`` and write the report into ``out``.
     markers : the sparse-marker set of Table 5 (``landmarks``: the template's; a landmark CSV; None: skip).
+    body_model : add the row of anny itself fitted to the same meshes (anny templates only;
+    :mod:`bodydata.evaluate.body_model`).
     Raises BodydataError when it cannot start (no dataset, empty split, no runs)."""
     from bodydata.dataset.format import read_card
     from bodydata.evaluate.report import write_report
@@ -127,6 +158,11 @@ def evaluate_runs(runs: Sequence[str | os.PathLike], dataset: str | os.PathLike,
             ev.runs.append(_evaluate_one(Path(run), meshes, settings, batch_size, device, dataset, markers))
         except BodydataError as exc:
             ev.runs.append(RunEvaluation({"run": Path(run).name, "path": str(run)}, error=" ".join(str(exc).split())))
+    spec = (card.get("template") or {}).get("spec")
+    if body_model and _anny_topology(spec):
+        if progress:
+            progress("anny (body model)")
+        ev.runs.append(_evaluate_body_model(meshes, spec, batch_size, device))
     _unique_names(ev.runs)
     ev.files = write_report(ev, meshes, Path(out), figures=figures)
     return ev

@@ -77,6 +77,8 @@ def summary_rows(ev: "Evaluation") -> list[dict]:
     for r in ev.runs:
         for role, rec in r.reconstructions.items():
             for codes, values in (("encoder", rec.encoder_mm), ("fit", rec.fit_mm)):
+                if not np.isfinite(values).any():  # no encoder (the body-model row)
+                    continue
                 rows.append({**_base(ev, r.info), "set": role, "codes": codes, "alignment": ev.settings.alignment,
                              **summarize(values).as_dict()})
     return rows
@@ -191,7 +193,9 @@ def _markdown(ev: "Evaluation", summary: list[dict], dis: list[dict], sparse: li
         "of a posed body of identity B, against the generator's body of A in B's exact joint angles. Both after a "
         "rigid (Kabsch) alignment. `shape_stability`: the spread (RMS, latent units) of the shape codes of one "
         "identity's test bodies (`within`) against the spread between identities (`between`); a small ratio means the "
-        "shape code does not change with pose.",
+        "shape code does not change with pose. The `anny-body-model` row is anny itself fitted to the same meshes "
+        "(vertex correspondence known; no encoder): its phenotype stands for the shape code and its joint angles for "
+        "the pose code.",
         "",
         _md_table(dis, DISENTANGLE_COLUMNS),
         "",

@@ -87,6 +87,13 @@ def test_evaluate_command_report(dhnn_run, pca_run, eval_dataset, tmp_path):
     assert tests[("dhnn", "pose_transfer")]["count"] == 6  # each neutral with the other identity's three poses
     assert tests[("dhnn", "shape_stability")]["ratio"] > 0
     assert "one latent" in tests[("pca", "all")]["note"]
+    # the body-model row: anny fitted to its own bodies (no encoder row); its neutral from a posed body is anny's
+    # phenotype at the reference pose, so it lands near the truth
+    assert ("anny-body-model", "pose", "fit") in sets and ("anny-body-model", "pose", "encoder") not in sets
+    fit_rows = {r["set"]: r for r in doc["summary"] if r["run"] == "anny-body-model"}
+    assert fit_rows["pose"]["mean"] < 8.0 and fit_rows["neutral"]["mean"] < 8.0, fit_rows  # measured 5.0 / <5
+    assert tests[("anny-body-model", "neutral_from_pose")]["mean"] < 10.0
+    assert tests[("anny-body-model", "pose_transfer")]["count"] == 6
     for name in ("ced_pose.png", "ced_neutral.png", "error_dhnn_pose_median_front.png", "error_pca_neutral_worst_back.png"):
         assert (out / name).stat().st_size > 1000
     assert "dhnn" in (out / "report.md").read_text()
