@@ -227,8 +227,8 @@ class Neutralizer:
         if self.body.n_vertices != self.template.n_vertices:
             raise NeutralizeError(f"template {self.template.name!r} has {self.template.n_vertices} vertices, anny "
                                   f"{topology} {self.body.n_vertices}")
-        if np.allclose(self.target, self.template.vertices, atol=1e-9):
-            self.target_angles = np.zeros(self.body.n_dofs)  # the template is anny's reference pose
+        if np.allclose(self.target, _anny_reference_body(topology), atol=1e-9):
+            self.target_angles = np.zeros(self.body.n_dofs)  # the target is anny's reference pose
         else:  # another target body: its pose from an anny fit
             self.target_angles = self.fitter.fit(self.target[None])[0].angles
 
@@ -298,7 +298,8 @@ class Neutralizer:
         # reference pose, which is not the bind pose: they differ by up to 10 cm at the arms)
         rest = unpose(self.body, params, poses[use])
         phen = np.stack([f.phenotype for f in fits])
-        rest = repose(self.body, phen, np.broadcast_to(self.target_angles, (len(use), self.body.n_dofs)), rest)
+        rest = repose(self.body, phen, np.broadcast_to(self.target_angles, (len(use), self.body.n_dofs)), rest,
+                      params.scale.detach().cpu().numpy())
         k = len(self.template.part_names)
         strain = np.stack([part_strain(poses[j], rest[i], self.template.faces, self.template.part_labels, k)
                            for i, j in enumerate(use)])
@@ -389,11 +390,24 @@ class Neutralizer:
 
 
 # ---------------------------------------------------------------------------------------- targets
+def _anny_reference_body(topology: str) -> np.ndarray:
+    """(n, 3) float64 anny's mean-phenotype body at its reference pose (angles 0), metres."""
+    import torch
+
+    from bodydata.bodyfit.body import AnnyBody
+
+    body = AnnyBody(topology)
+    with torch.no_grad():
+        return body(body.params(1)).posed[0].cpu().numpy().astype(np.float64)
+
+
 def load_target(spec: str | os.PathLike, template, spring_dir: str | os.PathLike | None = None) -> np.ndarray:
     """The target neutral (n, 3) float64 for ``spec``.
 
-    ``"anny"``: the template's own vertices (the ``anny``/``anny-lite`` templates are anny's rest pose
-    of the mean phenotype, every phenotype parameter 0.5). ``"scape"``: the mean of the SPRING male and
+    ``"anny"``: anny's body of the mean phenotype (every phenotype parameter 0.5) at its reference pose (every
+    pose parameter identity), in the template's topology: the pose of the generator's true neutrals. (The
+    ``anny``/``anny-lite`` templates hold anny's bind pose, which differs from it by up to 55 mm at the arms;
+    aiming at the template made a method's error against the truth mostly a pose offset.) ``"scape"``: the mean of the SPRING male and
     female mean bodies (``male_mean_vertex.npy``, ``female_mean_vertex.npy`` in ``spring_dir``).
     Anything else: a mesh file path. The vertex count must match the template.
     """
@@ -402,9 +416,10 @@ def load_target(spec: str | os.PathLike, template, spring_dir: str | os.PathLike
     n = template.n_vertices
     key = str(spec)
     if key == "anny":
-        if not str(template.name).startswith("anny"):
+        topology = (template.meta or {}).get("anny_topology")
+        if not str(template.name).startswith("anny") or not topology:
             raise NeutralizeError(f"target 'anny' needs an anny template, got {template.name!r}")
-        return np.asarray(template.vertices, dtype=np.float64).copy()
+        return _anny_reference_body(topology)
     if key == "scape":
         if spring_dir is None:
             raise NeutralizeError("target 'scape' needs the SPRING release_model folder (--spring-dir)")

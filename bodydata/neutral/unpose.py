@@ -57,10 +57,16 @@ def unpose(body: AnnyBody, params: BodyParams, meshes: np.ndarray) -> np.ndarray
     return rest[0] if single else rest
 
 
-def repose(body: AnnyBody, phenotype: np.ndarray, angles: np.ndarray, rest: np.ndarray) -> np.ndarray:
-    """rest (B, n, 3) float64 un-posed meshes -> (B, n, 3) posed by ``angles`` (B, D) degrees through the bones of
-    ``phenotype`` (B, 6) (anny's frame; angles 0 returns ``rest``)."""
+def repose(body: AnnyBody, phenotype: np.ndarray, angles: np.ndarray, rest: np.ndarray,
+           scale: np.ndarray | None = None) -> np.ndarray:
+    """rest (B, n, 3) float64 un-posed meshes (bind pose, in the meshes' size) -> (B, n, 3) posed by ``angles``
+    (B, D) degrees through the bones of ``phenotype`` (B, 6), anny's frame. ``scale`` (B,): the size :func:`unpose`
+    kept (the fit's scale): the bones' offsets are in anny's metres, so the body is re-posed at anny's size and
+    scaled back (re-posing the scaled body directly is off by (s - 1) x the offsets: 46 mm at s = 1.05). Angles 0
+    are anny's reference pose, not its bind pose (they differ at the arms)."""
     r = np.asarray(rest, dtype=np.float64)
+    s = np.ones(len(r)) if scale is None else np.asarray(scale, dtype=np.float64).reshape(-1)
     p = body.params(len(r), np.asarray(phenotype), np.asarray(angles))
     m = skinning_transforms(body, p)
-    return np.einsum("bnij,bnj->bni", m[..., :3, :3], r) + m[..., :3, 3]
+    unit = r / s[:, None, None]
+    return s[:, None, None] * (np.einsum("bnij,bnj->bni", m[..., :3, :3], unit) + m[..., :3, 3])

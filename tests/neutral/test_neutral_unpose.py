@@ -41,6 +41,9 @@ def test_unpose_known_skeleton_returns_rest(lite_body):
     np.testing.assert_allclose(rest, scale[:, None, None] * out.rest.numpy(), atol=1e-9)
     back = repose(lite_body, phen, angles, out.rest.numpy())
     np.testing.assert_allclose(back, out.posed.numpy(), atol=1e-9)
+    # un-posed at the mesh's size (s != 1) and re-posed into the same angles: the mesh in anny's frame, same size
+    again = repose(lite_body, phen, angles, rest, scale)
+    np.testing.assert_allclose(again, scale[:, None, None] * out.posed.numpy(), atol=1e-9)
     # residual detail rides along in the bone frame: a bump added to the posed mesh comes back un-posed by M_i^-1
     bump = np.zeros_like(mesh[0])
     bump[100] = [0.0, 0.0, 0.01]
