@@ -162,7 +162,10 @@ def evaluate_runs(runs: Sequence[str | os.PathLike], dataset: str | os.PathLike,
     if body_model and _anny_topology(spec):
         if progress:
             progress("anny (body model)")
-        ev.runs.append(_evaluate_body_model(meshes, spec, batch_size, device))
+        try:
+            ev.runs.append(_evaluate_body_model(meshes, spec, batch_size, device))
+        except BodydataError as exc:  # the runs' rows still stand
+            ev.runs.append(RunEvaluation({"run": "anny-body-model", "path": ""}, error=" ".join(str(exc).split())))
     _unique_names(ev.runs)
     ev.files = write_report(ev, meshes, Path(out), figures=figures)
     return ev

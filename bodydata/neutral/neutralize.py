@@ -660,7 +660,7 @@ def run_neutralize(
 ) -> NeutralizeSummary:
     """Neutralise every subject of ``manifest`` into ``out_dir`` (layout in the module docstring).
 
-    Subjects already ``done`` in ``OUT/neutral.csv`` with their mesh present are skipped. Per-subject
+    Subjects already ``done`` in ``OUT/neutral.csv`` by the same method with their mesh present are skipped. Per-subject
     problems become ``failed`` rows; the CSV is rewritten atomically after each subject.
     """
     from tqdm import tqdm
@@ -675,7 +675,10 @@ def run_neutralize(
     done = failed = skipped = 0
     for subject in tqdm(sorted(groups), desc="neutralize", unit="subject", disable=not progress):
         old = rows.get(subject)
-        if old and old.get("status") == "done" and (out / old.get("output", "")).is_file() and old.get("output"):
+        # a neutral made by the other method (an older run, another --method) is made again
+        same_method = old is not None and (old.get("method") or "arap") == neutralizer.method  # no column: arap
+        if (old and old.get("status") == "done" and old.get("output") and (out / old.get("output", "")).is_file()
+                and same_method):
             skipped += 1
             continue
         t0 = time.perf_counter()

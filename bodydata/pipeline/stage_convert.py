@@ -436,7 +436,9 @@ def _convert(item: Item, ctx: ItemContext, o: ConvertOptions, batch_size: int) -
     peers = _peers(ctx, item, o, batch_size - 1) if target.landmarks else []
     registrar = _registrar(o, item.params["prior"])
     try:
-        convs = convert_meshes(registrar, [target] + [t for _, t in peers], _finder(o, registrar))
+        # anny is built only for a mesh that needs it (peers are batched only when they have landmarks)
+        finder = _finder(o, registrar) if not target.landmarks else None
+        convs = convert_meshes(registrar, [target] + [t for _, t in peers], finder)
     except (ValueError, RuntimeError, ArithmeticError, IndexError, np.linalg.LinAlgError) as exc:
         # a numerical breakdown on this mesh is deterministic: recorded, not retried
         raise ConversionError(f"{target.source_path}: registration broke down ({type(exc).__name__}: {exc})") from None

@@ -14,13 +14,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from bodydata.bodyfit.fit import BodyFit, BodyFitSettings, BodyFitter
+from bodydata.errors import BodydataError
 
-__all__ = ["BodyLandmarks", "LANDMARK_MODES", "LandmarkFind"]
+__all__ = ["BodyLandmarks", "BodyLandmarksError", "LANDMARK_MODES", "LandmarkFind"]
 
 #: how the convert stage finds a mesh's landmarks: ``auto`` = its own (file, shipped topology, .vts map) when it has
 #: them, else from the body-model fit; ``model`` = always from the fit (a mesh's own are ignored: the figure for
 #: input with no landmarks at all); ``none`` = its own only (a mesh without fails, as before the body model)
 LANDMARK_MODES = ("auto", "model", "none")
+
+
+class BodyLandmarksError(BodydataError, ValueError):
+    """A template whose landmarks anny cannot give (fewer than 4 shared names)."""
 
 
 @dataclass
@@ -53,7 +58,7 @@ class BodyLandmarks:
         own = load_landmarks(f"anny_{settings.topology}")
         self.names = [n for n in names if n in own]
         if len(self.names) < 4:
-            raise ValueError(f"the template shares only {len(self.names)} landmark names with anny (need >= 4)")
+            raise BodyLandmarksError(f"the template shares only {len(self.names)} landmark names with anny (need >= 4)")
         self.ids = np.array([own[n] for n in self.names], np.int64)
         self.fitter = BodyFitter(settings, device)
 
