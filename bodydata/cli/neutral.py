@@ -1,4 +1,4 @@
-"""``bodydata neutralize``: build one neutral-pose body per subject of a converted manifest (ARAP with segment constraints)."""
+"""``bodydata neutralize``: one neutral-pose body per subject of a converted manifest (anny un-posing and fusion, or ARAP)."""
 from __future__ import annotations
 
 import click
