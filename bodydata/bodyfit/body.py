@@ -23,7 +23,7 @@ from bodydata.bodyfit.rig import TorchRig
 
 __all__ = ["PHENOTYPE_KEYS", "AnnyBody", "BodyParams", "BodyOutput"]
 
-PHENOTYPE_KEYS = ("gender", "age", "muscle", "weight", "height", "proportions")
+from bodydata.generator.synth import PHENOTYPE_KEYS  # noqa: E402  (anny's phenotype order, one place)
 
 
 @dataclass

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import click
 
+from bodydata.neutral.neutralize import METHODS as NEUTRAL_METHODS
+
 
 @click.command("neutralize")
 @click.option("--manifest", type=click.Path(dir_okay=False, exists=True, path_type=str), required=True,
@@ -23,7 +25,7 @@ import click
 @click.option("--girdle", is_flag=True,
               help="shoulder-girdle joint: swing each shoulder about the jugular notch to the target's slope "
                    "(steadier across source poses on FAUST, less accurate on anny; see NeutralConfig.girdle)")
-@click.option("--method", type=click.Choice(["auto", "arap", "body"]), default="auto", show_default=True,
+@click.option("--method", type=click.Choice(list(NEUTRAL_METHODS)), default="auto", show_default=True,
               help="arap: best poses ARAP'd into the target pose; body: every pose fitted by anny, un-posed through "
                    "its skeleton and fused (anny/anny-lite templates only; other templates cannot start); "
                    "auto: body on the anny templates, arap elsewhere")

@@ -82,6 +82,8 @@ from bodydata.neutral.segments import SEGMENTS, Segment, SegmentModel
 
 #: templates in an anny topology (same vertex order as anny of that topology): the body method's domain.
 ANNY_TOPOLOGIES = {"anny": "notoes", "anny-lite": "notoes_collapse10pc"}
+#: neutral methods: ``auto`` = ``body`` on the anny templates, ``arap`` elsewhere
+METHODS = ("auto", "body", "arap")
 
 
 class NeutralizeError(BodydataError, ValueError):
@@ -206,7 +208,7 @@ class Neutralizer:
         self.solver = ArapSolver(template.vertices, template.faces, handles=self.handles,
                                  handle_weight=self.config.handle_weight, weights=self.config.weights)
         self.body = None
-        if self.config.method not in ("auto", "body", "arap"):
+        if self.config.method not in METHODS:
             raise NeutralizeError(f"method must be 'auto', 'body' or 'arap', got {self.config.method!r}")
         self.method = self.config.method
         if self.method == "auto":

@@ -19,6 +19,7 @@ from typing import Any, Callable, Mapping
 import click
 
 from bodydata.errors import BodydataError
+from bodydata.neutral.neutralize import METHODS as NEUTRAL_METHODS
 
 __all__ = ["OptionsError", "option", "parse_options", "check_signature", "options_class", "SynthOptions",
            "ScanOptions", "NeutralizeOptions", "DatasetOptions", "MeshStatsOptions", "TrainOptions", "EvaluateOptions",
@@ -68,7 +69,7 @@ class NeutralizeOptions:
     manifest: str | None = option(None, click.STRING, "source manifest (default: the previous step's sources.csv)")
     spring_dir: str | None = option(None, click.STRING, "SPRING release_model folder for target scape")
     png: bool = option(True, click.BOOL, "before/after PNG per subject")
-    method: str = option("auto", click.Choice(["auto", "arap", "body"]),
+    method: str = option("auto", click.Choice(list(NEUTRAL_METHODS)),
                          "neutral method: auto (body on anny templates, else arap), arap or body")
 
 
