@@ -126,7 +126,7 @@ def main() -> None:
         faust_consistency(args.faust, args.png_dir, args.faust_target)
         return
 
-    from bodydata.neutral.neutralize import NeutralConfig, Neutralizer
+    from bodydata.neutral.neutralize import NeutralConfig, Neutralizer, load_target
     from bodydata.mesh.alignment import mean_euclidean_distance, vertex_distances
     from bodydata.generator.synth import AnnySynth
     from bodydata.templates.template import load_template
@@ -134,14 +134,17 @@ def main() -> None:
     name = "anny" if args.topology == "notoes" else "anny-lite"
     t0 = time.perf_counter()
     tpl = load_template(name)
+    # the generator's true neutrals are anny's reference pose, the target `bodydata neutralize --target anny` uses
+    # (the template holds anny's bind pose, 55 mm away at the arms)
+    target = load_target("anny", tpl)
     girdle = {"girdle": ("upper_arm_L", "upper_arm_R")} if args.girdle else {}
-    nz = Neutralizer(tpl, tpl.vertices, NeutralConfig(orientation=args.orientation, handle_weight=args.handle_weight,
+    nz = Neutralizer(tpl, target, NeutralConfig(orientation=args.orientation, handle_weight=args.handle_weight,
                                                       selection=args.selection, average=args.average,
                                                       method=args.method, body_arap=args.body_arap, **girdle))
     setup = time.perf_counter() - t0
     paper = None
     if args.baseline:
-        paper = Neutralizer(tpl, tpl.vertices, NeutralConfig(orientation=args.orientation, handle_weight=args.handle_weight,
+        paper = Neutralizer(tpl, target, NeutralConfig(orientation=args.orientation, handle_weight=args.handle_weight,
                                                              selection="rigid", average=1, method="arap", **girdle))
     synth = AnnySynth(topology=args.topology, check_intersections=False, device="cpu")
     print(f"template {name}: {tpl.n_vertices} vertices, {len(nz.handles)} handles, {nz.solver.n_clamped} of "

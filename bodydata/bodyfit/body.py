@@ -21,7 +21,12 @@ import torch
 
 from bodydata.bodyfit.rig import TorchRig
 
-__all__ = ["PHENOTYPE_KEYS", "AnnyBody", "BodyParams", "BodyOutput"]
+__all__ = ["ANGLE_UNIT", "CM", "PHENOTYPE_KEYS", "AnnyBody", "BodyParams", "BodyOutput"]
+
+#: the fitters' energies measure lengths in centimetres (metres x CM), so a residual of 1 is 1 cm
+CM = 100.0
+#: the fitters' angle variables are degrees / ANGLE_UNIT, comparable in size to their other variables
+ANGLE_UNIT = 30.0
 
 from bodydata.generator.synth import PHENOTYPE_KEYS  # noqa: E402  (anny's phenotype order, one place)
 
@@ -98,6 +103,31 @@ class AnnyBody:
         world = p.scale[:, None, None] * posed @ p.rotation.transpose(1, 2) + p.translation[:, None, :]
         transforms = out["bone_poses"] @ torch.linalg.inv(out["rest_bone_poses"])
         return BodyOutput(world, out["rest_vertices"], posed, transforms)
+
+    def rest_model(self, phenotype: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """phenotype (F, 6) -> rest vertices (F, n, 3) and rest bone poses (F, n_bones, 4, 4), anny's frame."""
+        out = self.model(phenotype_kwargs=phenotype)
+        return out["rest_vertices"], out["rest_bone_poses"]
+
+    def posed_subset(self, rest_vertices: torch.Tensor, rest_bone_poses: torch.Tensor, angles: torch.Tensor,
+                     ids: torch.Tensor) -> torch.Tensor:
+        """The posed body (anny's frame) at vertices ``ids`` (m,) only: the same numbers as ``__call__(...).posed``.
+
+        rest_vertices (F, n, 3), rest_bone_poses (F, n_bones, 4, 4) from :meth:`rest_model`, F = 1 (one identity
+        for every pose) or N; angles (N, D) degrees. Returns (N, m, 3). Only the kinematic chain runs for every
+        pose and only m vertices are skinned, which makes many evaluations of one identity (finite-difference
+        Jacobians) cheap."""
+        transforms, _ = self.model.get_bone_transforms(self.rig.pose_parameters(angles), rest_bone_poses)
+        blend = torch.einsum("mb,nbij->nmij", self.dense_weights[ids], transforms[..., :3, :])  # (N, m, 3, 4)
+        return (blend[..., :3] @ rest_vertices[:, ids, :, None]).squeeze(-1) + blend[..., 3]
+
+    @property
+    def dense_weights(self) -> torch.Tensor:
+        """(n, n_bones) skinning weights as a dense matrix."""
+        if getattr(self, "_dense_weights", None) is None:
+            w = torch.zeros(self.n_vertices, len(self.bone_labels), dtype=self.dtype, device=self.device)
+            self._dense_weights = w.scatter_add_(1, self.weight_bones, self.weights.to(self.dtype))
+        return self._dense_weights
 
     def skinning(self, bone_transforms: torch.Tensor) -> torch.Tensor:
         """(B, n, 4, 4) per-vertex blended transforms sum_k w_ik T_{b_ik} (rest -> posed, anny's frame)."""

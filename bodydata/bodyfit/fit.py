@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from scipy.spatial import cKDTree
 
-from bodydata.bodyfit.body import AnnyBody, BodyParams
+from bodydata.bodyfit.body import ANGLE_UNIT, CM, AnnyBody, BodyParams
 from bodydata.bodyfit.orient import TYPICAL_EXTENT_M, Placement, detect_units, orientation_hypotheses
 from bodydata.bodyfit.rig import limit_penalty
 from bodydata.errors import BodydataError
@@ -44,7 +44,6 @@ from bodydata.mesh.normals import vertex_normals, vertex_normals_torch
 
 __all__ = ["BodyFit", "BodyFitError", "BodyFitSettings", "BodyFitter", "fit_body"]
 
-_CM = 100.0  # energy lengths in centimetres of the metric frame
 _K = 6  # nearest neighbours searched for one whose normal agrees
 
 
@@ -196,7 +195,7 @@ class BodyFitter:
         _, cand = target.tree.query(xd.reshape(-1, 3), k=_K)
         i_fwd, ok_fwd = _agreeing(cand, target.normals[cand], nd.reshape(-1, 3))
         full = torch.as_tensor(target.points, dtype=x.dtype, device=dev)
-        r_fwd = ((x.reshape(-1, 3) - full[torch.as_tensor(i_fwd, device=dev)]) * _CM).pow(2).sum(-1).view(b, n)
+        r_fwd = ((x.reshape(-1, 3) - full[torch.as_tensor(i_fwd, device=dev)]) * CM).pow(2).sum(-1).view(b, n)
         w_fwd = torch.as_tensor(ok_fwd.reshape(b, n), dtype=x.dtype, device=dev)
         d_fwd = np.where(ok_fwd, np.linalg.norm(xd.reshape(-1, 3) - target.points[i_fwd], axis=1), np.inf).reshape(b, n)
         # target -> model, per hypothesis
@@ -211,10 +210,10 @@ class BodyFitter:
         pts = torch.as_tensor(tp, dtype=x.dtype, device=dev)
         diff = pts[None] - x[rows, it]  # (B, P, 3)
         plane = (diff * normals[rows, it]).sum(-1).pow(2)
-        r_bwd = (plane + 0.1 * diff.pow(2).sum(-1)) * _CM**2
+        r_bwd = (plane + 0.1 * diff.pow(2).sum(-1)) * CM**2
         w_bwd = torch.as_tensor(ok_bwd, dtype=x.dtype, device=dev)
         d_bwd = np.where(ok_bwd, np.sqrt(plane.detach().cpu().numpy()), np.inf)
-        s2 = (gate * _CM) ** 2
+        s2 = (gate * CM) ** 2
         energy = ((w_fwd * _geman_mcclure(r_fwd, s2)).sum(1) / n
                   + (w_bwd * _pseudo_huber(r_bwd, s2)).sum(1) / len(tp))
         cap = 3.0 * gate
@@ -231,7 +230,7 @@ class BodyFitter:
         unit is known, of the scale to that unit (else anny's height and the scale trade freely)."""
         s = self.settings
         rig = self.coarse.rig
-        angles = 30.0 * state["a"]
+        angles = ANGLE_UNIT * state["a"]
         out = (s.limit_weight * limit_penalty(angles, rig.lower, rig.upper)
                + s.pose_weight * (angles / 90.0).pow(2).sum(-1)
                + s.phenotype_weight * state["logit"].pow(2).sum(-1))
@@ -244,7 +243,7 @@ class BodyFitter:
         scale = torch.exp(state["log_s"])
         if fixed is not None:  # rigid stage: each hypothesis's own pre-posed body (B, n, 3)
             return scale[:, None, None] * fixed @ rot.transpose(1, 2) + state["t"][:, None]
-        p = BodyParams(torch.sigmoid(state["logit"]), 30.0 * state["a"], rot, state["t"], scale)
+        p = BodyParams(torch.sigmoid(state["logit"]), ANGLE_UNIT * state["a"], rot, state["t"], scale)
         return body(p).vertices
 
     # ------------------------------------------------------------------ stages
@@ -297,7 +296,7 @@ class BodyFitter:
             i_bwd_t = torch.as_tensor(i_bwd, device=x0.device)
             w_fwd = torch.as_tensor(ok_fwd, dtype=x0.dtype, device=x0.device)
             w_bwd = torch.as_tensor(ok_bwd, dtype=x0.dtype, device=x0.device)
-            s2 = (gate * _CM) ** 2
+            s2 = (gate * CM) ** 2
             opt = torch.optim.LBFGS([state[k] for k in keys], lr=1.0, max_iter=self.settings.lbfgs_iterations,
                                     line_search_fn="strong_wolfe")
 
@@ -306,9 +305,9 @@ class BodyFitter:
                 x = self._vertices(body, state)
                 nrm = vertex_normals_torch(x, body.faces_t)[0]
                 x = x[0]
-                r_fwd = ((x - q_fwd) * _CM).pow(2).sum(-1)
+                r_fwd = ((x - q_fwd) * CM).pow(2).sum(-1)
                 diff = pts - x[i_bwd_t]
-                r_bwd = ((diff * nrm[i_bwd_t]).sum(-1).pow(2) + 0.1 * diff.pow(2).sum(-1)) * _CM**2
+                r_bwd = ((diff * nrm[i_bwd_t]).sum(-1).pow(2) + 0.1 * diff.pow(2).sum(-1)) * CM**2
                 e = ((w_fwd * _geman_mcclure(r_fwd, s2)).sum() / len(x)
                      + (w_bwd * _pseudo_huber(r_bwd, s2)).sum() / len(pts))
                 total = e + self._priors(state).sum()
@@ -355,7 +354,7 @@ class BodyFitter:
             "omega": torch.zeros(h, 3, **dt),
             "t": -float(np.exp(log_s0)) * torch.einsum("bij,bj->bi", r0, self._pose_bodies[poses].mean(1)),
             "log_s": torch.full((h,), log_s0, **dt),
-            "a": torch.as_tensor(self._pose_angles[poses] / 30.0, **dt),
+            "a": torch.as_tensor(self._pose_angles[poses] / ANGLE_UNIT, **dt),
             "logit": torch.zeros(h, 6, **dt),
         }
 
@@ -398,7 +397,7 @@ class BodyFitter:
         p2 = np.tile(np.arange(n_l), len(kept_o))
         src = np.array([o * n_s + int(np.argmin(per_o[o])) for o in kept_o]).repeat(n_l)
         state = {k: v.detach()[torch.as_tensor(src)].clone() for k, v in state.items()}
-        state["a"] = torch.as_tensor(self._pose_angles[p2] / 30.0, **dt)
+        state["a"] = torch.as_tensor(self._pose_angles[p2] / ANGLE_UNIT, **dt)
         scores = self._adam(None, target, state, s.iterations[0], s.gates[0], history, "poses",
                             fixed=self._pose_bodies[p2], n_model=s.orient_model_points,
                             n_target=s.orient_target_points, pose_ids=p2)
@@ -436,7 +435,7 @@ class BodyFitter:
         with torch.no_grad():
             rot = (rotation_exp_torch(state["omega"]) @ state["r0"])[0].cpu().numpy()
             p = self.fine.params(1)
-            p.phenotype, p.angles = torch.sigmoid(state["logit"]), 30.0 * state["a"]
+            p.phenotype, p.angles = torch.sigmoid(state["logit"]), ANGLE_UNIT * state["a"]
             posed = self.fine(p).posed[0].cpu().numpy()
             phenotype = p.phenotype[0].cpu().numpy()
             angles = p.angles[0].cpu().numpy()
