@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from bodydata.bodyfit.orient import UNITS
+
 EXAMPLE = """
 \b
 Examples:
@@ -49,7 +51,7 @@ Exit status: 0 every mesh fitted; 1 some meshes failed (see fit.csv); 2 cannot s
 @click.option("--share-shape", is_flag=True, help="scan: one shape code per subject over all of its scans")
 @click.option("--subject-regex", default=None,
               help="scan: the subject of a file stem, a (?P<subject>...) group [default: the stem up to its last '_']")
-@click.option("--units", type=click.Choice(["m", "cm", "mm"]), default="m", show_default=True,
+@click.option("--units", type=click.Choice(list(UNITS)), default="m", show_default=True,
               help="scan: units of the scans' coordinates (an input CSV's units column wins)")
 @click.option("--fit-scale", is_flag=True, help="scan: optimise a global scale too (scans of unknown units)")
 @click.option("--checkpoint", type=click.Choice(["best", "last"]), default="last", show_default=True,
