@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from bodydata.bodyfit.orient import UNITS
+from bodydata.cli._exit import CannotStart, exit_for_failures
 
 EXAMPLE = """
 \b
@@ -72,8 +73,7 @@ def fit_cmd(run, meshes, out, iterations, init, no_rigid, markers, batch_size, d
     mesh_only = {"--markers": markers, "--no-rigid": no_rigid, "--init": init != "encoder"}
     wrong = [k for k, v in (scan_only if target_kind == "mesh" else mesh_only).items() if v]
     if wrong:
-        click.echo(f"Error: {', '.join(wrong)} not with --target-kind {target_kind}", err=True)
-        raise SystemExit(2)
+        raise CannotStart(f"{', '.join(wrong)} not with --target-kind {target_kind}")
     try:
         if target_kind == "scan":
             from bodydata.evaluate.fit_scan import ScanFitSettings
@@ -91,13 +91,12 @@ def fit_cmd(run, meshes, out, iterations, init, no_rigid, markers, batch_size, d
             rep = fit_meshes(run, meshes, out, FitSettings(iterations=iterations, init=init, rigid=not no_rigid),
                              batch_size=batch_size, device=device, markers=markers, checkpoint=checkpoint)
     except BodydataError as exc:
-        click.echo(f"Error: {exc}", err=True)
-        raise SystemExit(2) from None
+        raise CannotStart(str(exc)) from None
     click.echo(f"{out}: {rep.n_done} fitted ({rep.n_skipped} already done), {rep.n_failed} failed")
     for r in rep.rows:
         if not is_done(r["status"]):
             click.echo(f"  failed: {r['reason']}", err=True)
-    raise SystemExit(1 if rep.n_failed else 0)
+    exit_for_failures(rep.n_failed)
 
 
 
@@ -133,13 +132,12 @@ def fit_joints_cmd(run, joints2d, out, focal, center, iterations, device, checkp
         rep = fit_joint_files(run, joints2d, out, camera, Joints2dSettings(iterations=iterations), device=device,
                               checkpoint=checkpoint)
     except BodydataError as exc:
-        click.echo(f"Error: {exc}", err=True)
-        raise SystemExit(2) from None
+        raise CannotStart(str(exc)) from None
     click.echo(f"{out}: {rep.n_done} fitted, {rep.n_failed} failed")
     for r in rep.rows:
         if not is_done(r["status"]):
             click.echo(f"  failed: {r['reason']}", err=True)
-    raise SystemExit(1 if rep.n_failed else 0)
+    exit_for_failures(rep.n_failed)
 
 
 COMMANDS = [fit_cmd, fit_joints_cmd]
