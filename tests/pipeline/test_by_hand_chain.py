@@ -38,7 +38,7 @@ def chain(tmp_path_factory):
     res["train"] = _run("train", "--dataset", root / "ds1", "--out", root / "run1", "--config", cfg, "--epochs", 2,
                         "--quiet")
     res["evaluate"] = _run("evaluate", "--run", root / "run1", "--dataset", root / "ds1", "--out", root / "rep1",
-                           "--iterations", 3, "--no-figures")
+                           "--iterations", 3, "--no-figures", "--no-body-model")
     return root, res
 
 
