@@ -25,13 +25,13 @@ def _tiny_demo(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
+def demo(tmp_path_factory, keep_process_state):
     """(folder, pipeline, summaries): the tiny demo run once, from its folder with a relative work folder (as
     `bodydata run` uses by default). Tests only read its work folder (the resume test's second run must change
     nothing, and says so)."""
     root = tmp_path_factory.mktemp("demo")
     pipeline = load_pipeline(_tiny_demo(root))
-    with pytest.MonkeyPatch.context() as mp:
+    with keep_process_state(), pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
         summaries = run_pipeline(pipeline, "work", scheduler="synchronous", progress=False, echo=None)
     return root, pipeline, summaries
