@@ -2,6 +2,7 @@
 keeps one test's process state (thread counts, environment, working folder, template cache) from reaching the next."""
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from dataclasses import dataclass, field
@@ -99,6 +100,22 @@ def restore_process_state(state: ProcessState) -> None:
                    if p["filepath"] in before and p["num_threads"] != before[p["filepath"]]]
         if changed:
             threadpool_limits(limits=[{**p, "num_threads": before[p["filepath"]]} for p in changed])
+
+
+@pytest.fixture(scope="session")
+def keep_process_state():
+    """A context manager for module- and session-scoped fixtures, which run before the per-test guard takes its
+    snapshot: the process state (:class:`ProcessState`) is put back when the block ends."""
+
+    @contextlib.contextmanager
+    def kept():
+        state = process_state()
+        try:
+            yield
+        finally:
+            restore_process_state(state)
+
+    return kept
 
 
 @pytest.fixture(scope="session", autouse=True)

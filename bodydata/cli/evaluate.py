@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import click
 
+from bodydata.cli._exit import CannotStart, exit_for_failures
+
 EXAMPLE = """
 \b
 Examples:
@@ -45,13 +47,12 @@ def evaluate_cmd(runs, dataset, out, split, iterations, batch_size, device, no_f
                            device=device, figures=not no_figures, markers=None if markers == "none" else markers,
                            body_model=body_model)
     except BodydataError as exc:
-        click.echo(f"Error: {exc}", err=True)
-        raise SystemExit(2) from None
+        raise CannotStart(str(exc)) from None
     for r in ev.runs:
         if r.error:
             click.echo(f"  failed: {r.error}", err=True)
     click.echo(f"{out}: {len(ev.runs) - ev.n_failed} runs evaluated, {ev.n_failed} failed; see {out}/report.md")
-    raise SystemExit(1 if ev.n_failed else 0)
+    exit_for_failures(ev.n_failed)
 
 
 COMMANDS = [evaluate_cmd]

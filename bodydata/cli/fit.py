@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import click
 
+from bodydata.bodyfit.orient import UNITS
+from bodydata.cli._exit import CannotStart, exit_for_failures
+
 EXAMPLE = """
 \b
 Examples:
@@ -49,7 +52,7 @@ Exit status: 0 every mesh fitted; 1 some meshes failed (see fit.csv); 2 cannot s
 @click.option("--share-shape", is_flag=True, help="scan: one shape code per subject over all of its scans")
 @click.option("--subject-regex", default=None,
               help="scan: the subject of a file stem, a (?P<subject>...) group [default: the stem up to its last '_']")
-@click.option("--units", type=click.Choice(["m", "cm", "mm"]), default="m", show_default=True,
+@click.option("--units", type=click.Choice(list(UNITS)), default="m", show_default=True,
               help="scan: units of the scans' coordinates (an input CSV's units column wins)")
 @click.option("--fit-scale", is_flag=True, help="scan: optimise a global scale too (scans of unknown units)")
 @click.option("--checkpoint", type=click.Choice(["best", "last"]), default="last", show_default=True,
@@ -70,8 +73,7 @@ def fit_cmd(run, meshes, out, iterations, init, no_rigid, markers, batch_size, d
     mesh_only = {"--markers": markers, "--no-rigid": no_rigid, "--init": init != "encoder"}
     wrong = [k for k, v in (scan_only if target_kind == "mesh" else mesh_only).items() if v]
     if wrong:
-        click.echo(f"Error: {', '.join(wrong)} not with --target-kind {target_kind}", err=True)
-        raise SystemExit(2)
+        raise CannotStart(f"{', '.join(wrong)} not with --target-kind {target_kind}")
     try:
         if target_kind == "scan":
             from bodydata.evaluate.fit_scan import ScanFitSettings
@@ -89,13 +91,12 @@ def fit_cmd(run, meshes, out, iterations, init, no_rigid, markers, batch_size, d
             rep = fit_meshes(run, meshes, out, FitSettings(iterations=iterations, init=init, rigid=not no_rigid),
                              batch_size=batch_size, device=device, markers=markers, checkpoint=checkpoint)
     except BodydataError as exc:
-        click.echo(f"Error: {exc}", err=True)
-        raise SystemExit(2) from None
+        raise CannotStart(str(exc)) from None
     click.echo(f"{out}: {rep.n_done} fitted ({rep.n_skipped} already done), {rep.n_failed} failed")
     for r in rep.rows:
         if not is_done(r["status"]):
             click.echo(f"  failed: {r['reason']}", err=True)
-    raise SystemExit(1 if rep.n_failed else 0)
+    exit_for_failures(rep.n_failed)
 
 
 
@@ -131,13 +132,12 @@ def fit_joints_cmd(run, joints2d, out, focal, center, iterations, device, checkp
         rep = fit_joint_files(run, joints2d, out, camera, Joints2dSettings(iterations=iterations), device=device,
                               checkpoint=checkpoint)
     except BodydataError as exc:
-        click.echo(f"Error: {exc}", err=True)
-        raise SystemExit(2) from None
+        raise CannotStart(str(exc)) from None
     click.echo(f"{out}: {rep.n_done} fitted, {rep.n_failed} failed")
     for r in rep.rows:
         if not is_done(r["status"]):
             click.echo(f"  failed: {r['reason']}", err=True)
-    raise SystemExit(1 if rep.n_failed else 0)
+    exit_for_failures(rep.n_failed)
 
 
 COMMANDS = [fit_cmd, fit_joints_cmd]

@@ -14,6 +14,7 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
+from bodydata.device import pick_device
 from bodydata.evaluate.metrics import vertex_errors_mm
 from bodydata.evaluate.reconstruction import RunReconstruction, SplitMeshes
 
@@ -40,10 +41,10 @@ class AnnyAsEmbedding:
 
     disentangled = True
 
-    def __init__(self, topology: str, device: str | torch.device = "cpu") -> None:
+    def __init__(self, topology: str, device: str | torch.device | None = None) -> None:
         from bodydata.bodyfit.body import AnnyBody
 
-        self.body = AnnyBody(topology, device)
+        self.body = AnnyBody(topology, pick_device(device))
         self.device = self.body.device
         d = self.body.n_dofs
         self.net = SimpleNamespace(latent_groups=lambda: {"shape": slice(0, 6), "pose": slice(6, 6 + d)})
@@ -60,12 +61,14 @@ class AnnyAsEmbedding:
 
 
 def body_model_reconstructions(meshes: dict[str, SplitMeshes], topology: str, batch_size: int = 16,
-                               device: str | torch.device = "cpu") -> dict[str, RunReconstruction]:
+                               device: str | torch.device | None = None) -> dict[str, RunReconstruction]:
     """anny fitted to every test mesh of every role: {role: RunReconstruction} with fit_mm the MED (mm),
-    encoder_mm NaN (no encoder), z = (phenotype, angles) (N, 6 + D), shape = phenotype (N, 6)."""
+    encoder_mm NaN (no encoder), z = (phenotype, angles) (N, 6 + D), shape = phenotype (N, 6). device : where
+    anny runs (None: CUDA when present)."""
+    from bodydata.bodyfit.body import AnnyBody
     from bodydata.bodyfit.fit_registered import RegisteredFitSettings, RegisteredFitter
 
-    fitter = RegisteredFitter(topology, RegisteredFitSettings(fit_scale=False))
+    fitter = RegisteredFitter(AnnyBody(topology, pick_device(device)), RegisteredFitSettings(fit_scale=False))
     out = {}
     for role, m in meshes.items():
         fits, seconds = [], []

@@ -89,13 +89,15 @@ def _anny_topology(spec: str | None) -> str | None:
 def _evaluate_body_model(meshes: dict, spec: str, batch_size: int, device: str | None) -> RunEvaluation:
     """The body-model row: anny fitted to the test meshes, with (a)-(c) (phenotype as e_s, joint angles as e_p)."""
     from bodydata.evaluate import disentangle
+    from bodydata.device import pick_device
     from bodydata.evaluate.body_model import BODY_MODEL_RUN, AnnyAsEmbedding, body_model_reconstructions
 
     topo = _anny_topology(spec)
     info = {"run": BODY_MODEL_RUN, "path": "", "arch": "anny (phenotype + joint angles, fitted)", "epochs": "",
             "checkpoint": "", "template": spec}
-    out = RunEvaluation(info, body_model_reconstructions(meshes, topo, max(1, batch_size), device or "cpu"))
-    model = AnnyAsEmbedding(topo, device or "cpu")
+    dev = pick_device(device)
+    out = RunEvaluation(info, body_model_reconstructions(meshes, topo, max(1, batch_size), dev))
+    model = AnnyAsEmbedding(topo, dev)
     if "pose" in meshes:
         posed, prec = meshes["pose"], out.reconstructions["pose"]
         out.neutral_from_pose = disentangle.neutral_from_pose(model, posed, prec)

@@ -34,8 +34,7 @@ share one e_s (``--share-shape``, the paper's "_s" rows) and keep their own e_p,
 
 Point clouds (no faces): normals from a PCA of each point's ``normal_neighbours`` nearest points, oriented after the
 start by the nearest start-body vertex normal (a PCA normal has no sign; the body's own normals, once the start has
-placed it, say which side is out). [merge note: move ``pca_normals`` to ``bodydata/mesh/pointcloud.py`` when that
-module lands.]
+placed it, say which side is out; :func:`bodydata.mesh.pointcloud.pca_normals`).
 
 PMD (:func:`point_to_mesh_mm`): every scan point's distance to the fitted mesh's surface (exact closest point), mm;
 ``pmd_mm`` leaves out the points whose closest fitted-mesh point lies on a hand part (the paper's PMD: the hands of
@@ -68,7 +67,6 @@ __all__ = [
     "Similarity",
     "StartFn",
     "fit_scans_once",
-    "pca_normals",
     "point_to_mesh_mm",
 ]
 
@@ -86,27 +84,12 @@ class Similarity:
         return self.scale * np.asarray(points, np.float64) @ self.rotation.T + self.translation
 
 
-def pca_normals(points: np.ndarray, k: int = 12, tree=None) -> np.ndarray:
-    """Unit normals (m, 3) float64 of a point cloud (m, 3): the least-variance direction of each point's k nearest
-    points (itself included). Unoriented: the sign is arbitrary."""
-    from scipy.spatial import cKDTree
-
-    p = np.asarray(points, np.float64)
-    k = int(min(max(k, 3), len(p)))
-    tree = tree if tree is not None else cKDTree(p)
-    _, nn = tree.query(p, k=k)
-    nb = p[nn.reshape(len(p), k)]
-    nb = nb - nb.mean(1, keepdims=True)
-    cov = np.einsum("mki,mkj->mij", nb, nb)
-    _, vecs = np.linalg.eigh(cov)            # ascending eigenvalues: column 0 is the normal
-    return vecs[:, :, 0]
-
-
 class ScanTarget:
     """One scan or point cloud to fit, in metres, with its normals and a KD-tree.
 
     name : for messages. points : (m, 3) float64 metres. faces : (k, 3) int64, k = 0 for a point cloud.
-    landmarks : {landmark name: scan point id} or None. normal_neighbours : k of :func:`pca_normals`.
+    landmarks : {landmark name: scan point id} or None. normal_neighbours : k of
+    :func:`~bodydata.mesh.pointcloud.pca_normals`.
     ``oriented`` is False for a point cloud until :meth:`orient` has given its normals a side.
     """
 
@@ -137,6 +120,8 @@ class ScanTarget:
             self.normals = vertex_normals(p, f)
             self.oriented = True
         else:
+            from bodydata.mesh.pointcloud import pca_normals
+
             self.normals = pca_normals(p, normal_neighbours, self.tree)
             self.oriented = False
 

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bodydata.bodyfit.orient import UNITS
 from bodydata.errors import BodydataError
 from bodydata.evaluate.fit import FitError
 from bodydata.evaluate.fit_files import FIT_FILES, FitRunReport, list_fit_inputs
@@ -52,8 +53,8 @@ __all__ = ["DEFAULT_SUBJECT_REGEX", "SCAN_FIT_COLUMNS", "UNITS_M", "ScanInput", 
 SCAN_FIT_COLUMNS = ["name", "path", "subject", "status", "pmd_mm", "pmd_wh_mm", "pmd_median_mm", "pmd_p95_mm",
                     "n_points", "hand_points", "overlap", "scale", "iterations", "seconds", "shared_shape", "reason"]
 DEFAULT_SUBJECT_REGEX = r"^(?P<subject>.+)_[^_]*$"
-#: metres per unit of a scan's coordinates
-UNITS_M = {"m": 1.0, "cm": 0.01, "mm": 0.001}
+#: metres per unit of a scan's coordinates (the body fit's units, one table)
+UNITS_M = {name: factor for name, (factor, _) in UNITS.items()}
 
 
 @dataclass

@@ -50,7 +50,7 @@ import numpy as np
 from bodydata.errors import BodydataError
 from bodydata.manifest.status import STATUS_DONE, STATUS_FAILED
 from bodydata.registration.icp import Correspondences, TargetMesh, closest
-from bodydata.registration.register import HAND_PARTS, RegistrationResult, similarity_from_points
+from bodydata.registration.register import HAND_PARTS, RegistrationConfig, RegistrationResult, landmark_start
 
 if TYPE_CHECKING:
     import torch
@@ -65,31 +65,35 @@ class ModelPriorError(BodydataError):
     """A run that cannot serve as the registration prior (another template, no vertices); one line."""
 
 
+_REG = RegistrationConfig()  # the Registrar's defaults: one place for the weights and schedule both use
+
+
 @dataclass
 class ModelPriorConfig:
     """Weights and schedule (the Registrar's names where they mean the same); distances in template metres, angles
     in degrees. lambda_reg : E_reg in the fine stage; shape_weight, pose_weight : Eq. 15's lambda_beta, lambda_theta;
     reverse_weight : rho in the coarse stage, fine_reverse_weight in the fine stage."""
 
-    lambda_icp: float = 5.0
-    lambda_lan: float = 1.0
+    lambda_icp: float = _REG.lambda_icp
+    lambda_lan: float = _REG.lambda_lan
     lambda_reg: float = 1.0
     shape_weight: float = 1.0
     pose_weight: float = 1.0
+    # E_back on in the coarse stage too (the Registrar: 0): it covers target parts no template vertex is near yet
     reverse_weight: float = 1.0
-    fine_reverse_weight: float = 1.0
-    hand_weight: float = 1.0
-    unit: float = 1e-3
-    max_angle: float = 60.0
-    coarse_dists: tuple = (0.10, 0.05, 0.03, 0.02)
-    fine_dists: tuple = (0.03, 0.02, 0.01, 0.01, 0.01, 0.01)
-    coarse_iters: int = 50
-    fine_iters: int = 10
-    fine_landmark_scale: tuple = (1.0, 0.1, 0.01)
-    fine_icp_scale: tuple = (1.0, 1.0, 1.0, 3.0, 10.0, 30.0)
-    ignore_landmarks: tuple = ("crotch",)
-    min_overlap: float = 0.3
-    max_landmark_error: float = 0.08
+    fine_reverse_weight: float = _REG.fine_reverse_weight
+    hand_weight: float = _REG.hand_weight
+    unit: float = _REG.unit
+    max_angle: float = _REG.max_angle
+    coarse_dists: tuple = _REG.coarse_dists
+    fine_dists: tuple = _REG.fine_dists
+    coarse_iters: int = _REG.coarse_iters
+    fine_iters: int = 10  # L-BFGS steps on the codes per fine round (the Registrar's are on w)
+    fine_landmark_scale: tuple = _REG.fine_landmark_scale
+    fine_icp_scale: tuple = _REG.fine_icp_scale
+    ignore_landmarks: tuple = _REG.ignore_landmarks
+    min_overlap: float = _REG.min_overlap
+    max_landmark_error: float = _REG.max_landmark_error
     device: str | None = None
 
 
@@ -169,14 +173,11 @@ model; the registration runs on the model's device).
         return self.rec(f)
 
     def _prepare(self, vertices: np.ndarray, faces: np.ndarray, landmarks: Mapping[str, int]) -> _Target | str:
-        names = [k for k in self.template.landmarks if k in landmarks and k not in self.config.ignore_landmarks]
-        if len(names) < 4:
-            return f"no landmarks: {len(names)} shared with the template (need >= 4)"
-        tl = np.array([self.template.landmarks[k] for k in names], np.int64)
-        sl = np.array([landmarks[k] for k in names], np.int64)
-        mesh = TargetMesh(vertices, faces)
-        s0, r0, t0 = similarity_from_points(self.mean_body[tl], mesh.vertices[sl])
-        return _Target(mesh, tl, sl, s0, r0, t0)
+        start = landmark_start(self.template.landmarks, self.mean_body, vertices, landmarks,
+                               self.config.ignore_landmarks)
+        if isinstance(start, str):
+            return start
+        return _Target(TargetMesh(vertices, faces), start.tl, start.sl, start.s0, start.r0, start.t0)
 
     def _correspond(self, target: TargetMesh, x: np.ndarray, dist: float) -> tuple[Correspondences, Correspondences]:
         """Gated closest vertices template -> target and target -> template surface at ``dist`` (target units)."""

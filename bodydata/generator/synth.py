@@ -67,6 +67,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from bodydata.device import pick_device
 from bodydata.errors import BodydataError
 from bodydata.fsutil import atomic_write_text
 from bodydata.generator import layout
@@ -272,7 +273,7 @@ class AnnySynth:
         import anny
 
         self.torch = torch
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = pick_device(device)
         self.topology = topology
         self.extra_topologies = tuple(extra_topologies)
         self.distribution = distribution

@@ -25,7 +25,7 @@ import numpy as np
 
 from bodydata.errors import BodydataError
 
-__all__ = ["Downsampled", "estimate_normals", "orient_normals", "voxel_downsample"]
+__all__ = ["Downsampled", "estimate_normals", "orient_normals", "pca_normals", "voxel_downsample"]
 
 _CHUNK = 50_000  # points per PCA step: bounds the (chunk, k, 3) neighbour array
 _CREASE_COS = 0.5  # neighbours whose normals differ by more than 60 degrees hand no sign to each other
@@ -49,18 +49,33 @@ def _check_points(points: np.ndarray, what: str) -> np.ndarray:
     return p
 
 
+def pca_normals(points: np.ndarray, k: int = 16, tree=None, backend: str = "numpy") -> np.ndarray:
+    """Unoriented unit normals (n, 3) float64 of points (n, 3): the least-variance direction of each point's k nearest
+    neighbours (itself included); the sign is arbitrary. ``tree`` : a ``scipy.spatial.cKDTree`` of the points when
+    the caller has one."""
+    return _pca(_check_points(points, "pca_normals"), k, tree, backend, "pca_normals")[0]
+
+
 def estimate_normals(points: np.ndarray, k: int = 16, viewpoints: np.ndarray | None = None,
                      backend: str = "numpy") -> np.ndarray:
-    """Unit normals (n, 3) float64 of points (n, 3): the least-variance direction of each point's k nearest
-    neighbours (itself included), oriented towards ``viewpoints`` ((n, 3) or (3,), e.g. the sensor of each scan
-    point) when given, else by propagation (:func:`orient_normals`)."""
+    """Unit normals (n, 3) float64 of points (n, 3): :func:`pca_normals`, oriented towards ``viewpoints`` ((n, 3) or
+    (3,), e.g. the sensor of each scan point) when given, else by propagation (:func:`orient_normals`)."""
     p = _check_points(points, "estimate_normals")
-    if len(p) < 3:
-        raise BodydataError(f"estimate_normals: need at least 3 points, got {len(p)}")
-    k = int(min(max(k, 3), len(p)))
-    from scipy.spatial import cKDTree
+    normals, nn = _pca(p, k, None, backend, "estimate_normals")
+    return orient_normals(p, normals, viewpoints=viewpoints, neighbours=nn)
 
-    _, nn = cKDTree(p).query(p, k=k)
+
+def _pca(p: np.ndarray, k: int, tree, backend: str, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """(unoriented normals (n, 3), the k nearest neighbours (n, k) int64 they came from) of checked points p;
+    ``what`` names the caller in errors."""
+    if len(p) < 3:
+        raise BodydataError(f"{what}: need at least 3 points, got {len(p)}")
+    k = int(min(max(k, 3), len(p)))
+    if tree is None:
+        from scipy.spatial import cKDTree
+
+        tree = cKDTree(p)
+    _, nn = tree.query(p, k=k)
     if backend == "open3d":
         normals = _open3d_normals(p, k)
     elif backend == "numpy":
@@ -71,8 +86,8 @@ def estimate_normals(points: np.ndarray, k: int = 16, viewpoints: np.ndarray | N
             _, vecs = np.linalg.eigh(np.einsum("nki,nkj->nij", nb, nb))
             normals[s:s + _CHUNK] = vecs[:, :, 0]                # eigh sorts ascending: least variance first
     else:
-        raise BodydataError(f"estimate_normals: unknown backend {backend!r} (expected numpy or open3d)")
-    return orient_normals(p, normals, viewpoints=viewpoints, neighbours=nn)
+        raise BodydataError(f"{what}: unknown backend {backend!r} (expected numpy or open3d)")
+    return normals, nn
 
 
 def orient_normals(points: np.ndarray, normals: np.ndarray, viewpoints: np.ndarray | None = None,

@@ -226,7 +226,7 @@ def _finder(o: ConvertOptions, registrar: Registrar):
     def build():
         from bodydata.registration.body_landmarks import BodyLandmarks
 
-        return BodyLandmarks(names, device=o.device or "cpu", template_topology=topo)
+        return BodyLandmarks(names, device=o.device, template_topology=topo)
 
     return _FINDERS.get(cache_key(names, o.device, topo), build)
 

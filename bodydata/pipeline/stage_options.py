@@ -113,6 +113,7 @@ class EvaluateOptions:
 
     iterations: int = option(200, click.IntRange(min=0), "Eq. 15 Adam steps at most per mesh")
     figures: bool = option(True, click.BOOL, "CED curves and error maps")
+    body_model: bool = option(True, click.BOOL, "the row of anny itself fitted to the same meshes (anny templates)")
     train_step: str | None = option(None, click.STRING, "train step whose run to evaluate")
     dataset_step: str | None = option(None, click.STRING, "build-dataset step whose test split to use")
 

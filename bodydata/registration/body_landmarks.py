@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bodydata.bodyfit.fit import BodyFit, BodyFitSettings, BodyFitter
+from bodydata.device import pick_device
 from bodydata.errors import BodydataError
 
 __all__ = ["BodyLandmarks", "BodyLandmarksError", "LANDMARK_MODES", "LandmarkFind"]
@@ -44,9 +45,10 @@ class BodyLandmarks:
 
     names : the template's landmark names (those anny also has are found; at least 4 are needed); template_topology :
     the template's anny topology (``notoes``, ``notoes_collapse10pc``) when it is anny's own mesh: the fit is then
-    made in it and the fitted body is returned as the registration's guide (an articulated correspondence)."""
+    made in it and the fitted body is returned as the registration's guide (an articulated correspondence).
+    device : where the fit runs (None: CUDA when present, :func:`bodydata.device.pick_device`)."""
 
-    def __init__(self, names: list[str], settings: BodyFitSettings = BodyFitSettings(), device: str = "cpu",
+    def __init__(self, names: list[str], settings: BodyFitSettings = BodyFitSettings(), device: str | None = None,
                  template_topology: str | None = None) -> None:
         import dataclasses
 
@@ -60,7 +62,7 @@ class BodyLandmarks:
         if len(self.names) < 4:
             raise BodyLandmarksError(f"the template shares only {len(self.names)} landmark names with anny (need >= 4)")
         self.ids = np.array([own[n] for n in self.names], np.int64)
-        self.fitter = BodyFitter(settings, device)
+        self.fitter = BodyFitter(settings, pick_device(device))
 
     def find(self, vertices: np.ndarray, faces: np.ndarray | None = None) -> LandmarkFind:
         """vertices : (m, 3) float64 target, faces : (k, 3) int64 or None (a point cloud) -> its landmarks from the

@@ -12,21 +12,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from bodydata.device import pick_device
 from bodydata.registration.prior import SparsePrior
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["PriorDeformer", "pick_device"]
-
-
-def pick_device(device: str | torch.device | None = None) -> torch.device:
-    """torch.device: the given one, else CUDA when available, else CPU."""
-    import torch
-
-    if device is not None:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+__all__ = ["PriorDeformer"]
 
 
 class PriorDeformer:

@@ -236,9 +236,10 @@ def expression_med(prior: SparsePrior, features: np.ndarray, vertices: np.ndarra
     Returns {'med_mm': (B,) mean vertex distance of the mesh rebuilt from ``f(w*)`` after the best
     translation, 'floor_mm': (B,) the same for the unprojected features (the ACAP round trip), 'w': (B, K)}.
     """
+    from bodydata.device import pick_device
     from bodydata.features.reconstruct import AcapReconstructor
 
-    rec = AcapReconstructor(template_vertices, faces, weighting=prior.weighting, device=device or "cpu")
+    rec = AcapReconstructor(template_vertices, faces, weighting=prior.weighting, device=pick_device(device))
     w = prior.express(features)
     out = {"w": w}
     for key, feats in (("med_mm", prior.features(w)), ("floor_mm", np.asarray(features, np.float64))):

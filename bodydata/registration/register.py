@@ -73,7 +73,8 @@ if TYPE_CHECKING:
 # one target of a batch: vertices (m, 3) float64, faces (k, 3) int64, landmarks {name: target vertex id}
 Target = tuple[np.ndarray, np.ndarray, Mapping[str, int]]
 
-__all__ = ["HAND_PARTS", "Registrar", "RegistrationConfig", "RegistrationResult", "similarity_from_points"]
+__all__ = ["HAND_PARTS", "LandmarkStart", "Registrar", "RegistrationConfig", "RegistrationResult", "landmark_start",
+           "similarity_from_points"]
 
 HAND_PARTS = ("hand_L", "hand_R")
 
@@ -137,6 +138,34 @@ def similarity_from_points(src: np.ndarray, dst: np.ndarray,
 
     a = align(src, dst, scale=scale)
     return float(a.scale), a.rotation, a.translation
+
+
+@dataclass
+class LandmarkStart:
+    """Step (0) of a registration: the landmark pairs (template ids tl (L,) int64, target ids sl (L,) int64) and the
+    similarity (s0, r0 (3, 3), t0 (3,)) that carries the reference body's landmarks onto the target's."""
+
+    tl: np.ndarray
+    sl: np.ndarray
+    s0: float
+    r0: np.ndarray
+    t0: np.ndarray
+
+
+def landmark_start(template_landmarks: Mapping[str, int], reference: np.ndarray, target: np.ndarray,
+                   landmarks: Mapping[str, int], ignore: Sequence[str] = ()) -> LandmarkStart | str:
+    """The landmark similarity start shared by every registrar: the landmarks named both by the template
+    (``template_landmarks`` {name: template vertex id}, in its order) and by the target (``landmarks`` {name: target
+    vertex id}) minus ``ignore``, and the Umeyama similarity of ``reference`` (n, 3) float64 (the template's vertices,
+    or a learned prior's mean body) onto ``target`` (m, 3) float64 at them. Returns the reason as a string when
+    fewer than 4 landmarks are shared (the caller's failed row)."""
+    names = [k for k in template_landmarks if k in landmarks and k not in ignore]
+    if len(names) < 4:
+        return f"no landmarks: {len(names)} shared with the template (need >= 4)"
+    tl = np.array([template_landmarks[k] for k in names], np.int64)
+    sl = np.array([landmarks[k] for k in names], np.int64)
+    s0, r0, t0 = similarity_from_points(np.asarray(reference, np.float64)[tl], np.asarray(target, np.float64)[sl])
+    return LandmarkStart(tl, sl, s0, r0, t0)
 
 
 @dataclass
@@ -365,14 +394,11 @@ class Registrar:
     def _prepare(self, index: int, vertices: np.ndarray, faces: np.ndarray,
                  landmarks: Mapping[str, int]) -> _Body | str:
         """One target's KD-tree, landmark pairs and landmark similarity, or the reason it cannot be registered."""
-        names = [k for k in self.template.landmarks if k in landmarks and k not in self.config.ignore_landmarks]
-        if len(names) < 4:
-            return f"no landmarks: {len(names)} shared with the template (need >= 4)"
-        tl = np.array([self.template.landmarks[k] for k in names], np.int64)
-        sl = np.array([landmarks[k] for k in names], np.int64)
-        target = TargetMesh(vertices, faces)
-        s0, r0, t0v = similarity_from_points(self.template.vertices[tl], target.vertices[sl])
-        return _Body(index, target, tl, sl, s0, r0, t0v)
+        start = landmark_start(self.template.landmarks, self.template.vertices, vertices, landmarks,
+                               self.config.ignore_landmarks)
+        if isinstance(start, str):
+            return start
+        return _Body(index, TargetMesh(vertices, faces), start.tl, start.sl, start.s0, start.r0, start.t0)
 
     def _lbfgs_lockstep(self, groups: list, energy: Callable[[], Any], max_iter: int) -> tuple[np.ndarray, np.ndarray]:
         """Minimise every body's energy with its own L-BFGS (torch's, strong Wolfe line search) over its own

@@ -298,6 +298,7 @@ class Trainer:
 
         cfg = self.config
         t0 = time.perf_counter()
+        self._curves_at = t0
         threads = torch.get_num_threads()
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
@@ -364,8 +365,9 @@ class Trainer:
             state["optimizer"] = self.optimizer.state_dict()
         save_state(self.out, state)  # last: the state names the epoch of a complete checkpoint
         self.saved_epoch = epoch + 1
-        # the picture costs ~0.5 s: redraw it at most every 30 s and at the end
-        if last or time.perf_counter() - getattr(self, "_curves_at", -math.inf) > 30:
+        # the picture costs ~0.5-1.5 s: draw it 30 s into the run, then at most every 30 s, and at the end (a short
+        # run draws it once)
+        if last or time.perf_counter() - self._curves_at > 30:
             self._write_curves()
             self._curves_at = time.perf_counter()
         self._write_card(finished_epochs=epoch + 1)

@@ -11,7 +11,8 @@ LITE = "notoes_collapse10pc"
 def fitter():
     from bodydata.bodyfit.fit import BodyFitSettings, BodyFitter
 
-    return BodyFitter(BodyFitSettings(topology=LITE, n_points=2000))
+    # fewer start poses and kept hypotheses than the defaults (4, 5): on these bodies the same fits, a quarter faster
+    return BodyFitter(BodyFitSettings(topology=LITE, n_points=2000, keep=3, start_poses=("standing_relaxed", "t_pose")))
 
 
 @pytest.fixture(scope="module")

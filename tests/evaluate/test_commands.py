@@ -111,7 +111,7 @@ def test_evaluate_rejects_a_run_of_another_template(dhnn_run, eval_dataset, tmp_
     card["template"]["digest"] = "0" * 64
     (other / "card.json").write_text(json.dumps(card))
     res = _invoke("evaluate", "--run", other, "--dataset", eval_dataset[0], "--out", tmp_path / "r", "--no-figures",
-                  "--iterations", 1)
+                  "--iterations", 1, "--no-body-model")
     assert res.exit_code == 1 and "another template" in res.output
     res = _invoke("evaluate", "--run", other, "--dataset", tmp_path / "nope", "--out", tmp_path / "r")
     assert res.exit_code == 2 and "Traceback" not in res.output

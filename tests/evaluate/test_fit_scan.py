@@ -17,9 +17,9 @@ from bodydata.evaluate.fit_scan import (
     ScanFitter,
     ScanTarget,
     Similarity,
-    pca_normals,
     point_to_mesh_mm,
 )
+from bodydata.mesh.pointcloud import pca_normals
 
 FAST = ScanFitSettings(round_iterations=30)
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from bodydata.errors import BodydataError
-from bodydata.mesh.pointcloud import estimate_normals, orient_normals, voxel_downsample
+from bodydata.mesh.pointcloud import estimate_normals, orient_normals, pca_normals, voxel_downsample
 from bodydata.mesh.raycast import open3d_available
 
 
@@ -52,6 +52,23 @@ def test_propagation_orients_the_inside_of_a_torus_where_the_centroid_rule_fails
     assert (cos > 0.99).all()
     away = ((p - p.mean(0)) * true_n).sum(1) < 0             # points whose outward normal faces the centroid
     assert away.mean() > 0.2                                   # the centroid rule alone would get these wrong
+
+
+def test_pca_normals_are_a_per_point_loop_and_estimate_normals_up_to_the_sign():
+    from scipy.spatial import cKDTree
+
+    p, _ = torus_points(600, seed=5)
+    raw = pca_normals(p, k=9)
+    _, nn = cKDTree(p).query(p, k=9)
+    for i in range(len(p)):                                   # naive: smallest-eigenvalue direction, one at a time
+        q = p[nn[i]] - p[nn[i]].mean(0)
+        w, v = np.linalg.eigh(q.T @ q)
+        assert abs(raw[i] @ v[:, 0]) == pytest.approx(1.0, abs=1e-9)
+    oriented = estimate_normals(p, k=9)
+    np.testing.assert_allclose(np.abs((raw * oriented).sum(1)), 1.0, atol=1e-12)
+    np.testing.assert_allclose(pca_normals(p, k=9, tree=cKDTree(p)), raw, atol=0)
+    with pytest.raises(BodydataError, match="pca_normals: need at least 3 points"):
+        pca_normals(np.zeros((2, 3)))
 
 
 def test_orient_normals_of_separate_pieces():

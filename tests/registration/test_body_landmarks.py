@@ -23,7 +23,8 @@ def setup(anny_lite_template):
     test = anny_bodies(LITE, 1, 1, seed=11, first_identity=500, extra_topologies=("anny",))
     pr = build_prior(AcapExtractor(t.vertices, t.faces)(train.vertices[LITE]).f, t.vertices, t.faces, t.part_labels,
                      60, "anny-lite")
-    finder = BodyLandmarks(sorted(t.landmarks), BodyFitSettings(n_points=2000), template_topology=LITE)
+    fast = BodyFitSettings(n_points=2000, keep=3, start_poses=("standing_relaxed", "t_pose"))  # as the body fit tests
+    finder = BodyLandmarks(sorted(t.landmarks), fast, device="cpu", template_topology=LITE)
     return t, Registrar(t, pr, RegistrationConfig(**FAST)), test, finder
 
 

@@ -16,7 +16,7 @@ def test_faust_registration_auto_landmarks_near_smpl_landmarks(shared_data, mesh
     mesh = read_mesh(path)
     smpl = load_landmarks("smpl_6890")
     # FAUST is y-up in metres; the fit is told neither
-    finder = BodyLandmarks(list(LANDMARK_NAMES), BodyFitSettings())
+    finder = BodyLandmarks(list(LANDMARK_NAMES), BodyFitSettings(), device="cpu")
     got = finder.find(mesh.vertices, mesh.faces)
     assert got.fit.status == "done" and got.fit.units == "m", got.reason
     # two body models' rules for one landmark differ by 1-2 cm (the crotch by 7 cm, shoulders on raised arms by up

@@ -37,7 +37,9 @@ def test_dhnn_overfits_the_tiny_set_and_keeps_its_constraints(tiny_dataset, tmp_
     The neutral branch (f_s, g_s) falls ~15x; the posed f, decoded through sampled codes while training, ~4x in this
     budget (it keeps falling with more steps: a VAE's reconstruction converges slower than an autoencoder's)."""
     ds, _ = tiny_dataset
-    tr = Trainer(ds, tmp_path / "run", load_config(_config(tmp_path), overrides={"epochs": 300}), progress=False)
+    # a checkpoint every 100 epochs (default 1): the same training, without 300 rounds of checkpoint files
+    tr = Trainer(ds, tmp_path / "run", load_config(_config(tmp_path, checkpoint_every=100), overrides={"epochs": 300}),
+                 progress=False)
     before = tr.evaluate("train")
     res = tr.run()
     after = tr.evaluate("train")
