@@ -44,15 +44,26 @@ def test_unpose_known_skeleton_returns_rest(lite_body):
     # un-posed at the mesh's size (s != 1) and re-posed into the same angles: the mesh in anny's frame, same size
     again = repose(lite_body, phen, angles, rest, scale)
     np.testing.assert_allclose(again, scale[:, None, None] * out.posed.numpy(), atol=1e-9)
-    # residual detail rides along in the bone frame: a bump added to the posed mesh comes back un-posed by M_i^-1
-    bump = np.zeros_like(mesh[0])
-    bump[100] = [0.0, 0.0, 0.01]
-    rest2 = unpose(lite_body, _slice(p, 0), out.posed.numpy()[0] * scale[0] @ rot[0].T + shift[0] + bump @ rot[0].T * scale[0])
+    # residual detail rides along in the bone frame: a bump added to the posed mesh comes back turned by the rotation
+    # nearest the vertex's blended transform; where one bone drives the vertex that is exactly M_i^-1
+    from scipy.linalg import polar
+
     from bodydata.neutral.unpose import skinning_transforms
 
-    m = skinning_transforms(lite_body, _slice(p, 0))[0, 100, :3, :3]
-    np.testing.assert_allclose(rest2[100] - scale[0] * out.rest.numpy()[0, 100], scale[0] * np.linalg.solve(m, bump[100]),
-                               atol=1e-9)
+    m_all = skinning_transforms(lite_body, _slice(p, 0))[0, :, :3, :3]
+    top = lite_body.weights.numpy().max(1)
+    rigid, blended = int(np.argmax(top)), int(np.argmin(top))
+    assert top[rigid] > 0.999 and top[blended] < 0.6
+    bump = np.zeros_like(mesh[0])
+    bump[[rigid, blended]] = [[0.0, 0.0, 0.01], [0.02, -0.01, 0.0]]
+    rest2 = unpose(lite_body, _slice(p, 0), out.posed.numpy()[0] * scale[0] @ rot[0].T + shift[0] + bump @ rot[0].T * scale[0])
+    moved = rest2 - scale[0] * out.rest.numpy()[0]
+    np.testing.assert_allclose(moved[rigid], scale[0] * np.linalg.solve(m_all[rigid], bump[rigid]), atol=1e-9)
+    q = polar(m_all[blended])[0]
+    np.testing.assert_allclose(moved[blended], scale[0] * q.T @ bump[blended], atol=1e-9)
+    assert abs(np.linalg.norm(moved[blended]) - scale[0] * np.linalg.norm(bump[blended])) < 1e-9
+    others = np.setdiff1d(np.arange(len(moved)), [rigid, blended])
+    assert np.abs(moved[others]).max() < 1e-9
 
 
 def _slice(p, i):
