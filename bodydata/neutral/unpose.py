@@ -22,7 +22,7 @@ __all__ = ["UnposeError", "repose", "skinning_transforms", "unpose"]
 
 
 class UnposeError(BodydataError, ValueError):
-    """A mesh or fit that does not match the body's topology, or a blended transform that reflects."""
+    """A mesh or fit that does not match the body's topology."""
 
 
 def skinning_transforms(body: AnnyBody, params: BodyParams) -> np.ndarray:
@@ -60,9 +60,10 @@ def unpose(body: AnnyBody, params: BodyParams, meshes: np.ndarray) -> np.ndarray
         fit_rest = out.rest.cpu().numpy().astype(np.float64)
         fit_posed = out.posed.cpu().numpy().astype(np.float64)
     u, _, vt = np.linalg.svd(m[..., :3, :3])
-    q = u @ vt
-    if np.any(np.linalg.det(q) < 0):
-        raise UnposeError("a blended skinning transform is a reflection: the pose cannot be inverted there")
+    # the nearest proper rotation: a blend of bones turned far apart can fold (det M < 0)
+    fold = np.ones(u.shape[:-1])
+    fold[..., 2] = np.sign(np.linalg.det(u @ vt))
+    q = (u * fold[..., None, :]) @ vt
     rest = fit_rest + np.einsum("bnji,bnj->bni", q, local - fit_posed)
     rest = rest * s[:, None, None]
     return rest[0] if single else rest
