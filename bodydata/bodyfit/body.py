@@ -118,8 +118,13 @@ class AnnyBody:
         pose and only m vertices are skinned, which makes many evaluations of one identity (finite-difference
         Jacobians) cheap."""
         transforms, _ = self.model.get_bone_transforms(self.rig.pose_parameters(angles), rest_bone_poses)
-        blend = torch.einsum("mb,nbij->nmij", self.dense_weights[ids], transforms[..., :3, :])  # (N, m, 3, 4)
-        return (blend[..., :3] @ rest_vertices[:, ids, :, None]).squeeze(-1) + blend[..., 3]
+        n_rows, n_bones = transforms.shape[:2]
+        # a vertex has 2.5 bones on average out of 104: a sparse product is ~40x fewer operations than a dense one
+        weights = self.dense_weights[ids].to_sparse()
+        flat = transforms[..., :3, :].permute(1, 0, 2, 3).reshape(n_bones, n_rows * 12)
+        blend = torch.sparse.mm(weights, flat).view(len(ids), n_rows, 3, 4).permute(1, 0, 2, 3)  # (N, m, 3, 4)
+        rest = rest_vertices[:, ids]
+        return torch.einsum("nmij,nmj->nmi", blend[..., :3], rest.expand(n_rows, -1, -1)) + blend[..., 3]
 
     @property
     def dense_weights(self) -> torch.Tensor:

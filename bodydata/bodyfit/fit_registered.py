@@ -142,7 +142,9 @@ class RegisteredFitter:
         ref = self._reference
         rc = wn.T @ ref  # (k, 3)
         zc = np.einsum("nk,bnd->bkd", wn, local)
-        cov = np.einsum("nk,bnki,nkj->bkij", wn, local[:, :, None, :] - zc[:, None], ref[:, None, :] - rc[None])
+        # sum_n w_nk (z_n - zc_k)(r_n - rc_k)^T = sum_n w_nk z_n r_n^T - zc_k rc_k^T (the weights sum to 1): one product
+        outer = (local[:, :, :, None] * ref[None, :, None, :]).reshape(len(local), len(ref), 9)
+        cov = (wn.T @ outer).reshape(len(local), -1, 3, 3) - zc[..., :, None] * rc[None, :, None, :]
         g = torch.as_tensor(kabsch_rotation(cov), dtype=body.dtype, device=body.device)  # (B, k, 3, 3)
         m = torch.as_tensor(np.sqrt(mass[used]), dtype=body.dtype, device=body.device)
         idx = torch.as_tensor(np.flatnonzero(used), device=body.device)
