@@ -60,6 +60,7 @@ class FitSettings:
     rigid: bool = True
     tolerance: float = 1e-5
     patience: int = 20
+    solver: Literal["lm", "adam"] = "lm"
 
     @property
     def alignment(self) -> str:
@@ -103,6 +104,8 @@ class MeshFitter:
                  markers: Sequence[int] | None = None):
         if settings.init not in ("encoder", "zero"):
             raise FitError(f"unknown init {settings.init!r} (expected encoder or zero)")
+        if settings.solver not in ("lm", "adam"):
+            raise FitError(f"unknown solver {settings.solver!r} (expected lm or adam)")
         if settings.iterations < 0:
             raise FitError("iterations must be >= 0")
         self.model = model.eval().requires_grad_(False)
@@ -180,8 +183,6 @@ class MeshFitter:
         """Fit a batch. targets : (B, n, 3) float metres in the template's connectivity. features : (B, n, 9) raw
         ACAP features of the targets for the encoder start (computed when needed and not given). start : (B, L)
         codes to start from instead (e.g. a previous fit)."""
-        from bodydata.features.polar import rotation_exp_torch
-
         s = self.settings
         q = np.asarray(targets, np.float64)
         if q.ndim != 3 or q.shape[1:] != (self.n_vertices, 3):
@@ -202,6 +203,33 @@ class MeshFitter:
             r0, tr0 = np.broadcast_to(np.eye(3), (bsz, 3, 3)).copy(), np.zeros((bsz, 3))
         r0 = torch.as_tensor(r0, device=self.device)
         start_med = _med(p0 @ r0.transpose(1, 2) + torch.as_tensor(tr0, device=self.device)[:, None], target)
+        if s.solver == "lm":
+            from bodydata.evaluate.fit_lm import lm_fit
+
+            zb, rot, tb, steps, _ = lm_fit(self, z0, r0, torch.as_tensor(tr0, device=self.device).clone(), target)
+        else:
+            zb, rot, tb, steps = self._adam(z0, r0, tr0, target)
+        with torch.no_grad():
+            fitted = self.decode_vertices(zb) @ rot.transpose(1, 2) + tb[:, None, :]
+            energy = self.energy(zb, rot, tb, target)
+            med = _med(fitted, target)
+        seconds = (time.perf_counter() - t0) / bsz
+        zn = zb.detach().cpu().numpy().astype(np.float32)
+        shape = pose = None
+        if self.model.disentangled:
+            g = self.model.net.latent_groups()
+            shape, pose = zn[:, g["shape"]], zn[:, g["pose"]]
+        return FitResult(zn, shape, pose, rot.cpu().numpy(), tb.cpu().numpy(), fitted.cpu().numpy(), med,
+                         start_med, energy.cpu().numpy(), steps.cpu().numpy(), np.full(bsz, seconds))
+
+    def _adam(self, z0: torch.Tensor, r0: torch.Tensor, tr0: np.ndarray, target: torch.Tensor
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Adam from codes z0 (B, L), rotation r0 (B, 3, 3), translation tr0 (B, 3): each mesh's lowest-energy
+        codes, rotation, translation and its step count."""
+        from bodydata.features.polar import rotation_exp_torch
+
+        s = self.settings
+        bsz = len(z0)
         z = z0.clone().requires_grad_(True)
         omega = torch.zeros(bsz, 3, dtype=torch.float64, device=self.device, requires_grad=s.rigid)
         trans = torch.as_tensor(tr0, device=self.device).clone().requires_grad_(s.rigid)
@@ -234,19 +262,8 @@ class MeshFitter:
             e.sum().backward()
             opt.step()
             sched.step()
-        with torch.no_grad():
-            zb, ob, tb = best
-            rot = rotation_exp_torch(ob) @ r0
-            fitted = self.decode_vertices(zb) @ rot.transpose(1, 2) + tb[:, None, :]
-            med = _med(fitted, target)
-        seconds = (time.perf_counter() - t0) / bsz
-        zn = zb.detach().cpu().numpy().astype(np.float32)
-        shape = pose = None
-        if self.model.disentangled:
-            g = self.model.net.latent_groups()
-            shape, pose = zn[:, g["shape"]], zn[:, g["pose"]]
-        return FitResult(zn, shape, pose, rot.cpu().numpy(), tb.cpu().numpy(), fitted.cpu().numpy(), med,
-                         start_med, best_e.cpu().numpy(), steps.cpu().numpy(), np.full(bsz, seconds))
+        zb, ob, tb = best
+        return zb, (rotation_exp_torch(ob) @ r0).detach(), tb, steps
 
 
 def _med(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
