@@ -31,7 +31,14 @@ from bodydata.evaluate.metrics import MM_PER_M, med_mm
 if TYPE_CHECKING:
     from bodydata.model.embedding import BodyEmbedding
 
-__all__ = ["FitError", "FitSettings", "FitResult", "MeshFitter"]
+__all__ = ["DEFAULT_STEPS", "SOLVERS", "FitError", "FitSettings", "FitResult", "MeshFitter"]
+
+
+#: The solvers of Eq. 15 (``FitSettings.solver``) and their names in reports.
+SOLVERS = {"lm": "Levenberg–Marquardt", "adam": "Adam"}
+#: Steps at most per solver when ``FitSettings.iterations`` is None: LM's 10 fit in 2 s per anny-lite mesh on one CPU
+#: core (``benchmarks/bench_fit.py``); Adam's 200 are the paper's.
+DEFAULT_STEPS = {"lm": 10, "adam": 200}
 
 
 class FitError(BodydataError):
@@ -43,16 +50,18 @@ class FitSettings:
     """Eq. 15's weights and the optimiser's settings.
 
     vertex_weight : λ per mm² (1.0 = the paper's 1e6 per m²).  shape_weight, pose_weight : λ_β, λ_θ.
-    iterations : Adam steps at most (paper: about 200).  lr_code : step on the codes (latent units).
-    lr_rotation : step on the rotation vector (radians).  lr_translation : step on t (metres).
+    solver : ``"lm"`` (Levenberg–Marquardt, :mod:`bodydata.evaluate.fit_lm`) or ``"adam"``.
+    iterations : steps at most; None: the solver's own (:data:`DEFAULT_STEPS`: LM 10, Adam 200, the paper's about
+    200).  lr_code : Adam's step on the codes (latent units).
+    lr_rotation : Adam's step on the rotation vector (radians).  lr_translation : Adam's step on t (metres).
     rigid : optimise R, t (False: identity and zero, alignment "none").  init : ``"encoder"`` or ``"zero"``.
-    tolerance, patience : early stop (relative energy decrease over ``patience`` iterations).
+    tolerance, patience : early stop, relative energy decrease over ``patience`` Adam steps or over one kept LM step.
     """
 
     vertex_weight: float = 1.0
     shape_weight: float = 1.0
     pose_weight: float = 1.0
-    iterations: int = 200
+    iterations: int | None = None
     lr_code: float = 0.1
     init: Literal["encoder", "zero"] = "encoder"
     lr_rotation: float = 0.01
@@ -61,6 +70,11 @@ class FitSettings:
     tolerance: float = 1e-5
     patience: int = 20
     solver: Literal["lm", "adam"] = "lm"
+
+    @property
+    def steps(self) -> int:
+        """The step limit in force: ``iterations`` or the solver's default."""
+        return DEFAULT_STEPS[self.solver] if self.iterations is None else int(self.iterations)
 
     @property
     def alignment(self) -> str:
@@ -77,7 +91,7 @@ class FitResult:
     vertices : (B, n, 3) float64 metres, the fitted meshes in the targets' frame (R p + t).
     med_mm : (B,) float64 MED to the targets over ALL vertices (markers or not), after the fit's R, t.
     start_med_mm : (B,) the same for the starting codes (encoder or zero) after their Kabsch alignment.
-    energy : (B,) final Eq. 15 energy.  iterations : (B,) int Adam steps each mesh took before it converged.  seconds : (B,) the batch's wall time / B.
+    energy : (B,) final Eq. 15 energy.  iterations : (B,) int steps each mesh took (Adam steps, or LM steps tried) before it stopped.  seconds : (B,) the batch's wall time / B.
     """
 
     z: np.ndarray
@@ -104,9 +118,9 @@ class MeshFitter:
                  markers: Sequence[int] | None = None):
         if settings.init not in ("encoder", "zero"):
             raise FitError(f"unknown init {settings.init!r} (expected encoder or zero)")
-        if settings.solver not in ("lm", "adam"):
-            raise FitError(f"unknown solver {settings.solver!r} (expected lm or adam)")
-        if settings.iterations < 0:
+        if settings.solver not in SOLVERS:
+            raise FitError(f"unknown solver {settings.solver!r} (expected {' or '.join(SOLVERS)})")
+        if settings.iterations is not None and settings.iterations < 0:
             raise FitError("iterations must be >= 0")
         self.model = model.eval().requires_grad_(False)
         self.settings = settings
@@ -237,14 +251,14 @@ class MeshFitter:
         if s.rigid:
             groups += [{"params": [omega], "lr": s.lr_rotation}, {"params": [trans], "lr": s.lr_translation}]
         opt = torch.optim.Adam(groups)
-        sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=0.1 ** (1.0 / max(s.iterations, 1)))
+        sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=0.1 ** (1.0 / max(s.steps, 1)))
         best_e = torch.full((bsz,), float("inf"), dtype=torch.float64, device=self.device)
         best = [z.detach().clone(), omega.detach().clone(), trans.detach().clone()]
         active = torch.ones(bsz, dtype=torch.bool, device=self.device)
         steps = torch.zeros(bsz, dtype=torch.int64, device=self.device)
         history: list[torch.Tensor] = []
-        for it in range(s.iterations + 1):
-            with torch.set_grad_enabled(it < s.iterations):
+        for it in range(s.steps + 1):
+            with torch.set_grad_enabled(it < s.steps):
                 rot = rotation_exp_torch(omega) @ r0
                 e = self.energy(z, rot, trans, target)
             with torch.no_grad():
@@ -255,7 +269,7 @@ class MeshFitter:
                     b[better] = cur.detach()[better].to(b.dtype)
                 history.append(best_e.clone())
                 active &= ~_converged(history, s.patience, s.tolerance)
-            if it == s.iterations or not bool(active.any()):
+            if it == s.steps or not bool(active.any()):
                 break
             steps += active.long()
             opt.zero_grad(set_to_none=True)
