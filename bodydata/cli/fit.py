@@ -16,7 +16,8 @@ Examples:
   bodydata fit --run runs/dhnn --target-kind scan --meshes clouds --landmarks one_topology.csv --fit-scale --out OUT
 
 \b
-Eq. 15 weights in our units: λ = 1 per mm² (the paper's 1e6 per m²), λ_β = λ_θ = 1.
+Eq. 15 weights in our units: λ = 1 per mm² (the paper's 1e6 per m²), λ_β = λ_θ = 1. Solver: Levenberg-Marquardt,
+10 steps at most (--solver adam: Adam, 200 steps at most); --iterations changes the limit.
 Writes OUT/meshes/<name>.ply, OUT/codes/<name>.npz and OUT/fit.csv (MED mm, iterations, seconds per mesh).
 Scans (--target-kind scan; meshes in any connectivity or point clouds): a start similarity from each scan's
 landmarks (--landmarks DIR holds <scan stem>.csv, or one CSV for all; name,vertex_id rows naming scan points; else

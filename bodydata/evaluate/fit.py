@@ -9,12 +9,16 @@ p_i the decoded mesh's vertices (the differentiable ACAP solve), q_i the given m
 is λ = 1 per mm² (``FitSettings.vertex_weight``). A single-latent model (meshVAE, PCA) has one prior term,
 λ_β |z|^2. With ``markers`` only those vertices enter the sum (sparse-marker fitting, paper Table 5).
 
-Optimisation: Adam with an exponentially decaying step (to a tenth at the last iteration), codes started from
-the encoder's posterior means of the mesh's ACAP features (or zeros), R, t started from the Kabsch alignment of
-that start onto the mesh; R = exp([ω]x) R_0 with the rotation vector ω optimised. Each mesh keeps its lowest-
-energy state; a mesh stops when its energy has not fallen by more than ``tolerance`` (relative) over the
-last ``patience`` iterations, and keeps that state from then on. Meshes in a batch do not interact (Adam is
-per element; each stops on its own), so the batch size is only a speed option.
+Start: codes from the encoder's posterior means of the mesh's ACAP features (or zeros), R, t from the Kabsch
+alignment of that start onto the mesh. Two solvers (``FitSettings.solver``):
+
+* ``lm`` (default): Levenberg–Marquardt on the residuals (:mod:`bodydata.evaluate.fit_lm`), at most 10 steps.
+* ``adam``: Adam with an exponentially decaying step (to a tenth at the last step), R = exp([ω]x) R_0 with the
+  rotation vector ω optimised, at most 200 steps. Each mesh keeps its lowest-energy state; a mesh stops when its
+  energy has not fallen by more than ``tolerance`` (relative) over the last ``patience`` steps.
+
+Measured by ``benchmarks/bench_fit.py`` (FIGURES). Meshes in a batch do not interact (each has its own steps and stops
+on its own), so the batch size is only a speed option.
 """
 from __future__ import annotations
 

@@ -5,9 +5,11 @@ residuals ``sqrt(λ_β) e_s``, ``sqrt(λ_θ) e_p``. Per mesh the unknowns are th
 the current R (``R <- exp([ω]x) R``, reset after every step) and t: L + 6 numbers against 3n residuals, the shape
 Gauss–Newton suits. The Jacobian of the decoded vertices in the codes is by forward differences in float64 (a
 float64 copy of the network; the shifted code vectors decoded together, a few meshes' worth a call to stay in
-cache); the rotation and translation columns are exact. Normal equations ``(JᵀJ + μ diag JᵀJ) δ = -Jᵀr`` per
-mesh; a step is kept when Eq. 15 itself (the float32 decoder the result is reported with) falls, then μ shrinks,
-otherwise μ grows and the same Jacobian is reused. A mesh stops when a kept step lowers its energy by less than
+cache); the rotation and translation columns are exact. Normal equations ``(JᵀJ + μ D) δ = -Jᵀr`` per mesh, D
+the diagonal of JᵀJ on R, t and its mean over the codes on every code. Each step solves them for five dampings
+(μ/100 .. 100 μ) and decodes all five (a decode costs about 1/L of a Jacobian); the lowest Eq. 15 (the float32
+decoder the result is reported with) is kept when it is below the current one and its damping becomes μ;
+otherwise μ grows 300-fold and the same Jacobian is reused. A mesh stops when a kept step lowers its energy by less than
 ``tolerance`` (relative), when μ runs away, or after ``iterations`` steps (tried steps, kept or not). Each mesh
 is its own problem: the batch only shares decoder calls.
 """
@@ -26,7 +28,7 @@ if TYPE_CHECKING:
 __all__ = ["lm_fit"]
 
 _STEP = 1e-6            # forward-difference step on the codes (latent units), float64
-_MU0 = 1e-3             # starting damping (relative to diag JᵀJ)
+_MU0 = 1e-3             # starting damping (relative to D)
 _MU_MAX = 1e10          # damping past which a mesh is taken as converged (no step lowers the energy)
 _TRIALS = torch.tensor([0.01, 0.1, 1.0, 10.0, 100.0], dtype=torch.float64)  # dampings tried per step, times μ
 # float64 feature entries per Jacobian decoder call (8 MiB): at least one mesh's L + 1 codes a call, more while they
@@ -133,13 +135,12 @@ def lm_fit(fitter: "MeshFitter", z0: torch.Tensor, rot0: torch.Tensor, trans0: t
             a = torch.nonzero(active).flatten()
             na = len(a)
             h = hess[a]
-            # damping: R, t on their own scales (diag JᵀJ); the codes alike (their mean diagonal), the decoder being
-            # about as non-linear along every code (anny-lite posed test meshes: about 2/3 of the distance to
-            # the refined fit left after 10 steps of what diag JᵀJ on the codes leaves, whose weak directions then take steps the linear model cannot predict)
+            # damping D: R, t on their own scales (diag JᵀJ), the codes all alike (their mean diagonal): the decoder
+            # is about as non-linear along every code, and diag JᵀJ lets the weakly seen codes take steps the linear
+            # model cannot predict (anny-lite posed test meshes, 10 steps: 2/3 of the distance to the refined fit left)
             diag = torch.diagonal(h, dim1=1, dim2=2).clamp_min(1e-12).clone()
             diag[:, :lat] = diag[:, :lat].mean(1, keepdim=True)
-            # several dampings tried at once: a decode costs about 1/L of a Jacobian, so each Jacobian is used to
-            # the full (the best of the trials is kept)
+            # several dampings tried at once, the best kept: decodes are cheap next to the Jacobian
             mus = mu[a, None] * _TRIALS.to(mu)                                # (A, T)
             damped = h[:, None] + torch.diag_embed(mus[..., None] * diag[:, None])
             delta = -torch.linalg.solve(damped, grad[a, None].expand(-1, len(_TRIALS), -1))  # (A, T, K)
