@@ -17,7 +17,7 @@ Examples:
 
 \b
 Eq. 15 weights in our units: λ = 1 per mm² (the paper's 1e6 per m²), λ_β = λ_θ = 1. Solver: Levenberg-Marquardt,
-10 steps at most (--solver adam: Adam, 200 steps at most); --iterations changes the limit.
+20 steps at most (--solver adam: Adam, 200 steps at most); --iterations changes the limit.
 Writes OUT/meshes/<name>.ply, OUT/codes/<name>.npz and OUT/fit.csv (MED mm, iterations, seconds per mesh).
 Scans (--target-kind scan; meshes in any connectivity or point clouds): a start similarity from each scan's
 landmarks (--landmarks DIR holds <scan stem>.csv, or one CSV for all; name,vertex_id rows naming scan points; else
@@ -36,7 +36,7 @@ Exit status: 0 every mesh fitted; 1 some meshes failed (see fit.csv); 2 cannot s
               help="a folder of meshes, a text list (one path a line) or a CSV with a 'path' column")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=str), help="the output folder")
 @click.option("--iterations", type=click.IntRange(min=0), default=None,
-              help="steps at most [default: 10 with lm, 200 with adam; scan: 200 Adam steps in all, spread over the "
+              help="steps at most [default: 20 with lm, 200 with adam; scan: 200 Adam steps in all, spread over the "
                    "ICP rounds]")
 @click.option("--solver", type=click.Choice(["lm", "adam"]), default="lm", show_default=True,
               help="Eq. 15's optimiser: Levenberg-Marquardt or Adam (mesh targets)")

@@ -112,7 +112,7 @@ class EvaluateOptions:
     """``evaluate`` (as ``bodydata evaluate``)."""
 
     iterations: int | None = option(None, click.IntRange(min=0),
-                                    "Eq. 15 steps at most per mesh (default: the solver's, 10 LM / 200 Adam)")
+                                    "Eq. 15 steps at most per mesh (default: the solver's, 20 LM / 200 Adam)")
     solver: str = option("lm", click.Choice(["lm", "adam"]), "Eq. 15's optimiser: Levenberg-Marquardt or Adam")
     figures: bool = option(True, click.BOOL, "CED curves and error maps")
     train_step: str | None = option(None, click.STRING, "train step whose run to evaluate")
