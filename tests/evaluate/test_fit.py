@@ -104,21 +104,21 @@ def test_bad_targets_get_one_line(dhnn_model):
 
 def test_lm_recovers_codes_and_motion_closely(dhnn_model, known):
     """LM from perturbed codes and the start's Kabsch motion: the decoded mesh, its codes and the known R, t come back
-    far closer than Adam's closed loop needs (0.35 x the start's error there)."""
+    far closer than Adam's closed loop test needs (0.35 x the start's error, 3 mm here)."""
     z, v, rot, t = known
     fitter = MeshFitter(dhnn_model, FitSettings(iterations=25, tolerance=0.0, solver="lm"))
     start = z + 0.3 * np.random.default_rng(0).standard_normal(z.shape).astype(np.float32)
     res = fitter.fit(v @ rot.T + t, start=start)
     assert res.start_med_mm.min() > 3.0
-    assert np.all(res.med_mm < 0.05 * res.start_med_mm) and np.all(res.med_mm < 0.5)
-    assert np.allclose(res.rotation, rot[None], atol=2e-3)
-    assert np.allclose(res.translation, t[None], atol=2e-3)
+    assert np.all(res.med_mm < 0.1)  # 0.02 mm here; Adam's 60 steps reach 1.7 mm from the same start
+    assert np.allclose(res.rotation, rot[None], atol=1e-3)
+    assert np.allclose(res.translation, t[None], atol=1e-3)
     # the exact codes have a lower Eq. 15 than anything far from them: the fit lands near z (up to the prior's pull)
     with torch.no_grad():
         e_true = fitter.energy(torch.as_tensor(z), torch.as_tensor(rot[None]).expand(2, 3, 3),
                                torch.as_tensor(t[None]).expand(2, 3), torch.as_tensor(v @ rot.T + t)).numpy()
     assert np.all(res.energy <= e_true * 1.01)
-    assert np.abs(res.z - z).max() < 0.3 * np.abs(start - z).max()
+    assert np.abs(res.z - z).max() < 0.15 * np.abs(start - z).max()
 
 
 def test_lm_energy_never_increases(dhnn_model, known):
