@@ -4,13 +4,13 @@ Eq. 15 is a sum of squares ``|r|^2`` with data residuals ``r_i = sqrt(λ) (R p_i
 residuals ``sqrt(λ_β) e_s``, ``sqrt(λ_θ) e_p``. Per mesh the unknowns are the L codes, a rotation vector ω about
 the current R (``R <- exp([ω]x) R``, reset after every step) and t: L + 6 numbers against 3n residuals, the shape
 Gauss–Newton suits. The Jacobian of the decoded vertices in the codes is by forward differences in float64 (a
-float64 copy of the network; the shifted code vectors decoded together, a few meshes' worth a call to stay in
-cache); the rotation and translation columns are exact. Normal equations ``(JᵀJ + μ D) δ = -Jᵀr`` per mesh, D
+float64 copy of the network; a mesh's L + 1 shifted code vectors decoded in one call, cache-sized); the rotation
+and translation columns are exact. Normal equations ``(JᵀJ + μ D) δ = -Jᵀr`` per mesh, D
 the diagonal of JᵀJ on R, t and its mean over the codes on every code. Each step solves them for five dampings
 (μ/100 .. 100 μ) and decodes all five (a decode costs about 1/L of a Jacobian); the lowest Eq. 15 (the float32
 decoder the result is reported with) is kept when it is below the current one and its damping becomes μ;
 otherwise μ grows 300-fold and the same Jacobian is reused. A mesh stops when a kept step lowers its energy by less than
-``tolerance`` (relative), when μ runs away, or after ``iterations`` steps (tried steps, kept or not). Each mesh
+``tolerance`` (relative), when μ runs away, or after ``FitSettings.steps`` steps (tried, kept or not). Each mesh
 is its own problem: the batch only shares decoder calls.
 """
 from __future__ import annotations
