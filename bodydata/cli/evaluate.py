@@ -11,6 +11,7 @@ Examples:
   bodydata evaluate --run runs/dhnn --dataset DS --out reports/dhnn
   bodydata evaluate --run runs/dhnn --run runs/baseline --run runs/meshvae --run runs/pca --dataset DS --out reports/all
   bodydata evaluate --run runs/dhnn --dataset DS --out reports/dhnn --markers my_markers.csv
+  bodydata evaluate --run runs/dhnn --dataset DS --out reports/adam --solver adam --iterations 200
 
 \b
 Writes OUT/summary.csv (Table 2: MED mm mean, median, std, p95 per run and test set, encoder-only and Eq. 15 fit),
@@ -27,8 +28,10 @@ Exit status: 0 every run evaluated; 1 some runs failed (see report.md); 2 cannot
               help="the `bodydata build-dataset` folder the runs were trained on")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=str), help="the report folder")
 @click.option("--split", type=click.Choice(["test", "train", "all"]), default="test", show_default=True)
-@click.option("--iterations", type=click.IntRange(min=0), default=200, show_default=True,
-              help="Eq. 15 Adam steps at most per mesh")
+@click.option("--iterations", type=click.IntRange(min=0), default=None,
+              help="Eq. 15 steps at most per mesh [default: 20 with lm, 200 with adam]")
+@click.option("--solver", type=click.Choice(["lm", "adam"]), default="lm", show_default=True,
+              help="Eq. 15's optimiser: Levenberg-Marquardt or Adam")
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True, help="meshes fitted at once")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None, help="[default: CUDA when present]")
 @click.option("--no-figures", is_flag=True, help="tables only (no CED curves or error maps)")
@@ -36,14 +39,14 @@ Exit status: 0 every run evaluated; 1 some runs failed (see report.md); 2 cannot
               help="Table 5's marker set: 'landmarks' (the template's), a landmark CSV, or 'none' (skip)")
 @click.option("--body-model/--no-body-model", default=True, show_default=True,
               help="add the row of anny itself fitted to the same meshes (phenotype and joint angles; anny templates)")
-def evaluate_cmd(runs, dataset, out, split, iterations, batch_size, device, no_figures, markers, body_model) -> None:
+def evaluate_cmd(runs, dataset, out, split, iterations, solver, batch_size, device, no_figures, markers, body_model) -> None:
     """Evaluate every RUN on the SPLIT meshes of DATASET and write the report to OUT."""
     from bodydata.errors import BodydataError
     from bodydata.evaluate.evaluation import evaluate_runs
     from bodydata.evaluate.fit import FitSettings
 
     try:
-        ev = evaluate_runs(runs, dataset, out, FitSettings(iterations=iterations), split=split, batch_size=batch_size,
+        ev = evaluate_runs(runs, dataset, out, FitSettings(iterations=iterations, solver=solver), split=split, batch_size=batch_size,
                            device=device, figures=not no_figures, markers=None if markers == "none" else markers,
                            body_model=body_model)
     except BodydataError as exc:

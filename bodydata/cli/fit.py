@@ -13,12 +13,14 @@ Examples:
   bodydata fit --run runs/dhnn --meshes scans/registered --out fits/dhnn
   bodydata fit --run runs/dhnn --meshes meshes.csv --out fits/markers --markers landmarks
   bodydata fit --run runs/dhnn --meshes DIR --out OUT --iterations 400 --device cuda --batch-size 32
+  bodydata fit --run runs/dhnn --meshes DIR --out OUT --solver adam --iterations 200
   bodydata fit --run runs/dhnn --target-kind scan --meshes scans --landmarks scans/landmarks --out fits/scans
   bodydata fit --run runs/dhnn --target-kind scan --meshes scans.csv --share-shape --units mm --out fits/scans_s
   bodydata fit --run runs/dhnn --target-kind scan --meshes clouds --landmarks one_topology.csv --fit-scale --out OUT
 
 \b
-Eq. 15 weights in our units: λ = 1 per mm² (the paper's 1e6 per m²), λ_β = λ_θ = 1.
+Eq. 15 weights in our units: λ = 1 per mm² (the paper's 1e6 per m²), λ_β = λ_θ = 1. Solver: Levenberg-Marquardt,
+20 steps at most (--solver adam: Adam, 200 steps at most); --iterations changes the limit.
 Writes OUT/meshes/<name>.ply, OUT/codes/<name>.npz and OUT/fit.csv (MED mm, iterations, seconds per mesh).
 Scans (--target-kind scan; meshes in any connectivity or point clouds): a start similarity from each scan's
 landmarks (--landmarks DIR holds <scan stem>.csv, or one CSV for all; name,vertex_id rows naming scan points; else
@@ -36,8 +38,11 @@ Exit status: 0 every mesh fitted; 1 some meshes failed (see fit.csv); 2 cannot s
 @click.option("--meshes", required=True, type=click.Path(path_type=str),
               help="a folder of meshes, a text list (one path a line) or a CSV with a 'path' column")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=str), help="the output folder")
-@click.option("--iterations", type=click.IntRange(min=0), default=200, show_default=True,
-              help="Adam steps at most (scan: in all, spread over the ICP rounds)")
+@click.option("--iterations", type=click.IntRange(min=0), default=None,
+              help="steps at most [default: 20 with lm, 200 with adam; scan: 200 Adam steps in all, spread over the "
+                   "ICP rounds]")
+@click.option("--solver", type=click.Choice(["lm", "adam"]), default="lm", show_default=True,
+              help="Eq. 15's optimiser: Levenberg-Marquardt or Adam (mesh targets)")
 @click.option("--init", type=click.Choice(["encoder", "zero"]), default="encoder", show_default=True,
               help="start from the encoder's codes of each mesh, or from zero codes")
 @click.option("--no-rigid", is_flag=True, help="no global R, t (alignment 'none')")
@@ -57,7 +62,7 @@ Exit status: 0 every mesh fitted; 1 some meshes failed (see fit.csv); 2 cannot s
 @click.option("--fit-scale", is_flag=True, help="scan: optimise a global scale too (scans of unknown units)")
 @click.option("--checkpoint", type=click.Choice(["best", "last"]), default="last", show_default=True,
               help="last: the final weights; best: the epoch with the lowest test loss (chosen on the test split)")
-def fit_cmd(run, meshes, out, iterations, init, no_rigid, markers, batch_size, device, target_kind, landmarks,
+def fit_cmd(run, meshes, out, iterations, solver, init, no_rigid, markers, batch_size, device, target_kind, landmarks,
             share_shape, subject_regex, units, fit_scale, checkpoint) -> None:
     """Fit codes and a rigid motion of RUN's model to each mesh (or scan) of MESHES; write the fits to OUT.
 
@@ -82,13 +87,14 @@ def fit_cmd(run, meshes, out, iterations, init, no_rigid, markers, batch_size, d
                 fit_scans,
             )
 
-            per_round = max(1, -(-iterations // len(ScanFitSettings().dists)))  # the rounds share --iterations
+            per_round = max(1, -(-(200 if iterations is None else iterations) // len(ScanFitSettings().dists)))  # the rounds share --iterations
             rep = fit_scans(run, meshes, out, ScanFitSettings(fit_scale=fit_scale, round_iterations=per_round),
                             landmarks=landmarks, share_shape=share_shape,
                             subject_regex=subject_regex or DEFAULT_SUBJECT_REGEX, units=units,
                             batch_size=batch_size, device=device, checkpoint=checkpoint)
         else:
-            rep = fit_meshes(run, meshes, out, FitSettings(iterations=iterations, init=init, rigid=not no_rigid),
+            rep = fit_meshes(run, meshes, out, FitSettings(iterations=iterations, init=init, rigid=not no_rigid,
+                                                           solver=solver),
                              batch_size=batch_size, device=device, markers=markers, checkpoint=checkpoint)
     except BodydataError as exc:
         raise CannotStart(str(exc)) from None

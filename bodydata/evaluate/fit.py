@@ -9,12 +9,18 @@ p_i the decoded mesh's vertices (the differentiable ACAP solve), q_i the given m
 is λ = 1 per mm² (``FitSettings.vertex_weight``). A single-latent model (meshVAE, PCA) has one prior term,
 λ_β |z|^2. With ``markers`` only those vertices enter the sum (sparse-marker fitting, paper Table 5).
 
-Optimisation: Adam with an exponentially decaying step (to a tenth at the last iteration), codes started from
-the encoder's posterior means of the mesh's ACAP features (or zeros), R, t started from the Kabsch alignment of
-that start onto the mesh; R = exp([ω]x) R_0 with the rotation vector ω optimised. Each mesh keeps its lowest-
-energy state; a mesh stops when its energy has not fallen by more than ``tolerance`` (relative) over the
-last ``patience`` iterations, and keeps that state from then on. Meshes in a batch do not interact (Adam is
-per element; each stops on its own), so the batch size is only a speed option.
+Start: codes from the encoder's posterior means of the mesh's ACAP features (or zeros), R, t from the Kabsch
+alignment of that start onto the mesh. Two solvers (``FitSettings.solver``):
+
+* ``lm`` (default): Levenberg–Marquardt on the residuals (:mod:`bodydata.evaluate.fit_lm`), at most 20 steps.
+* ``adam``: Adam with an exponentially decaying step (to a tenth at the last step), R = exp([ω]x) R_0 with the
+  rotation vector ω optimised, at most 200 steps. Each mesh keeps its lowest-energy state; a mesh stops when its
+  energy has not fallen by more than ``tolerance`` (relative) over the last ``patience`` steps.
+
+``python benchmarks/bench_fit.py`` (small anny-lite dhnn, 10 unseen test bodies, one loaded CPU core; the distance is
+the mean MED to the same fits refined by 100 more LM steps): LM 20 steps 1.8 s per mesh, 5.6 mm; Adam 200 steps
+0.46 s, 19.0 mm; Adam 1000 steps 1.6 s, 7.3 mm (docs/evaluate.md, "Speed"). Meshes in a batch do not interact (each
+has its own steps and stops on its own), so the batch size is only a speed option.
 """
 from __future__ import annotations
 
@@ -31,7 +37,14 @@ from bodydata.evaluate.metrics import MM_PER_M, med_mm
 if TYPE_CHECKING:
     from bodydata.model.embedding import BodyEmbedding
 
-__all__ = ["FitError", "FitSettings", "FitResult", "MeshFitter"]
+__all__ = ["DEFAULT_STEPS", "SOLVERS", "FitError", "FitSettings", "FitResult", "MeshFitter"]
+
+
+#: The solvers of Eq. 15 (``FitSettings.solver``) and their names in reports.
+SOLVERS = {"lm": "Levenberg–Marquardt", "adam": "Adam"}
+#: Steps at most per solver when ``FitSettings.iterations`` is None: LM's 20 take 1.8 s per anny-lite mesh on one
+#: loaded CPU core (``benchmarks/bench_fit.py``, within the 2 s goal); Adam's 200 are the paper's.
+DEFAULT_STEPS = {"lm": 20, "adam": 200}
 
 
 class FitError(BodydataError):
@@ -43,16 +56,18 @@ class FitSettings:
     """Eq. 15's weights and the optimiser's settings.
 
     vertex_weight : λ per mm² (1.0 = the paper's 1e6 per m²).  shape_weight, pose_weight : λ_β, λ_θ.
-    iterations : Adam steps at most (paper: about 200).  lr_code : step on the codes (latent units).
-    lr_rotation : step on the rotation vector (radians).  lr_translation : step on t (metres).
+    solver : ``"lm"`` (Levenberg–Marquardt, :mod:`bodydata.evaluate.fit_lm`) or ``"adam"``.
+    iterations : steps at most; None: the solver's own (:data:`DEFAULT_STEPS`: LM 20, Adam 200, the paper's about
+    200).  lr_code : Adam's step on the codes (latent units).
+    lr_rotation : Adam's step on the rotation vector (radians).  lr_translation : Adam's step on t (metres).
     rigid : optimise R, t (False: identity and zero, alignment "none").  init : ``"encoder"`` or ``"zero"``.
-    tolerance, patience : early stop (relative energy decrease over ``patience`` iterations).
+    tolerance, patience : early stop, relative energy decrease over ``patience`` Adam steps or over one kept LM step.
     """
 
     vertex_weight: float = 1.0
     shape_weight: float = 1.0
     pose_weight: float = 1.0
-    iterations: int = 200
+    iterations: int | None = None
     lr_code: float = 0.1
     init: Literal["encoder", "zero"] = "encoder"
     lr_rotation: float = 0.01
@@ -60,6 +75,12 @@ class FitSettings:
     rigid: bool = True
     tolerance: float = 1e-5
     patience: int = 20
+    solver: Literal["lm", "adam"] = "lm"
+
+    @property
+    def steps(self) -> int:
+        """The step limit in force: ``iterations`` or the solver's default."""
+        return DEFAULT_STEPS[self.solver] if self.iterations is None else int(self.iterations)
 
     @property
     def alignment(self) -> str:
@@ -76,7 +97,7 @@ class FitResult:
     vertices : (B, n, 3) float64 metres, the fitted meshes in the targets' frame (R p + t).
     med_mm : (B,) float64 MED to the targets over ALL vertices (markers or not), after the fit's R, t.
     start_med_mm : (B,) the same for the starting codes (encoder or zero) after their Kabsch alignment.
-    energy : (B,) final Eq. 15 energy.  iterations : (B,) int Adam steps each mesh took before it converged.  seconds : (B,) the batch's wall time / B.
+    energy : (B,) final Eq. 15 energy.  iterations : (B,) int steps each mesh took (Adam steps, or LM steps tried) before it stopped.  seconds : (B,) the batch's wall time / B.
     """
 
     z: np.ndarray
@@ -103,7 +124,9 @@ class MeshFitter:
                  markers: Sequence[int] | None = None):
         if settings.init not in ("encoder", "zero"):
             raise FitError(f"unknown init {settings.init!r} (expected encoder or zero)")
-        if settings.iterations < 0:
+        if settings.solver not in SOLVERS:
+            raise FitError(f"unknown solver {settings.solver!r} (expected {' or '.join(SOLVERS)})")
+        if settings.iterations is not None and settings.iterations < 0:
             raise FitError("iterations must be >= 0")
         self.model = model.eval().requires_grad_(False)
         self.settings = settings
@@ -180,8 +203,6 @@ class MeshFitter:
         """Fit a batch. targets : (B, n, 3) float metres in the template's connectivity. features : (B, n, 9) raw
         ACAP features of the targets for the encoder start (computed when needed and not given). start : (B, L)
         codes to start from instead (e.g. a previous fit)."""
-        from bodydata.features.polar import rotation_exp_torch
-
         s = self.settings
         q = np.asarray(targets, np.float64)
         if q.ndim != 3 or q.shape[1:] != (self.n_vertices, 3):
@@ -202,6 +223,33 @@ class MeshFitter:
             r0, tr0 = np.broadcast_to(np.eye(3), (bsz, 3, 3)).copy(), np.zeros((bsz, 3))
         r0 = torch.as_tensor(r0, device=self.device)
         start_med = _med(p0 @ r0.transpose(1, 2) + torch.as_tensor(tr0, device=self.device)[:, None], target)
+        if s.solver == "lm":
+            from bodydata.evaluate.fit_lm import lm_fit
+
+            zb, rot, tb, steps, _ = lm_fit(self, z0, r0, torch.as_tensor(tr0, device=self.device).clone(), target)
+        else:
+            zb, rot, tb, steps = self._adam(z0, r0, tr0, target)
+        with torch.no_grad():
+            fitted = self.decode_vertices(zb) @ rot.transpose(1, 2) + tb[:, None, :]
+            energy = self.energy(zb, rot, tb, target)
+            med = _med(fitted, target)
+        seconds = (time.perf_counter() - t0) / bsz
+        zn = zb.detach().cpu().numpy().astype(np.float32)
+        shape = pose = None
+        if self.model.disentangled:
+            g = self.model.net.latent_groups()
+            shape, pose = zn[:, g["shape"]], zn[:, g["pose"]]
+        return FitResult(zn, shape, pose, rot.cpu().numpy(), tb.cpu().numpy(), fitted.cpu().numpy(), med,
+                         start_med, energy.cpu().numpy(), steps.cpu().numpy(), np.full(bsz, seconds))
+
+    def _adam(self, z0: torch.Tensor, r0: torch.Tensor, tr0: np.ndarray, target: torch.Tensor
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Adam from codes z0 (B, L), rotation r0 (B, 3, 3), translation tr0 (B, 3): each mesh's lowest-energy
+        codes, rotation, translation and its step count."""
+        from bodydata.features.polar import rotation_exp_torch
+
+        s = self.settings
+        bsz = len(z0)
         z = z0.clone().requires_grad_(True)
         omega = torch.zeros(bsz, 3, dtype=torch.float64, device=self.device, requires_grad=s.rigid)
         trans = torch.as_tensor(tr0, device=self.device).clone().requires_grad_(s.rigid)
@@ -209,14 +257,14 @@ class MeshFitter:
         if s.rigid:
             groups += [{"params": [omega], "lr": s.lr_rotation}, {"params": [trans], "lr": s.lr_translation}]
         opt = torch.optim.Adam(groups)
-        sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=0.1 ** (1.0 / max(s.iterations, 1)))
+        sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=0.1 ** (1.0 / max(s.steps, 1)))
         best_e = torch.full((bsz,), float("inf"), dtype=torch.float64, device=self.device)
         best = [z.detach().clone(), omega.detach().clone(), trans.detach().clone()]
         active = torch.ones(bsz, dtype=torch.bool, device=self.device)
         steps = torch.zeros(bsz, dtype=torch.int64, device=self.device)
         history: list[torch.Tensor] = []
-        for it in range(s.iterations + 1):
-            with torch.set_grad_enabled(it < s.iterations):
+        for it in range(s.steps + 1):
+            with torch.set_grad_enabled(it < s.steps):
                 rot = rotation_exp_torch(omega) @ r0
                 e = self.energy(z, rot, trans, target)
             with torch.no_grad():
@@ -227,26 +275,15 @@ class MeshFitter:
                     b[better] = cur.detach()[better].to(b.dtype)
                 history.append(best_e.clone())
                 active &= ~_converged(history, s.patience, s.tolerance)
-            if it == s.iterations or not bool(active.any()):
+            if it == s.steps or not bool(active.any()):
                 break
             steps += active.long()
             opt.zero_grad(set_to_none=True)
             e.sum().backward()
             opt.step()
             sched.step()
-        with torch.no_grad():
-            zb, ob, tb = best
-            rot = rotation_exp_torch(ob) @ r0
-            fitted = self.decode_vertices(zb) @ rot.transpose(1, 2) + tb[:, None, :]
-            med = _med(fitted, target)
-        seconds = (time.perf_counter() - t0) / bsz
-        zn = zb.detach().cpu().numpy().astype(np.float32)
-        shape = pose = None
-        if self.model.disentangled:
-            g = self.model.net.latent_groups()
-            shape, pose = zn[:, g["shape"]], zn[:, g["pose"]]
-        return FitResult(zn, shape, pose, rot.cpu().numpy(), tb.cpu().numpy(), fitted.cpu().numpy(), med,
-                         start_med, best_e.cpu().numpy(), steps.cpu().numpy(), np.full(bsz, seconds))
+        zb, ob, tb = best
+        return zb, (rotation_exp_torch(ob) @ r0).detach(), tb, steps
 
 
 def _med(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:

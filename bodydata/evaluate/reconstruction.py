@@ -46,7 +46,7 @@ class RunReconstruction:
 
     fit_mm, encoder_mm : (N,) MED per mesh.  fit_vertex_mm : (N, n) per-vertex errors of the fit (CED, error maps).
     fitted : (N, n, 3) fitted meshes (metres, in the targets' frame).  z : (N, L) fitted codes; shape : (N, S) or None.
-    iterations : (N,) Adam steps per mesh.  seconds : (N,) fit time per mesh.
+    iterations : (N,) fit steps per mesh (Adam or LM).  seconds : (N,) fit time per mesh.
     """
 
     role: str

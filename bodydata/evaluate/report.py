@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from bodydata.evaluate.fit import SOLVERS
 from bodydata.evaluate.metrics import ced_curve, summarize
 from bodydata.fsutil import atomic_write_csv, atomic_write_text
 
@@ -179,8 +180,8 @@ def _markdown(ev: "Evaluation", summary: list[dict], dis: list[dict], sparse: li
         "",
         "## Reconstruction of the test meshes (Table 2)",
         "",
-        "Codes `encoder`: " + CODES["encoder"] + ". Codes `fit`: " + CODES["fit"] + f" (Adam, at most {s.iterations} "
-        f"iterations; λ = {s.vertex_weight:g} per mm², i.e. {s.vertex_weight * 1e6:g} per m², λ_β = {s.shape_weight:g}, "
+        "Codes `encoder`: " + CODES["encoder"] + ". Codes `fit`: " + CODES["fit"] + f" ({SOLVERS[s.solver]}, at most {s.steps} "
+        f"steps; λ = {s.vertex_weight:g} per mm², i.e. {s.vertex_weight * 1e6:g} per m², λ_β = {s.shape_weight:g}, "
         f"λ_θ = {s.pose_weight:g}). Alignment `{s.alignment}`: the error is measured after the fit's own rotation and "
         "translation. Set `neutral`: the identities' neutral bodies; `pose`: their posed bodies.",
         "",

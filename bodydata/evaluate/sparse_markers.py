@@ -28,7 +28,7 @@ class SparseMarkerFit:
     """One run's sparse-marker fits of one role's test meshes.
 
     markers : the marker set's name.  k : its size.  med_mm : (N,) MED of the whole fitted mesh to the truth.
-    marker_mm : (N,) mean distance on the K markers.  iterations : (N,) Adam steps.
+    marker_mm : (N,) mean distance on the K markers.  iterations : (N,) fit steps (Adam or LM).
     """
 
     role: str

@@ -111,7 +111,9 @@ class TrainOptions:
 class EvaluateOptions:
     """``evaluate`` (as ``bodydata evaluate``)."""
 
-    iterations: int = option(200, click.IntRange(min=0), "Eq. 15 Adam steps at most per mesh")
+    iterations: int | None = option(None, click.IntRange(min=0),
+                                    "Eq. 15 steps at most per mesh (default: the solver's, 20 LM / 200 Adam)")
+    solver: str = option("lm", click.Choice(["lm", "adam"]), "Eq. 15's optimiser: Levenberg-Marquardt or Adam")
     figures: bool = option(True, click.BOOL, "CED curves and error maps")
     body_model: bool = option(True, click.BOOL, "the row of anny itself fitted to the same meshes (anny templates)")
     train_step: str | None = option(None, click.STRING, "train step whose run to evaluate")

@@ -1,4 +1,5 @@
-"""Eq. 15 fitting: closed loop on meshes decoded from known codes, a known rigid motion, markers, batch independence."""
+"""Eq. 15 fitting (Adam and Levenberg–Marquardt): closed loop on meshes decoded from known codes, a known rigid motion,
+markers, monotone LM energy, batch independence."""
 from __future__ import annotations
 
 import numpy as np
@@ -26,7 +27,7 @@ def known(dhnn_model):
 
 def test_closed_loop_recovers_the_decoded_mesh(dhnn_model, known):
     z, v, rot, t = known
-    fitter = MeshFitter(dhnn_model, FitSettings(iterations=60, tolerance=0.0))
+    fitter = MeshFitter(dhnn_model, FitSettings(iterations=60, tolerance=0.0, solver="adam"))
     start = z + 0.3 * np.random.default_rng(0).standard_normal(z.shape).astype(np.float32)
     res = fitter.fit(v @ rot.T + t, start=start)
     assert res.start_med_mm.min() > 3.0  # the perturbed start is visibly wrong ...
@@ -44,20 +45,21 @@ def test_closed_loop_recovers_the_decoded_mesh(dhnn_model, known):
 
 def test_rigid_part_recovers_a_known_motion(dhnn_model, known):
     z, v, rot, t = known
-    res = MeshFitter(dhnn_model, FitSettings(iterations=10)).fit(v @ rot.T + t, start=z)
+    res = MeshFitter(dhnn_model, FitSettings(iterations=10, solver="adam")).fit(v @ rot.T + t, start=z)
     assert np.allclose(res.rotation, rot[None], atol=1e-3)
     assert np.allclose(res.translation, t[None], atol=1e-3)
     assert np.all(res.med_mm < 0.5)
     assert np.allclose(res.vertices, v @ rot.T + t, atol=2e-3)
     # without the rigid part the motion cannot be explained: alignment "none" leaves a large error
-    none = MeshFitter(dhnn_model, FitSettings(iterations=3, rigid=False)).fit(v @ rot.T + t, start=z)
+    none = MeshFitter(dhnn_model, FitSettings(iterations=3, rigid=False, solver="adam")).fit(v @ rot.T + t, start=z)
     assert np.all(none.med_mm > 50.0) and np.allclose(none.rotation, np.eye(3))
 
 
-def test_sparse_markers_fit_the_markers(dhnn_model, known):
+@pytest.mark.parametrize("solver, steps", [("adam", 40), ("lm", 5)])
+def test_sparse_markers_fit_the_markers(dhnn_model, known, solver, steps):
     z, v, rot, t = known
     markers = np.arange(0, v.shape[1], 30)
-    fitter = MeshFitter(dhnn_model, FitSettings(iterations=40, tolerance=0.0), markers=markers)
+    fitter = MeshFitter(dhnn_model, FitSettings(iterations=steps, tolerance=0.0, solver=solver), markers=markers)
     start = z + 0.3 * np.random.default_rng(1).standard_normal(z.shape).astype(np.float32)
     res = fitter.fit(v @ rot.T + t, start=start)
     on_markers = 1000 * np.linalg.norm(res.vertices[:, markers] - (v @ rot.T + t)[:, markers], axis=-1).mean(1)
@@ -66,9 +68,11 @@ def test_sparse_markers_fit_the_markers(dhnn_model, known):
         MeshFitter(dhnn_model, markers=[0, 1, v.shape[1]])
 
 
-def test_batch_size_does_not_change_results(dhnn_model, known):
+@pytest.mark.parametrize("settings", [FitSettings(iterations=15, patience=5, tolerance=1e-3, solver="adam"),
+                                      FitSettings(iterations=6, tolerance=1e-3, solver="lm")], ids=["adam", "lm"])
+def test_batch_size_does_not_change_results(dhnn_model, known, settings):
     z, v, rot, t = known
-    fitter = MeshFitter(dhnn_model, FitSettings(iterations=15, patience=5, tolerance=1e-3))
+    fitter = MeshFitter(dhnn_model, settings)
     start = z + 0.2
     both = fitter.fit(v, start=start)
     one = fitter.fit(v[1:], start=start[1:])
@@ -94,3 +98,41 @@ def test_bad_targets_get_one_line(dhnn_model):
         fitter.fit(np.zeros((1, 10, 3)))
     with pytest.raises(FitError, match="init"):
         MeshFitter(dhnn_model, FitSettings(init="random"))
+    with pytest.raises(FitError, match="solver"):
+        MeshFitter(dhnn_model, FitSettings(solver="bfgs"))
+
+
+def test_lm_recovers_codes_and_motion_closely(dhnn_model, known):
+    """LM from perturbed codes and the start's Kabsch motion: the decoded mesh, its codes and the known R, t come back
+    far closer than Adam's closed loop test needs (0.35 x the start's error, 3 mm here)."""
+    z, v, rot, t = known
+    fitter = MeshFitter(dhnn_model, FitSettings(iterations=25, tolerance=0.0, solver="lm"))
+    start = z + 0.3 * np.random.default_rng(0).standard_normal(z.shape).astype(np.float32)
+    res = fitter.fit(v @ rot.T + t, start=start)
+    assert res.start_med_mm.min() > 3.0
+    assert np.all(res.med_mm < 0.1)  # 0.02 mm here; Adam's 60 steps reach 1.7 mm from the same start
+    assert np.allclose(res.rotation, rot[None], atol=1e-3)
+    assert np.allclose(res.translation, t[None], atol=1e-3)
+    # the exact codes have a lower Eq. 15 than anything far from them: the fit lands near z (up to the prior's pull)
+    with torch.no_grad():
+        e_true = fitter.energy(torch.as_tensor(z), torch.as_tensor(rot[None]).expand(2, 3, 3),
+                               torch.as_tensor(t[None]).expand(2, 3), torch.as_tensor(v @ rot.T + t)).numpy()
+    assert np.all(res.energy <= e_true * 1.01)
+    assert np.abs(res.z - z).max() < 0.15 * np.abs(start - z).max()
+
+
+def test_lm_energy_never_increases(dhnn_model, known):
+    from bodydata.evaluate.fit_lm import lm_fit
+
+    z, v, rot, t = known
+    fitter = MeshFitter(dhnn_model, FitSettings(iterations=12, tolerance=0.0, solver="lm"))
+    start = torch.as_tensor(z + 0.5 * np.random.default_rng(2).standard_normal(z.shape).astype(np.float32))
+    target = torch.as_tensor(v @ rot.T + t)
+    r0 = torch.as_tensor(_rotation([0.1, -0.3, 0.2]))[None].expand(2, 3, 3).contiguous()
+    zf, rf, tf, steps, history = lm_fit(fitter, start, r0, torch.as_tensor(t[None]).expand(2, 3).clone(), target)
+    e = torch.stack(history).numpy()                      # (steps + 1, B)
+    assert len(e) == int(steps.max()) + 1 and int(steps.max()) > 3
+    assert np.all(np.diff(e, axis=0) <= 0.0)              # every kept step lowers Eq. 15, a rejected one keeps it
+    assert np.all(e[-1] < 0.01 * e[0])
+    with torch.no_grad():                                 # the history is Eq. 15 itself at the returned state
+        assert np.allclose(fitter.energy(zf, rf, tf, target).numpy(), e[-1], rtol=1e-6)  # float32 decoder, other batch
