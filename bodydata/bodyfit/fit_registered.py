@@ -183,6 +183,14 @@ class RegisteredFitter:
         share = s.share_phenotype if share_phenotype is None else bool(share_phenotype)
         y = self._check(meshes)
         b = len(y)
+        if not share and b > 1:
+            # each mesh its own problem: the solver's damping, accept and stop tests and the restart act on a
+            # batch's summed energy, which would tie independent meshes together
+            fits = [self.fit(y[i], share_phenotype=False)[0] for i in range(b)]
+            seconds = time.perf_counter() - t0
+            for f in fits:
+                f.seconds = seconds
+            return fits
         body, dt, dev = self.body, self.body.dtype, self.body.device
         as_t = lambda x: torch.as_tensor(np.asarray(x), dtype=dt, device=dev)  # noqa: E731
         # metres known (no fit_scale): a rigid start, the body's size left to the phenotype
@@ -304,14 +312,20 @@ class _Problem:
         # phenotype columns by central differences: anny's phenotype blend weights are piecewise linear with kinks
         # at their anchors (0.5 among them, where the start sits); a one-sided difference there sees one side's
         # slope only and the solver stalls on that side (measured: muscle 0.53 for a true 0.13)
-        eye = h * torch.eye(6, dtype=x.dtype, device=x.device)
-        j_ph = (self._phenotype_columns(ph, per, eye) - self._phenotype_columns(ph, per, -eye)) / (2.0 * h)
+        # anny clamps the phenotype to [0, 1]: at a bound the difference is taken on the inside only
+        up, down = (1.0 - ph).clamp(max=h), ph.clamp(max=h)  # (G, 6)
+        eye = torch.eye(6, dtype=x.dtype, device=x.device)
+        step = (up + down).clamp_min(1e-12)
+        if self.g > 1:
+            step = step[:, None, :]  # (B, 1, 6): mesh i is group i
+        j_ph = (self._phenotype_columns(ph, per, up[:, :, None] * eye)
+                - self._phenotype_columns(ph, per, -down[:, :, None] * eye)) / step
         return j_per, j_ph
 
     def _phenotype_columns(self, ph: torch.Tensor, per: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
-        """(B, 3m, 6) residuals with each phenotype value of each group moved by ``shift`` (6, 6) in turn."""
+        """(B, 3m, 6) residuals with each phenotype value of each group moved by ``shift`` (G, 6, 6) in turn."""
         b = self.b
-        rest_v, rest_p = self.body.rest_model((ph[:, None, :] + shift[None]).reshape(self.g * 6, 6))
+        rest_v, rest_p = self.body.rest_model((ph[:, None, :] + shift).reshape(self.g * 6, 6))
         if self.g == 1:  # rows ordered (column, mesh)
             rest_v, rest_p = rest_v.repeat_interleave(b, 0), rest_p.repeat_interleave(b, 0)
         else:

@@ -1,4 +1,4 @@
-"""Un-posing a mesh through its fitted anny skeleton: per-vertex inverse linear blend skinning, the unexplained detail carried along.
+"""Un-posing a mesh through its fitted anny skeleton: the fit's rest body plus the residual turned back by each vertex's skinning rotation.
 
 anny poses by linear blend skinning only: its posed vertex is ``M_i rest_i`` with ``M_i = sum_k w_ik T_{b_ik}``
 (:meth:`bodydata.bodyfit.body.AnnyBody.skinning`). Given a fit of a mesh ``y`` (``y = s R posed + t``,
@@ -17,6 +17,7 @@ import torch
 
 from bodydata.bodyfit.body import AnnyBody, BodyParams
 from bodydata.errors import BodydataError
+from bodydata.mesh.alignment import kabsch_rotation
 
 __all__ = ["UnposeError", "repose", "skinning_transforms", "unpose"]
 
@@ -42,7 +43,9 @@ def unpose(body: AnnyBody, params: BodyParams, meshes: np.ndarray) -> np.ndarray
     plus the residual the fit left, turned back by ``Q_i``, the rotation nearest ``M_i`` (polar decomposition).
     Where one bone drives the vertex ``M_i`` is that bone's rigid motion and this is exactly ``M_i^-1 y_i``; where
     bones blend, ``M_i`` shrinks and shears, and its inverse multiplies the residual (a conversion error of 5 cm
-    became a metre-long spike on FAUST tr_reg_007), while the rotation keeps its length.
+    became a metre-long spike on FAUST tr_reg_007), while the rotation keeps its length. So :func:`repose` with
+    the fit's own angles gives back the mesh exactly where one bone drives a vertex, and ``posed + M Q^T d``
+    (residual d) where bones blend.
     """
     y = np.asarray(meshes, dtype=np.float64)
     single = y.ndim == 2
@@ -59,11 +62,7 @@ def unpose(body: AnnyBody, params: BodyParams, meshes: np.ndarray) -> np.ndarray
         m = body.skinning(out.bone_transforms).cpu().numpy().astype(np.float64)
         fit_rest = out.rest.cpu().numpy().astype(np.float64)
         fit_posed = out.posed.cpu().numpy().astype(np.float64)
-    u, _, vt = np.linalg.svd(m[..., :3, :3])
-    # the nearest proper rotation: a blend of bones turned far apart can fold (det M < 0)
-    fold = np.ones(u.shape[:-1])
-    fold[..., 2] = np.sign(np.linalg.det(u @ vt))
-    q = (u * fold[..., None, :]) @ vt
+    q = kabsch_rotation(m[..., :3, :3])  # the nearest proper rotation: a blend of bones turned far apart can fold
     rest = fit_rest + np.einsum("bnji,bnj->bni", q, local - fit_posed)
     rest = rest * s[:, None, None]
     return rest[0] if single else rest

@@ -58,6 +58,8 @@ def test_forward_difference_jacobian_matches_autograd(share):
                     torch.ones(2, dtype=torch.float64), RegisteredFitSettings(), share)
     x = prob.initial(torch.tensor([[0.35, 0.75, 0.45, 0.55, 0.4, 0.6]], dtype=torch.float64),
                      torch.as_tensor(rng.normal(0.0, 10.0, (2, body.n_dofs))), torch.zeros(2, 3, dtype=torch.float64))
+    if not share:  # each mesh its own identity, so a mix-up of the rows' identities shows
+        x[6:12] = torch.tensor([0.8, 0.9, 0.1, 0.2, 0.7, 0.3], dtype=torch.float64)
     with torch.no_grad():
         r, _ = prob.residuals(x)
         j_per, j_ph = prob._jacobians(x, r)
@@ -69,3 +71,40 @@ def test_forward_difference_jacobian_matches_autograd(share):
         scale = per_cols.abs().max()
         np.testing.assert_allclose(j_per[i].numpy(), per_cols.numpy(), atol=2e-4 * float(scale))
         np.testing.assert_allclose(j_ph[i].numpy(), ph_cols.numpy(), atol=2e-4 * float(ph_cols.abs().max()))
+
+
+def test_batch_of_independent_meshes_equals_each_alone():
+    """Without a shared phenotype, a mesh's fit does not depend on the other meshes of the batch."""
+    from bodydata.bodyfit.body import AnnyBody
+    from bodydata.bodyfit.fit_registered import RegisteredFitSettings, RegisteredFitter
+
+    body = AnnyBody("notoes_collapse10pc")
+    rng = np.random.default_rng(11)
+    phen = np.array([[0.2, 0.8, 0.7, 0.3, 0.6, 0.4], [0.9, 0.78, 0.2, 0.6, 0.3, 0.7]])
+    with torch.no_grad():
+        posed = body(body.params(2, phen, rng.normal(0.0, 12.0, (2, body.n_dofs)))).posed.numpy()
+    fitter = RegisteredFitter(body, RegisteredFitSettings(fit_scale=False, iterations=8))
+    batch = fitter.fit(posed)
+    for i in range(2):
+        alone = fitter.fit(posed[i])[0]
+        np.testing.assert_allclose(batch[i].vertices, alone.vertices, atol=1e-12)
+        np.testing.assert_allclose(batch[i].phenotype, alone.phenotype, atol=1e-12)
+
+
+def test_phenotype_at_a_bound_is_reached_and_held():
+    """A true muscle of 0 (anny clamps the phenotype to [0, 1]): the solver ends on the bound, the fit exact."""
+    from bodydata.bodyfit.body import AnnyBody
+    from bodydata.bodyfit.fit_registered import RegisteredFitError, RegisteredFitSettings, RegisteredFitter
+
+    body = AnnyBody("notoes_collapse10pc")
+    phen = np.array([[0.3, 0.8, 0.0, 0.5, 0.6, 0.4]])
+    angles = np.random.default_rng(12).normal(0.0, 8.0, (2, body.n_dofs))
+    angles = np.clip(angles, body.rig.lower.numpy(), body.rig.upper.numpy())  # inside the joint limits, as bodies are
+    with torch.no_grad():
+        posed = body(body.params(2, np.repeat(phen, 2, 0), angles)).posed.numpy()
+    fits = RegisteredFitter(body).fit(posed, share_phenotype=True)
+    assert max(f.med_mm for f in fits) < 0.1, [f.med_mm for f in fits]
+    np.testing.assert_allclose(fits[0].phenotype, fits[1].phenotype, atol=0)  # one phenotype for the subject
+    assert 0.0 <= fits[0].phenotype[2] < 0.01
+    with pytest.raises(RegisteredFitError, match="phenotype_start"):
+        RegisteredFitter(body, RegisteredFitSettings(phenotype_start=(0.5, 0.8, 1.5, 0.5, 0.5, 0.5)))
