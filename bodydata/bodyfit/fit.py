@@ -264,14 +264,18 @@ class BodyFitter:
         for k, _ in groups:
             state[k] = state[k].detach().requires_grad_(True)
         opt = torch.optim.Adam([{"params": [state[k]], "lr": r} for k, r in groups])
+        if pose_ids is not None:  # rigid bodies: only the used vertices are placed (and carry gradients)
+            keep = torch.as_tensor(self._shuffle(fixed.shape[1])[:n_model], device=fixed.device)
+            fixed, pose_normals = fixed[:, keep], self._pose_normals[torch.as_tensor(pose_ids)][:, keep]
         for it in range(iters + 1):
             x = self._vertices(body, state, fixed)
             pairs, nrm = None, None
             if pose_ids is not None:  # a rigid body's normals only turn with it
                 rot = rotation_exp_torch(state["omega"]) @ state["r0"]
-                nrm = self._pose_normals[torch.as_tensor(pose_ids)] @ rot.transpose(1, 2)
+                nrm = pose_normals @ rot.transpose(1, 2)
                 pairs = self._nearest_rigid(state, pose_ids, target, n_model, n_target, nrm)
-            e, scores = self._energy(x, target, gate, (body or self.coarse).faces_t, n_model, n_target, pairs, nrm)
+            e, scores = self._energy(x, target, gate, (body or self.coarse).faces_t,
+                                     None if pose_ids is not None else n_model, n_target, pairs, nrm)
             if it == iters:
                 break
             total = e if fixed is not None else e + self._priors(state)
@@ -327,15 +331,15 @@ class BodyFitter:
     def _nearest_rigid(self, state: dict, pose_ids: np.ndarray, target: _Target, n_model: int, n_target: int,
                        normals: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """(B, P) paired model vertex (among the first ``n_model`` of the shuffle) and (B, P) bool agreed, of each used
-        target point, for rigidly placed key-pose bodies with vertex normals ``normals`` (B, n, 3): the target points
+        target point, for rigidly placed key-pose bodies with the normals ``normals`` (B, n_model, 3) of those
+        vertices: the target points
         are taken into each body's own frame and looked up in that pose's KD-tree, built once (a tree per hypothesis
         and step was the fit's main cost), one query for all hypotheses of a pose."""
         with torch.no_grad():
             rot = (rotation_exp_torch(state["omega"]) @ state["r0"]).cpu().numpy()
             t = state["t"].cpu().numpy()
             scale = np.exp(state["log_s"].cpu().numpy())
-            keep = torch.as_tensor(self._shuffle(normals.shape[1])[:n_model], device=normals.device)
-            nd = normals[:, keep].cpu().numpy()
+            nd = normals.cpu().numpy()
         tp, tn = target.points[:n_target], target.normals[:n_target]
         b, p = len(pose_ids), len(tp)
         local = np.einsum("bpi,bij->bpj", tp[None] - t[:, None], rot) / scale[:, None, None]  # (B, P, 3)

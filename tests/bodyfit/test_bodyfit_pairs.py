@@ -76,9 +76,9 @@ def test_rigid_pairs_equal_a_tree_of_each_placed_body(fitter):
     n_model, n_target = 300, 500
     rot = rotation_exp_torch(state["omega"]) @ state["r0"]
     normals = fitter._pose_normals[pose_ids] @ rot.transpose(1, 2)  # a rigid body's normals turn with it
-    idx, ok = fitter._nearest_rigid(state, pose_ids, target, n_model, n_target, normals)
     placed = fitter._vertices(None, state, fitter._pose_bodies[pose_ids]).detach().numpy()
     keep = fitter._shuffle(placed.shape[1])[:n_model]
+    idx, ok = fitter._nearest_rigid(state, pose_ids, target, n_model, n_target, normals[:, keep])
     for k in range(4):
         ref_idx, ref_ok = _naive(placed[k, keep], normals[k, keep].numpy(), target.points[:n_target],
                                  target.normals[:n_target])
