@@ -332,9 +332,9 @@ class BodyFitter:
                        normals: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """(B, P) paired model vertex (among the first ``n_model`` of the shuffle) and (B, P) bool agreed, of each used
         target point, for rigidly placed key-pose bodies with the normals ``normals`` (B, n_model, 3) of those
-        vertices: the target points
-        are taken into each body's own frame and looked up in that pose's KD-tree, built once (a tree per hypothesis
-        and step was the fit's main cost), one query for all hypotheses of a pose."""
+        vertices: the target points are taken into each body's own frame and looked up in that pose's KD-tree,
+        built once (a tree per hypothesis and step was the fit's main cost), one query for all hypotheses of a
+        pose."""
         with torch.no_grad():
             rot = (rotation_exp_torch(state["omega"]) @ state["r0"]).cpu().numpy()
             t = state["t"].cpu().numpy()
@@ -494,8 +494,9 @@ def _nearest_agreeing(tree: cKDTree, queries: np.ndarray, query_normals: np.ndar
     whether one agreed. normals : (n, 3) of the tree's points, or (H, n, 3) with owner (N,) int: query i reads
     normals[owner[i]] (one tree, several hypotheses' normals).
 
-    The same answer as a ``_K``-nearest query and :func:`_agreeing`, but the ``_K`` nearest are only searched for
-    queries whose nearest point disagrees (few on a body: a 1-nearest query is ~2.5x cheaper than a 6-nearest)."""
+    The same answer as a ``_K``-nearest query and :func:`_agreeing` (ties of equal distance aside), but the ``_K``
+    nearest are only searched for queries whose nearest point disagrees: 20-40 % of them in the fit's stages (anny
+    body, wrong orientations included), and a 1-nearest query costs about 0.6 of a 6-nearest one."""
     _, first = tree.query(queries, k=1)
     near = normals[first] if owner is None else normals[owner, first]
     idx, ok = first, np.einsum("nd,nd->n", near, query_normals) > 0.0
