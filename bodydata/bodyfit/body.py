@@ -21,12 +21,14 @@ import torch
 
 from bodydata.bodyfit.rig import TorchRig
 
-__all__ = ["ANGLE_UNIT", "CM", "PHENOTYPE_KEYS", "AnnyBody", "BodyParams", "BodyOutput"]
+__all__ = ["ANGLE_UNIT", "CM", "PHENOTYPE_KEYS", "POSE_PRIOR_UNIT", "AnnyBody", "BodyParams", "BodyOutput"]
 
 #: the fitters' energies measure lengths in centimetres (metres x CM), so a residual of 1 is 1 cm
 CM = 100.0
 #: the fitters' angle variables are degrees / ANGLE_UNIT, comparable in size to their other variables
 ANGLE_UNIT = 30.0
+#: the fitters' weak pose prior is |angles / POSE_PRIOR_UNIT|^2 (degrees)
+POSE_PRIOR_UNIT = 90.0
 
 from bodydata.generator.synth import PHENOTYPE_KEYS  # noqa: E402  (anny's phenotype order, one place)
 

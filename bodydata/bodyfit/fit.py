@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from scipy.spatial import cKDTree
 
-from bodydata.bodyfit.body import ANGLE_UNIT, CM, AnnyBody, BodyParams
+from bodydata.bodyfit.body import ANGLE_UNIT, CM, POSE_PRIOR_UNIT, AnnyBody, BodyParams
 from bodydata.bodyfit.orient import TYPICAL_EXTENT_M, Placement, detect_units, orientation_hypotheses
 from bodydata.bodyfit.rig import limit_penalty
 from bodydata.errors import BodydataError
@@ -238,7 +238,7 @@ class BodyFitter:
         rig = self.coarse.rig
         angles = ANGLE_UNIT * state["a"]
         out = (s.limit_weight * limit_penalty(angles, rig.lower, rig.upper)
-               + s.pose_weight * (angles / 90.0).pow(2).sum(-1)
+               + s.pose_weight * (angles / POSE_PRIOR_UNIT).pow(2).sum(-1)
                + s.phenotype_weight * state["logit"].pow(2).sum(-1))
         if self._metric:
             out = out + s.scale_weight * (state["log_s"] / 0.05).pow(2)

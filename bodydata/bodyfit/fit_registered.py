@@ -31,8 +31,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from bodydata.bodyfit.body import ANGLE_UNIT, CM, PHENOTYPE_KEYS, AnnyBody, BodyParams
-from bodydata.bodyfit.rig import limit_penalty
+from bodydata.bodyfit.body import ANGLE_UNIT, CM, PHENOTYPE_KEYS, POSE_PRIOR_UNIT, AnnyBody, BodyParams
+from bodydata.bodyfit.rig import LIMIT_UNIT, limit_penalty, limit_residuals
 from bodydata.errors import BodydataError
 from bodydata.features.polar import rotation_exp_torch
 from bodydata.mesh.alignment import align, kabsch_rotation
@@ -282,10 +282,9 @@ class _Problem:
 
     def _prior(self, per: torch.Tensor) -> torch.Tensor:
         a = per[:, : self.d] * ANGLE_UNIT
-        lo, hi = self.body.rig.lower, self.body.rig.upper
         wl, wp = np.sqrt(self.s.limit_weight), np.sqrt(self.s.pose_weight)
-        # the same terms as limit_penalty (unit 10 degrees) and the pose prior, as residuals
-        return torch.cat([wl * torch.relu(lo - a) / 10.0, wl * torch.relu(a - hi) / 10.0, wp * a / 90.0], -1)
+        below, above = limit_residuals(a, self.body.rig.lower, self.body.rig.upper)
+        return torch.cat([wl * below, wl * above, wp * a / POSE_PRIOR_UNIT], -1)
 
     def energy(self, x: torch.Tensor) -> float:
         r, q = self.residuals(x)
@@ -349,18 +348,18 @@ class _Problem:
         a = per[:, :d] * ANGLE_UNIT
         lo, hi = self.body.rig.lower, self.body.rig.upper
         wl, wp = np.sqrt(self.s.limit_weight), np.sqrt(self.s.pose_weight)
-        # d(residual)/d(angle variable): limits -wl*3 below, +wl*3 above (ANGLE_UNIT / 10), prior wp * 30 / 90
-        c_lo = -(a < lo).to(x.dtype) * wl * ANGLE_UNIT / 10.0
-        c_hi = (a > hi).to(x.dtype) * wl * ANGLE_UNIT / 10.0
-        c_pr = wp * ANGLE_UNIT / 90.0
+        q_lo, q_hi, q_pr = self._prior(per).split(d, dim=-1)
+        # d(prior residual)/d(angle variable): exact, the residuals being piecewise linear in the angles
+        c_lo = -(a < lo).to(x.dtype) * wl * ANGLE_UNIT / LIMIT_UNIT
+        c_hi = (a > hi).to(x.dtype) * wl * ANGLE_UNIT / LIMIT_UNIT
+        c_pr = wp * ANGLE_UNIT / POSE_PRIOR_UNIT
         for i in range(b):
             sl = slice(6 * g + k * i, 6 * g + k * (i + 1))
             gi = slice(0, 6) if g == 1 else slice(6 * i, 6 * i + 6)
             hk = j_per[i].T @ j_per[i]
             gk = j_per[i].T @ r[i]
             hk[:d, :d] += torch.diag(c_lo[i] ** 2 + c_hi[i] ** 2 + c_pr**2)
-            gk[:d] += (c_lo[i] * wl * torch.relu(lo - a[i]) / 10.0 + c_hi[i] * wl * torch.relu(a[i] - hi) / 10.0
-                       + c_pr * wp * a[i] / 90.0)
+            gk[:d] += c_lo[i] * q_lo[i] + c_hi[i] * q_hi[i] + c_pr * q_pr[i]
             hess[sl, sl] = hk
             grad[sl] = gk
             cross = j_ph[i].T @ j_per[i]

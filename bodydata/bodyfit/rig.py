@@ -13,7 +13,7 @@ import torch
 
 from bodydata.generator.poses import PoseRig, dof_limits
 
-__all__ = ["TorchRig", "limit_penalty"]
+__all__ = ["LIMIT_UNIT", "TorchRig", "limit_penalty", "limit_residuals"]
 
 
 @dataclass
@@ -74,10 +74,20 @@ class TorchRig:
         return torch.cat([top, bottom], -2)
 
 
-def limit_penalty(angles_deg: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor, unit: float = 10.0) -> torch.Tensor:
-    """(B,) sum over DOFs of the squared excess beyond the joint limits, in units of ``unit`` degrees (0 inside)."""
-    below = torch.relu(lower - angles_deg) / unit
-    above = torch.relu(angles_deg - upper) / unit
+#: degrees of excess beyond a joint limit that cost 1 in :func:`limit_penalty`
+LIMIT_UNIT = 10.0
+
+
+def limit_residuals(angles_deg: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor,
+                    unit: float = LIMIT_UNIT) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, D) excess below and (B, D) excess above the joint limits, in units of ``unit`` degrees (0 inside)."""
+    return torch.relu(lower - angles_deg) / unit, torch.relu(angles_deg - upper) / unit
+
+
+def limit_penalty(angles_deg: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor,
+                  unit: float = LIMIT_UNIT) -> torch.Tensor:
+    """(B,) sum over DOFs of the squared excess beyond the joint limits (:func:`limit_residuals`)."""
+    below, above = limit_residuals(angles_deg, lower, upper, unit)
     return (below**2 + above**2).sum(-1)
 
 

@@ -42,7 +42,8 @@ Exit status: 0 every mesh fitted; 1 some meshes failed (see fit.csv); 2 cannot s
               help="steps at most [default: 20 with lm, 200 with adam; scan: 200 Adam steps in all, spread over the "
                    "ICP rounds]")
 @click.option("--solver", type=click.Choice(["lm", "adam"]), default="lm", show_default=True,
-              help="Eq. 15's optimiser: Levenberg-Marquardt or Adam (mesh targets)")
+              help="Eq. 15's optimiser: Levenberg-Marquardt or Adam (mesh targets; the scan fit is always Adam, its ICP "
+                   "rounds re-pairing the points between steps)")
 @click.option("--init", type=click.Choice(["encoder", "zero"]), default="encoder", show_default=True,
               help="start from the encoder's codes of each mesh, or from zero codes")
 @click.option("--no-rigid", is_flag=True, help="no global R, t (alignment 'none')")

@@ -108,3 +108,35 @@ def test_phenotype_at_a_bound_is_reached_and_held():
     assert 0.0 <= fits[0].phenotype[2] < 0.01
     with pytest.raises(RegisteredFitError, match="phenotype_start"):
         RegisteredFitter(body, RegisteredFitSettings(phenotype_start=(0.5, 0.8, 1.5, 0.5, 0.5, 0.5)))
+
+
+def test_normal_equations_match_autograd_with_joint_limits_active():
+    """J^T J and J^T r of the solver (data by differences, priors exact) against autograd on all residuals."""
+    from bodydata.bodyfit.body import AnnyBody
+    from bodydata.bodyfit.fit_registered import RegisteredFitSettings, _Problem
+
+    body = AnnyBody("notoes_collapse10pc")
+    rng = np.random.default_rng(4)
+    ids = torch.arange(0, body.n_vertices, 40)
+    with torch.no_grad():
+        target = body(body.params(2, np.array([0.4, 0.8, 0.3, 0.6, 0.5, 0.5]),
+                                  rng.normal(0.0, 10.0, (2, body.n_dofs)))).vertices
+    prob = _Problem(body, target, ids, torch.as_tensor(np.stack([np.eye(3)] * 2)), torch.zeros(2, 3, dtype=torch.float64),
+                    torch.ones(2, dtype=torch.float64), RegisteredFitSettings(pose_weight=0.1), True)
+    angles = torch.as_tensor(rng.normal(0.0, 10.0, (2, body.n_dofs)))
+    angles[:, :5] = body.rig.upper[:5] + 7.0  # some limits exceeded
+    angles[:, 5:9] = body.rig.lower[5:9] - 4.0
+    x = prob.initial(torch.tensor([[0.45, 0.75, 0.35, 0.55, 0.45, 0.55]], dtype=torch.float64), angles,
+                     torch.zeros(2, 3, dtype=torch.float64))
+
+    def all_residuals(v: torch.Tensor) -> torch.Tensor:
+        r, q = prob.residuals(v)
+        return torch.cat([r.reshape(-1), q.reshape(-1)])
+
+    jac = torch.autograd.functional.jacobian(all_residuals, x)
+    with torch.no_grad():
+        hess, grad = prob._normal_equations(x)
+        res = all_residuals(x)
+    want_h, want_g = jac.T @ jac, jac.T @ res
+    np.testing.assert_allclose(hess.numpy(), want_h.numpy(), atol=1e-4 * float(want_h.abs().max()))
+    np.testing.assert_allclose(grad.numpy(), want_g.numpy(), atol=1e-4 * float(want_g.abs().max()))
