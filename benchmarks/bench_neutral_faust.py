@@ -141,6 +141,8 @@ def main() -> None:
     ap.add_argument("--template", default="anny", help="template name the meshes were converted to (default anny)")
     ap.add_argument("--girdle", action="store_true", help="shoulder-girdle joint on (NeutralConfig.girdle)")
     ap.add_argument("--method", default="auto", choices=["auto", "body", "arap"], help="NeutralConfig.method")
+    ap.add_argument("--body-arap", action="store_true", help="NeutralConfig.body_arap: method body, then ARAP with "
+                    "the segment-orientation handles on the fused neutral")
     args = ap.parse_args()
 
     from bodydata.mesh import read_mesh
@@ -157,7 +159,7 @@ def main() -> None:
     from bodydata.neutral.neutralize import NeutralConfig
 
     nz = Neutralizer(tpl, target, NeutralConfig(girdle=("upper_arm_L", "upper_arm_R") if args.girdle else (),
-                                                method=args.method))
+                                                method=args.method, body_arap=args.body_arap))
     print(f"template {tpl.name}: {tpl.n_vertices} vertices; target anny mean-phenotype rest pose; method {nz.method}; "
           f"selection {nz.config.selection}, average {nz.config.average}; setup {time.perf_counter() - t0:.1f} s")
     for f, found in zip(folders, per_folder):
