@@ -271,6 +271,7 @@ class _Problem:
         return self.body.posed_subset(rest_v, rest_p, per[:, : self.d] * ANGLE_UNIT, ids)
 
     def _world(self, posed: torch.Tensor, per: torch.Tensor) -> torch.Tensor:
+        """posed (R * B, m, 3) in anny's frame -> the meshes' frame by each row's similarity (rows as ``per``)."""
         rot, trans, scale = self._similarity(per)
         return scale[:, None, None] * posed @ rot.transpose(1, 2) + trans[:, None, :]
 
@@ -304,8 +305,7 @@ class _Problem:
         else:  # rows ordered (column, mesh): each mesh keeps its own identity
             posed = self.body.posed_subset(rest_v.repeat(k, 1, 1), rest_p.repeat(k, 1, 1, 1),
                                            shifted[:, : self.d] * ANGLE_UNIT, self.ids)
-        rot, trans, scale = self._similarity(shifted)
-        world = scale[:, None, None] * posed @ rot.transpose(1, 2) + trans[:, None, :]
+        world = self._world(posed, shifted)
         world = ((world.view(k, b, -1, 3) - self.sub[None]) * self.w).reshape(k, b, -1)
         j_per = ((world - r[None]) / h).permute(1, 2, 0)
         # phenotype columns by central differences: anny's phenotype blend weights are piecewise linear with kinks
@@ -332,8 +332,7 @@ class _Problem:
             rest_v, rest_p = rest_v[order], rest_p[order]
         rows = per.repeat(6, 1)
         posed = self.body.posed_subset(rest_v, rest_p, rows[:, : self.d] * ANGLE_UNIT, self.ids)
-        rot, trans, scale = self._similarity(rows)
-        world = scale[:, None, None] * posed @ rot.transpose(1, 2) + trans[:, None, :]
+        world = self._world(posed, rows)
         return ((world.view(6, b, -1, 3) - self.sub[None]) * self.w).reshape(6, b, -1).permute(1, 2, 0)
 
     def _normal_equations(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

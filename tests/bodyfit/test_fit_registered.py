@@ -44,20 +44,11 @@ def test_fit_registered_recovers_known_body():
 def test_forward_difference_jacobian_matches_autograd(share):
     """The solver's batched forward-difference Jacobian (pose, similarity and phenotype columns) against
     autograd's Jacobian of the same residuals, column by column."""
-    from bodydata.bodyfit.body import AnnyBody
-    from bodydata.bodyfit.fit_registered import RegisteredFitSettings, _Problem
+    from bodydata.bodyfit.fit_registered import RegisteredFitSettings
 
-    body = AnnyBody("notoes_collapse10pc")
     rng = np.random.default_rng(3)
-    ids = torch.arange(0, body.n_vertices, 40)
-    with torch.no_grad():
-        target = body(body.params(2, np.array([0.3, 0.7, 0.4, 0.6, 0.45, 0.55]),
-                                  rng.normal(0.0, 15.0, (2, body.n_dofs)))).vertices
-    rot0 = torch.as_tensor(np.stack([np.eye(3)] * 2))
-    prob = _Problem(body, target, ids, rot0, torch.zeros(2, 3, dtype=torch.float64),
-                    torch.ones(2, dtype=torch.float64), RegisteredFitSettings(), share)
-    x = prob.initial(torch.tensor([[0.35, 0.75, 0.45, 0.55, 0.4, 0.6]], dtype=torch.float64),
-                     torch.as_tensor(rng.normal(0.0, 10.0, (2, body.n_dofs))), torch.zeros(2, 3, dtype=torch.float64))
+    prob, x = _two_mesh_problem(rng, [0.3, 0.7, 0.4, 0.6, 0.45, 0.55], 15.0, [0.35, 0.75, 0.45, 0.55, 0.4, 0.6],
+                                lambda angles, rig: angles, RegisteredFitSettings(), share)
     if not share:  # each mesh its own identity, so a mix-up of the rows' identities shows
         x[6:12] = torch.tensor([0.8, 0.9, 0.1, 0.2, 0.7, 0.3], dtype=torch.float64)
     with torch.no_grad():
@@ -112,22 +103,16 @@ def test_phenotype_at_a_bound_is_reached_and_held():
 
 def test_normal_equations_match_autograd_with_joint_limits_active():
     """J^T J and J^T r of the solver (data by differences, priors exact) against autograd on all residuals."""
-    from bodydata.bodyfit.body import AnnyBody
-    from bodydata.bodyfit.fit_registered import RegisteredFitSettings, _Problem
+    from bodydata.bodyfit.fit_registered import RegisteredFitSettings
 
-    body = AnnyBody("notoes_collapse10pc")
-    rng = np.random.default_rng(4)
-    ids = torch.arange(0, body.n_vertices, 40)
-    with torch.no_grad():
-        target = body(body.params(2, np.array([0.4, 0.8, 0.3, 0.6, 0.5, 0.5]),
-                                  rng.normal(0.0, 10.0, (2, body.n_dofs)))).vertices
-    prob = _Problem(body, target, ids, torch.as_tensor(np.stack([np.eye(3)] * 2)), torch.zeros(2, 3, dtype=torch.float64),
-                    torch.ones(2, dtype=torch.float64), RegisteredFitSettings(pose_weight=0.1), True)
-    angles = torch.as_tensor(rng.normal(0.0, 10.0, (2, body.n_dofs)))
-    angles[:, :5] = body.rig.upper[:5] + 7.0  # some limits exceeded
-    angles[:, 5:9] = body.rig.lower[5:9] - 4.0
-    x = prob.initial(torch.tensor([[0.45, 0.75, 0.35, 0.55, 0.45, 0.55]], dtype=torch.float64), angles,
-                     torch.zeros(2, 3, dtype=torch.float64))
+    def beyond_limits(angles: torch.Tensor, rig) -> torch.Tensor:
+        angles[:, :5] = rig.upper[:5] + 7.0  # some limits exceeded
+        angles[:, 5:9] = rig.lower[5:9] - 4.0
+        return angles
+
+    prob, x = _two_mesh_problem(np.random.default_rng(4), [0.4, 0.8, 0.3, 0.6, 0.5, 0.5], 10.0,
+                                [0.45, 0.75, 0.35, 0.55, 0.45, 0.55], beyond_limits,
+                                RegisteredFitSettings(pose_weight=0.1), True)
 
     def all_residuals(v: torch.Tensor) -> torch.Tensor:
         r, q = prob.residuals(v)
@@ -140,3 +125,19 @@ def test_normal_equations_match_autograd_with_joint_limits_active():
     want_h, want_g = jac.T @ jac, jac.T @ res
     np.testing.assert_allclose(hess.numpy(), want_h.numpy(), atol=1e-4 * float(want_h.abs().max()))
     np.testing.assert_allclose(grad.numpy(), want_g.numpy(), atol=1e-4 * float(want_g.abs().max()))
+
+
+def _two_mesh_problem(rng, phenotype, spread, start_phenotype, start_angles, settings, share):
+    """The solver's problem for two anny-lite bodies (``phenotype``, angles ~ N(0, ``spread``) degrees) seen at every
+    40th vertex, and a start vector (``start_phenotype``, ``start_angles(angles, rig)`` of random angles)."""
+    from bodydata.bodyfit.body import AnnyBody
+    from bodydata.bodyfit.fit_registered import _Problem
+
+    body = AnnyBody("notoes_collapse10pc")
+    with torch.no_grad():
+        target = body(body.params(2, np.array(phenotype), rng.normal(0.0, spread, (2, body.n_dofs)))).vertices
+    eye, zero = torch.as_tensor(np.stack([np.eye(3)] * 2)), torch.zeros(2, 3, dtype=torch.float64)
+    prob = _Problem(body, target, torch.arange(0, body.n_vertices, 40), eye, zero,
+                    torch.ones(2, dtype=torch.float64), settings, share)
+    angles = start_angles(torch.as_tensor(rng.normal(0.0, 10.0, (2, body.n_dofs))), body.rig)
+    return prob, prob.initial(torch.tensor([start_phenotype], dtype=torch.float64), angles, zero)
