@@ -12,6 +12,12 @@ A quick run (about 10 x 30 s on a busy 2-core CPU): a small prior and the first 
         --out PRIOR.npz
     bodydata convert ... --match 'tr_reg_00[0-9]' --scheduler synchronous --quiet
 
+``--drift`` also measures how far the correspondences slide between poses, where FAUST knows the truth: its
+registrations share one connectivity, so each converted vertex, located on its own registration (face +
+barycentrics), can be carried onto the subject's first converted pose's registration and compared there with that
+pose's own converted vertex (mm on one body; 0 = every pose puts template vertex i on the same body point). It is
+printed per mesh with the template parts that slide most, and per part over all meshes.
+
 Distances are recomputed here from the files (closest points on triangles, the same code as the conversion rows):
 converted -> input over the template's surface vertices (the mouth cavity left out, as in the rows) and
 input -> converted over all input vertices; millimetres (FAUST is in metres). Goal (issue "convert"): <= 2 mm mean.
@@ -30,15 +36,21 @@ def main() -> None:
     ap.add_argument("--converted", required=True, type=Path, help="folder of converted meshes (*tr_reg_XXX.ply)")
     ap.add_argument("--faust", required=True, type=Path, help="the FAUST training folder (registrations/)")
     ap.add_argument("--template", default="anny")
+    ap.add_argument("--drift", action="store_true", help="also the correspondence drift between poses of a subject")
     args = ap.parse_args()
 
     from bodydata.mesh import read_mesh
+    from bodydata.mesh.carry import carry
     from bodydata.mesh.closest import point_to_mesh
     from bodydata.templates.template import load_template
 
     tpl = load_template(args.template)
     keep = tpl.surface_mask
     rows = []
+    names = tpl.part_names
+    count = np.maximum(np.bincount(tpl.part_labels, minlength=len(names)), 1)
+    first: dict[int, tuple] = {}  # subject -> (its first converted pose's converted vertices, registration)
+    drift_parts = []
     for path in sorted(args.converted.glob("*.ply")):
         m = re.search(r"tr_reg_(\d{3})", path.name)
         if not m:
@@ -50,6 +62,18 @@ def main() -> None:
         rows.append((m.group(1), a.mean(), np.percentile(a, 95), b.mean(), np.percentile(b, 95)))
         print(f"tr_reg_{rows[-1][0]}  converted->input {rows[-1][1]:5.2f} mm (p95 {rows[-1][2]:5.1f})   "
               f"input->converted {rows[-1][3]:5.2f} mm (p95 {rows[-1][4]:5.1f})", flush=True)
+        if args.drift:
+            subject = int(m.group(1)) // 10  # FAUST: ten poses a subject
+            if subject not in first:
+                first[subject] = (m.group(1), carry(conv, src.vertices, src.vertices, src.faces), src.vertices)
+                continue
+            ref, ref_points, ref_vertices = first[subject]
+            d = 1000 * np.linalg.norm(carry(conv, src.vertices, ref_vertices, src.faces) - ref_points, axis=1)
+            parts = np.bincount(tpl.part_labels, weights=d, minlength=len(names)) / count
+            drift_parts.append(parts)
+            top = np.argsort(-parts)[:4]
+            print(f"  drift vs tr_reg_{ref}: mean {d.mean():5.1f} mm (median {np.median(d):5.1f}); most: "
+                  + ", ".join(f"{names[j]} {parts[j]:.0f}" for j in top), flush=True)
     if not rows:
         raise SystemExit(f"{args.converted}: no converted tr_reg_XXX meshes")
     arr = np.array([r[1:] for r in rows])
@@ -58,6 +82,11 @@ def main() -> None:
           f"mean p95 {arr[:, 1].mean():.1f}); input->converted mean {arr[:, 2].mean():.2f} mm "
           f"(median {np.median(arr[:, 2]):.2f}, mean p95 {arr[:, 3].mean():.1f}); worst tr_reg_{worst}; "
           f"meshes over 2 mm either way: {int(((arr[:, 0] > 2) | (arr[:, 2] > 2)).sum())}")
+    if drift_parts:
+        mean_parts = np.mean(drift_parts, axis=0)
+        total = float(np.sum(mean_parts * count) / count.sum())
+        print(f"correspondence drift between poses ({len(drift_parts)} meshes against their subject's first): mean "
+              f"{total:.1f} mm; per part: " + ", ".join(f"{names[j]} {mean_parts[j]:.1f}" for j in range(len(names))))
 
 
 if __name__ == "__main__":

@@ -121,6 +121,7 @@ def main() -> None:
     ap.add_argument("--faust", default=None, help="shared data folder: run the FAUST consistency check instead")
     ap.add_argument("--png-dir", default=None, help="with --faust: write one before/after PNG per subject here")
     ap.add_argument("--faust-target", type=int, default=0, help="with --faust: index of the target registration")
+    ap.add_argument("--rearticulate", type=int, default=1, help="method body: NeutralConfig.rearticulate passes (0: off)")
     args = ap.parse_args()
     if args.faust:
         faust_consistency(args.faust, args.png_dir, args.faust_target)
@@ -140,7 +141,8 @@ def main() -> None:
     girdle = {"girdle": ("upper_arm_L", "upper_arm_R")} if args.girdle else {}
     nz = Neutralizer(tpl, target, NeutralConfig(orientation=args.orientation, handle_weight=args.handle_weight,
                                                       selection=args.selection, average=args.average,
-                                                      method=args.method, body_arap=args.body_arap, **girdle))
+                                                      method=args.method, body_arap=args.body_arap,
+                                                      rearticulate=args.rearticulate, **girdle))
     setup = time.perf_counter() - t0
     paper = None
     if args.baseline:

@@ -26,6 +26,11 @@ Overall: the same statistics pooled over subjects, and, as the scale of identity
 between the default neutrals of different subjects. ``--png-dir``: one PNG per subject (chosen
 source pose, constructed default neutral and the target; front and side views).
 
+``--same-correspondence FAUST`` separates the neutral method from the conversion: every pose of a subject is then
+its first converted pose carried onto that pose's registration (FAUST's registrations share one connectivity and
+its correspondence), so the poses agree on where each template vertex sits on the body, and what spread is
+left comes from the neutral method alone.
+
 Example: ``python benchmarks/bench_neutral_faust.py --converted /tmp/s2/faust --subjects 0-7 --png-dir /tmp/neutral_faust_png``
 (``--converted`` may be repeated; each subject comes whole from the folder holding most of its poses).
 Timings are wall-clock on whatever else the machine runs. Nothing derived from the data is written
@@ -108,19 +113,28 @@ def pairwise_med(meshes: list[np.ndarray]) -> np.ndarray:
                      for a in range(len(meshes)) for b in range(a + 1, len(meshes))])
 
 
-def part_distances(meshes: list[np.ndarray], labels: np.ndarray, n_parts: int) -> np.ndarray:
-    """(n_parts,) mean over unordered pairs of the mean vertex distance (mm) inside each part, after rigid alignment."""
+def part_distances(meshes: list[np.ndarray], labels: np.ndarray, n_parts: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per part, means over unordered pairs after rigid alignment of the whole bodies: the mean vertex distance (mm),
+    the same after also aligning the part on its own (its shape: what is left when the part's turn is taken out),
+    and the angle of that part's own rotation (degrees). Three (n_parts,) arrays."""
     from bodydata.mesh.alignment import align
 
-    out = np.zeros(n_parts)
-    count = np.bincount(labels, minlength=n_parts).astype(np.float64)
+    dist, shape, turn = np.zeros(n_parts), np.zeros(n_parts), np.zeros(n_parts)
     n_pairs = 0
     for a in range(len(meshes)):
         for b in range(a + 1, len(meshes)):
-            d = np.linalg.norm(align(meshes[a], meshes[b]).apply(meshes[a]) - meshes[b], axis=1) * 1000.0
-            out += np.bincount(labels, weights=d, minlength=n_parts) / np.maximum(count, 1)
+            moved = align(meshes[a], meshes[b]).apply(meshes[a])
+            for j in range(n_parts):
+                m = labels == j
+                if not m.any():
+                    continue
+                dist[j] += np.linalg.norm(moved[m] - meshes[b][m], axis=1).mean() * 1000.0
+                own = align(moved[m], meshes[b][m])
+                shape[j] += np.linalg.norm(own.apply(moved[m]) - meshes[b][m], axis=1).mean() * 1000.0
+                turn[j] += np.degrees(np.arccos(np.clip((np.trace(own.rotation) - 1.0) / 2.0, -1.0, 1.0)))
             n_pairs += 1
-    return out / max(n_pairs, 1)
+    k = max(n_pairs, 1)
+    return dist / k, shape / k, turn / k
 
 
 def stats(x) -> str:
@@ -143,6 +157,11 @@ def main() -> None:
     ap.add_argument("--method", default="auto", choices=["auto", "body", "arap"], help="NeutralConfig.method")
     ap.add_argument("--body-arap", action="store_true", help="NeutralConfig.body_arap: method body, then ARAP with "
                     "the segment-orientation handles on the fused neutral")
+    ap.add_argument("--rearticulate", type=int, default=1, help="method body: NeutralConfig.rearticulate passes (0: off)")
+    ap.add_argument("--same-correspondence", default=None, metavar="FAUST",
+                    help="FAUST training folder (registrations/): build every pose of a subject from its first "
+                         "converted pose, carried onto each pose's registration (FAUST's own correspondence), so the "
+                         "spread left is the neutral method's, not the conversion's sliding")
     args = ap.parse_args()
 
     from bodydata.mesh import read_mesh
@@ -159,7 +178,8 @@ def main() -> None:
     from bodydata.neutral.neutralize import NeutralConfig
 
     nz = Neutralizer(tpl, target, NeutralConfig(girdle=("upper_arm_L", "upper_arm_R") if args.girdle else (),
-                                                method=args.method, body_arap=args.body_arap))
+                                                method=args.method, body_arap=args.body_arap,
+                                                rearticulate=args.rearticulate))
     print(f"template {tpl.name}: {tpl.n_vertices} vertices; target anny mean-phenotype rest pose; method {nz.method}; "
           f"selection {nz.config.selection}, average {nz.config.average}; setup {time.perf_counter() - t0:.1f} s")
     for f, found in zip(folders, per_folder):
@@ -185,6 +205,11 @@ def main() -> None:
             continue
         t_subject = time.perf_counter()
         poses = np.stack([read_mesh(available[i]["path"], expected_vertices=tpl.n_vertices).vertices for i in ids])
+        if args.same_correspondence:
+            from bodydata.mesh.carry import carry
+
+            regs = [read_mesh(Path(args.same_correspondence) / "registrations" / f"tr_reg_{i:03d}.ply") for i in ids]
+            poses = np.stack([carry(poses[0], regs[0].vertices, r.vertices, r.faces) for r in regs])
         single, scores = [], []
         for k in range(len(ids)):
             res = nz.subject(poses, pose=k)
@@ -199,8 +224,8 @@ def main() -> None:
         all_left.append(left)
         defaults[s] = res.vertices
         pair = pairwise_med(single)
-        parts = part_distances(single, tpl.part_labels, n_parts)
-        all_parts.append(parts)
+        parts, part_shape, part_turn = part_distances(single, tpl.part_labels, n_parts)
+        all_parts.append((parts, part_shape, part_turn))
         posed = pairwise_med(list(poses))
         to_default = np.array([mean_euclidean_distance(v, res.vertices) * 1000.0 for v in single])
         all_pair.append(pair)
@@ -264,9 +289,11 @@ def main() -> None:
     print(f"  the same among the {args.best} best-scored poses of each subject (mm):  {stats(np.concatenate(all_best))}")
     print(f"  pairwise MED between posed inputs of one subject (mm):         {stats(np.concatenate(all_posed))}")
     print(f"  MED single-pose neutral vs the subject's default neutral (mm): {stats(np.concatenate(all_to_default))}")
-    parts = np.mean(all_parts, axis=0)
-    print("  by part, mean over subjects of the single-pose-neutral pairwise distance (mm): "
-          + ", ".join(f"{tpl.part_names[j]} {parts[j]:.1f}" for j in np.argsort(-parts)))
+    parts, part_shape, part_turn = np.mean(all_parts, axis=0)
+    print("  by part, mean over subjects of the single-pose-neutral pairwise distance (mm) / the same with the part "
+          "aligned on its own (mm) / the part's own turn (deg): "
+          + ", ".join(f"{tpl.part_names[j]} {parts[j]:.1f}/{part_shape[j]:.1f}/{part_turn[j]:.0f}"
+                      for j in np.argsort(-parts)))
     if len(defaults) > 1:
         between = pairwise_med([defaults[s] for s in sorted(defaults)])
         print(f"  reference, pairwise MED between default neutrals of different subjects (mm): {stats(between)}")

@@ -6,14 +6,13 @@ is fitted by anny (:mod:`bodydata.bodyfit.fit_registered`, one phenotype per sub
 fitted skeleton by inverse skinning and re-posed to the target's angles (:mod:`bodydata.neutral.unpose`; 0 for
 the ``anny`` target, anny's reference pose), and the un-posed meshes are fused robustly
 (:mod:`bodydata.neutral.fuse`: part-wise reweighted mean, a region that disagrees with the other poses or that
-the un-posing strained is out-voted). Measured on anny ground truth (anny template, 20 identities x 4 poses,
-seed 1, ``benchmarks/bench_neutral.py --method body`` vs ``--method arap``): MED to the true neutral mean 6.25 /
-max 9.2 mm (arap 8.25 / 11.8), 99th-percentile vertex error 14.8 mm per subject on average (arap 21.9), segment
-length error 0.31 % mean, 2.2 % max (arap 0.54 %, 4.5 %); 32 s a subject against 3.5 s on the shared 2-core
-machine. FAUST subject 0 converted to the anny template (``benchmarks/bench_neutral_faust.py``): neutrals from
-different single poses differ by 17.2 mm (arap 31.2 mm).
-``NeutralConfig.body_arap`` also runs the ARAP step below on the fused neutral; it moved anny-lite neutrals
-away from the truth (4.8 -> 7.4 mm, 4 identities), so it is off. A template that is not an anny topology
+the un-posing strained is out-voted). The fused neutral is then fitted once more and taken to the target's angles
+through that fit (``NeutralConfig.rearticulate``, :meth:`Neutralizer.rearticulate_once`). Figures, with their
+commands, are in docs/pipeline.md ("The neutralize stage"): exact on anny's own bodies (0.00 mm mean MED to the
+true neutral, 20 identities x 4 poses), 14.3 mm between FAUST neutrals built from different single poses of one
+subject, 11.2 mm when the poses share FAUST's own correspondence.
+``NeutralConfig.body_arap`` also runs the ARAP step below on the fused neutral; it made the FAUST neutrals less
+consistent (16.9 -> 19.0 mm, before re-articulation), so it is off. A template that is not an anny topology
 cannot use ``"body"`` (:class:`NeutralizeError` when the :class:`Neutralizer` is built: the command cannot
 start); ``"auto"`` takes ``"arap"`` there.
 
@@ -120,7 +119,9 @@ class NeutralConfig:
         fused, :mod:`bodydata.neutral.unpose`, :mod:`bodydata.neutral.fuse`) or ``"arap"`` (the pose choice,
         ARAP and averaging above). body_arap : with ``"body"``, run the ARAP step with the segment-orientation
         handles on the fused neutral too (off by default: on anny ground truth it moves the neutral away from
-        the truth). share_phenotype : with ``"body"``, one phenotype for all poses of a subject.
+        the truth). share_phenotype : with ``"body"``, one phenotype for all poses of a subject. rearticulate :
+        with ``"body"``, passes of :meth:`Neutralizer.rearticulate_once` on the fused neutral (fit it again, take it to
+        the target's angles through that fit); 0 = off.
     """
 
     handle_weight: float = 10.0
@@ -139,6 +140,7 @@ class NeutralConfig:
     method: str = "auto"
     body_arap: bool = False
     share_phenotype: bool = True
+    rearticulate: int = 1
 
 
 @dataclass
@@ -284,7 +286,7 @@ class Neutralizer:
         target's angles, fuse robustly (optionally ARAP to the target's segment orientations), align to the target.
         only : un-pose just this pose (a forced pose)."""
         from bodydata.neutral.fuse import fuse, part_strain
-        from bodydata.neutral.unpose import repose, unpose
+        from bodydata.neutral.unpose import unpose_to
 
         t0 = time.perf_counter()
         finite = np.isfinite(poses).all(axis=(1, 2))
@@ -298,14 +300,14 @@ class Neutralizer:
         params = BodyParams(*(cat(f) for f in ("phenotype", "angles", "rotation", "translation", "scale")))
         # un-posed to anny's bind pose, then through the subject's own bones into the target's angles (0: anny's
         # reference pose, which is not the bind pose: they differ by up to 10 cm at the arms)
-        rest = unpose(self.body, params, poses[use])
+        rest = unpose_to(self.body, params, poses[use], self.target_angles)
         phen = np.stack([f.phenotype for f in fits])
-        rest = repose(self.body, phen, np.broadcast_to(self.target_angles, (len(use), self.body.n_dofs)), rest,
-                      params.scale.detach().cpu().numpy())
         k = len(self.template.part_names)
         strain = np.stack([part_strain(poses[j], rest[i], self.template.faces, self.template.part_labels, k)
                            for i, j in enumerate(use)])
         fused = fuse(rest, self.template.faces, self.template.part_labels, strain=strain).vertices
+        for _ in range(int(self.config.rearticulate)):
+            fused = self.rearticulate_once(fused, phen.mean(0))
         iters, energy = 0, []
         if self.config.body_arap:
             _, sol = self.deform(fused)
@@ -329,6 +331,22 @@ class Neutralizer:
             segment_lengths_after=self.segments.lengths(vertices), energy=energy, scores=score,
             pose_indices=tuple(int(j) for j in use), method="body", forced=only is not None,
             part_strain=self.part_strain(vertices, poses[use]), fit_med_mm=med)
+
+    def rearticulate_once(self, mesh: np.ndarray, phenotype: np.ndarray) -> np.ndarray:
+        """``mesh`` (n, 3) un-posed once, fitted by anny again (from ``phenotype`` (6,)) and taken to the target's
+        angles through that fit: what the first fits left as a turned limb in the residual (anny explains a real body
+        only to 10-20 mm, so its fit of a limb is a compromise that depends on the pose) is read as articulation here,
+        near the target pose, and removed. On a body anny explains exactly it changes nothing."""
+        import dataclasses
+
+        from bodydata.bodyfit.fit_registered import RegisteredFitter
+        from bodydata.neutral.unpose import unpose_to
+
+        start = tuple(float(v) for v in np.clip(phenotype, 0.0, 1.0))
+        fitter = RegisteredFitter(self.body, dataclasses.replace(self.fitter.settings, phenotype_start=start,
+                                                                 restart=False))
+        fit = fitter.fit(mesh)[0]
+        return unpose_to(self.body, fit.params(self.body), mesh, self.target_angles)[0]
 
     def subject(self, poses: np.ndarray, pose: int | None = None) -> NeutralResult:
         """Neutral body of one subject from its poses (P, n, 3) float64 (non-finite poses are skipped).

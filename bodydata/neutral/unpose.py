@@ -19,7 +19,7 @@ from bodydata.bodyfit.body import AnnyBody, BodyParams
 from bodydata.errors import BodydataError
 from bodydata.mesh.alignment import kabsch_rotation
 
-__all__ = ["UnposeError", "repose", "skinning_transforms", "unpose"]
+__all__ = ["UnposeError", "repose", "skinning_transforms", "unpose", "unpose_to"]
 
 
 class UnposeError(BodydataError, ValueError):
@@ -81,3 +81,14 @@ def repose(body: AnnyBody, phenotype: np.ndarray, angles: np.ndarray, rest: np.n
     m = skinning_transforms(body, p)
     unit = r / s[:, None, None]
     return s[:, None, None] * (np.einsum("bnij,bnj->bni", m[..., :3, :3], unit) + m[..., :3, 3])
+
+
+def unpose_to(body: AnnyBody, params: BodyParams, meshes: np.ndarray, angles: np.ndarray) -> np.ndarray:
+    """Meshes (B, n, 3) float64 fitted by ``params`` taken to ``angles`` (D,) or (B, D) degrees: :func:`unpose`, then
+    :func:`repose` through each fit's own phenotype and scale. (B, n, 3) float64 in anny's frame."""
+    rest = unpose(body, params, meshes)
+    rest = rest[None] if rest.ndim == 2 else rest
+    b = len(rest)
+    phen = params.phenotype.detach().cpu().numpy().astype(np.float64)
+    return repose(body, phen, np.broadcast_to(np.asarray(angles, np.float64), (b, body.n_dofs)), rest,
+                  params.scale.detach().cpu().numpy().astype(np.float64))

@@ -62,10 +62,9 @@ def transfer(a: RemeshedShape, conv_a: np.ndarray, conv_b: np.ndarray, conv_face
     """Predicted B vertex (k,) for each sample ``a.vts`` via the converted meshes (same connectivity ``conv_faces``)."""
     from scipy.spatial import cKDTree
 
-    from bodydata.mesh.closest import closest_points
+    from bodydata.mesh.carry import carry
 
-    _, face, bary, _ = closest_points(a.vertices[a.vts], conv_a, conv_faces)
-    pb = np.einsum("kj,kjc->kc", bary, conv_b[conv_faces[face]])
+    pb = carry(a.vertices[a.vts], conv_a, conv_b, conv_faces)
     tree = b_tree or cKDTree(b_vertices)
     return np.asarray(tree.query(pb)[1], np.int64)
 
