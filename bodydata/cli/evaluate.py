@@ -4,6 +4,7 @@ from __future__ import annotations
 import click
 
 from bodydata.cli._exit import CannotStart, exit_for_failures
+from bodydata.evaluate.solvers import DEFAULT_STEPS, SOLVERS
 
 EXAMPLE = """
 \b
@@ -29,8 +30,8 @@ Exit status: 0 every run evaluated; 1 some runs failed (see report.md); 2 cannot
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=str), help="the report folder")
 @click.option("--split", type=click.Choice(["test", "train", "all"]), default="test", show_default=True)
 @click.option("--iterations", type=click.IntRange(min=0), default=None,
-              help="Eq. 15 steps at most per mesh [default: 20 with lm, 200 with adam]")
-@click.option("--solver", type=click.Choice(["lm", "adam"]), default="lm", show_default=True,
+              help=f"Eq. 15 steps at most per mesh [default: {DEFAULT_STEPS['lm']} with lm, {DEFAULT_STEPS['adam']} with adam]")
+@click.option("--solver", type=click.Choice(list(SOLVERS)), default="lm", show_default=True,
               help="Eq. 15's optimiser: Levenberg-Marquardt or Adam")
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True, help="meshes fitted at once")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None, help="[default: CUDA when present]")

@@ -6,6 +6,7 @@ import click
 
 from bodydata.bodyfit.orient import UNITS
 from bodydata.cli._exit import CannotStart, exit_for_failures
+from bodydata.evaluate.solvers import DEFAULT_STEPS, SOLVERS
 
 EXAMPLE = """
 \b
@@ -39,9 +40,9 @@ Exit status: 0 every mesh fitted; 1 some meshes failed (see fit.csv); 2 cannot s
               help="a folder of meshes, a text list (one path a line) or a CSV with a 'path' column")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=str), help="the output folder")
 @click.option("--iterations", type=click.IntRange(min=0), default=None,
-              help="steps at most [default: 20 with lm, 200 with adam; scan: 200 Adam steps in all, spread over the "
-                   "ICP rounds]")
-@click.option("--solver", type=click.Choice(["lm", "adam"]), default="lm", show_default=True,
+              help=f"steps at most [default: {DEFAULT_STEPS['lm']} with lm, {DEFAULT_STEPS['adam']} with adam; scan: "
+                   "200 Adam steps in all, spread over the ICP rounds]")
+@click.option("--solver", type=click.Choice(list(SOLVERS)), default="lm", show_default=True,
               help="Eq. 15's optimiser: Levenberg-Marquardt or Adam (mesh targets; the scan fit is always Adam, its ICP "
                    "rounds re-pairing the points between steps)")
 @click.option("--init", type=click.Choice(["encoder", "zero"]), default="encoder", show_default=True,

@@ -33,6 +33,7 @@ import torch
 
 from bodydata.errors import BodydataError
 from bodydata.evaluate.metrics import MM_PER_M, med_mm
+from bodydata.evaluate.solvers import DEFAULT_STEPS, SOLVERS
 
 if TYPE_CHECKING:
     from bodydata.model.embedding import BodyEmbedding
@@ -40,11 +41,6 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_STEPS", "SOLVERS", "FitError", "FitSettings", "FitResult", "MeshFitter"]
 
 
-#: The solvers of Eq. 15 (``FitSettings.solver``) and their names in reports.
-SOLVERS = {"lm": "Levenberg–Marquardt", "adam": "Adam"}
-#: Steps at most per solver when ``FitSettings.iterations`` is None: LM's 20 take 1.8 s per anny-lite mesh on one
-#: loaded CPU core (``benchmarks/bench_fit.py``, within the 2 s goal); Adam's 200 are the paper's.
-DEFAULT_STEPS = {"lm": 20, "adam": 200}
 
 
 class FitError(BodydataError):

@@ -19,6 +19,7 @@ from typing import Any, Callable, Mapping
 import click
 
 from bodydata.errors import BodydataError
+from bodydata.evaluate.solvers import SOLVERS
 from bodydata.neutral.neutralize import METHODS as NEUTRAL_METHODS
 
 __all__ = ["OptionsError", "option", "parse_options", "check_signature", "options_class", "SynthOptions",
@@ -113,7 +114,7 @@ class EvaluateOptions:
 
     iterations: int | None = option(None, click.IntRange(min=0),
                                     "Eq. 15 steps at most per mesh (default: the solver's, 20 LM / 200 Adam)")
-    solver: str = option("lm", click.Choice(["lm", "adam"]), "Eq. 15's optimiser: Levenberg-Marquardt or Adam")
+    solver: str = option("lm", click.Choice(list(SOLVERS)), "Eq. 15's optimiser: Levenberg-Marquardt or Adam")
     figures: bool = option(True, click.BOOL, "CED curves and error maps")
     body_model: bool = option(True, click.BOOL, "the row of anny itself fitted to the same meshes (anny templates)")
     train_step: str | None = option(None, click.STRING, "train step whose run to evaluate")
