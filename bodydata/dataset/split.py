@@ -1,10 +1,13 @@
 """Train/test splits of the pairs: the paper's (random neutral and pose test pairs) and by subject (disjoint identities).
 
 Both are seeded (``numpy.random.default_rng(seed)``) and depend only on the pairs' ids, roles and
-identities, not on their order.
+identities, not on their order. The subject split can also be told which identities to test (``test_subjects``, a
+regular expression matched against the whole identity key, e.g. ``faust/[67]``): a fixed protocol such as "train on
+FAUST subjects 0-5, test on 6-7"; the test counts are then not used.
 """
 from __future__ import annotations
 
+import re
 from typing import Sequence
 
 import numpy as np
@@ -50,18 +53,31 @@ def paper_split(ids: Sequence[str], roles: Sequence[str], n_test_neutral: int, n
 
 
 def subject_split(ids: Sequence[str], roles: Sequence[str], identities: Sequence[str], n_test_neutral: int,
-                  n_test_pose: int, seed: int = 0) -> np.ndarray:
+                  n_test_pose: int, seed: int = 0, test_subjects: str | None = None) -> np.ndarray:
     """Split by identity: identities, in a seeded random order, go to the test set until it holds at least
-    ``n_test_neutral`` neutral pairs and ``n_test_pose`` pose pairs; no identity is in both sets.
+    ``n_test_neutral`` neutral pairs and ``n_test_pose`` pose pairs; no identity is in both sets. With
+    ``test_subjects`` (a regular expression), exactly the identities whose whole key matches it are the test set.
 
     Returns (P,) str array of ``"train"``/``"test"``. Raises :class:`SplitError` when that would leave the
-    training set without an identity.
+    training set without an identity, or ``test_subjects`` matches no identity.
     """
     roles_a = np.asarray(roles)
     ident_a = np.asarray(identities)
     names = sorted(set(ident_a.tolist()), key=natural_key)
     if len(names) < 2:
         raise SplitError(f"subject split needs at least 2 identities, got {len(names)}")
+    if test_subjects is not None:
+        try:
+            pattern = re.compile(test_subjects)
+        except re.error as exc:
+            raise SplitError(f"test subjects {test_subjects!r}: not a regular expression ({exc})") from None
+        test = sorted(n for n in names if pattern.fullmatch(n))
+        if not test:
+            raise SplitError(f"test subjects {test_subjects!r} match none of the {len(names)} identities "
+                             f"(e.g. {', '.join(names[:3])})")
+        if len(test) == len(names):
+            raise SplitError(f"test subjects {test_subjects!r} match all {len(names)} identities: none left to train")
+        return np.where(np.isin(ident_a, test), TEST, TRAIN).astype(str)
     rng = np.random.default_rng(seed)
     test: set[str] = set()
     n_neu = n_pose = 0
@@ -81,10 +97,12 @@ def subject_split(ids: Sequence[str], roles: Sequence[str], identities: Sequence
 
 
 def make_split(method: str, ids: Sequence[str], roles: Sequence[str], identities: Sequence[str],
-               n_test_neutral: int, n_test_pose: int, seed: int = 0) -> np.ndarray:
-    """Dispatch on ``method`` (``"paper"`` or ``"subject"``)."""
+               n_test_neutral: int, n_test_pose: int, seed: int = 0, test_subjects: str | None = None) -> np.ndarray:
+    """Dispatch on ``method`` (``"paper"`` or ``"subject"``); ``test_subjects`` only with ``"subject"``."""
     if method == "paper":
+        if test_subjects is not None:
+            raise SplitError("test subjects are chosen by the subject split (--split subject), not the paper's")
         return paper_split(ids, roles, n_test_neutral, n_test_pose, seed)
     if method == "subject":
-        return subject_split(ids, roles, identities, n_test_neutral, n_test_pose, seed)
+        return subject_split(ids, roles, identities, n_test_neutral, n_test_pose, seed, test_subjects)
     raise SplitError(f"unknown split method {method!r} (expected one of {', '.join(SPLIT_METHODS)})")

@@ -80,16 +80,18 @@ def _process(item: Item, ctx: ItemContext) -> dict[str, Any]:
         res = build_dataset(
             [ctx.out_dir / INPUTS_CSV], o.template, ctx.out_dir / "dataset", split=o.split,
             n_test_neutral=o.test_neutral, n_test_pose=o.test_pose, seed=o.seed, runner=runner, progress=True,
+            test_subjects=o.test_subjects,
         )
     ctx.outputs.append("dataset/card.json")
     return {"pairs": int(getattr(res, "n_pairs", 0) or 0), "folder": str(ctx.out_dir / "dataset")}
 
 
 def make_stage(template: str = "anny", split: str = "subject", test_neutral: int = 2, test_pose: int = 20,
-               seed: int = 0, sources_step: str | None = None, neutral_step: str | None = None) -> Stage:
+               seed: int = 0, sources_step: str | None = None, neutral_step: str | None = None,
+               test_subjects: str | None = None) -> Stage:
     """``build-dataset``: features, pairs, split and scaling (``bodydata build-dataset``) inside a pipeline."""
     opts = DatasetOptions(template=template, split=split, test_neutral=test_neutral, test_pose=test_pose, seed=seed,
-                          sources_step=sources_step, neutral_step=neutral_step)
+                          sources_step=sources_step, neutral_step=neutral_step, test_subjects=test_subjects)
     return Stage(
         name="build-dataset", process=_process,
         items=functools.partial(_items, sources_step=sources_step, neutral_step=neutral_step),

@@ -82,6 +82,7 @@ class DatasetOptions:
     split: str = option("subject", click.Choice(SPLITS), "paper or subject")
     test_neutral: int = option(2, click.IntRange(min=0), "neutral test pairs")
     test_pose: int = option(20, click.IntRange(min=0), "pose test pairs")
+    test_subjects: str | None = option(None, click.STRING, "subject split: regular expression of the test identities")
     seed: int = option(0, click.INT, "seed of the split")
     sources_step: str | None = option(None, click.STRING, "step whose sources.csv holds the pose meshes")
     neutral_step: str | None = option(None, click.STRING, "neutralize step whose neutrals pair with them")

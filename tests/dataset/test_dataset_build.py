@@ -137,6 +137,23 @@ def test_subject_split_has_no_identity_overlap(data):
     assert card["counts"]["identities_in_both"] == 0
 
 
+def test_named_test_subjects_are_the_test_set(data, tmp_path):
+    import re
+
+    from bodydata.dataset.build import build_dataset
+
+    idents = sorted({p["identity"] for p in _rows(data["subject"].out / "pairs.csv")})
+    pattern = re.escape(idents[-1])
+    res = build_dataset(data["inputs"], TEMPLATE, tmp_path / "named", split="subject", seed=0, progress=False,
+                        test_subjects=pattern)
+    pairs = _rows(res.out / "pairs.csv")
+    assert {p["identity"] for p in pairs if p["split"] == "test"} == {idents[-1]}
+    assert idents[-1] not in {p["identity"] for p in pairs if p["split"] == "train"}
+    card = json.loads((res.out / "card.json").read_text())
+    assert card["split"]["test_subjects"] == pattern
+    assert f"those matching `{pattern}`" in (res.out / "card.md").read_text()
+
+
 def test_paper_split_sizes(data):
     pairs = _rows(data["paper"].out / "pairs.csv")
     test = [p for p in pairs if p["split"] == "test"]

@@ -104,3 +104,21 @@ def test_subject_split_disjoint_and_reaches_targets():
         subject_split(ids, roles, idents, 10, 0)
     with pytest.raises(SplitError, match="unknown split"):
         make_split("random", ids, roles, idents, 1, 1)
+
+
+def test_subject_split_with_named_test_subjects():
+    ids, roles, idents = _toy()
+    s = subject_split(ids, roles, idents, 99, 99, seed=3, test_subjects=r"s/[67]")  # the counts are not used
+    idents_a = np.array(idents)
+    assert set(idents_a[s == "test"]) == {"s/6", "s/7"} and "s/6" not in set(idents_a[s == "train"])
+    assert np.array_equal(s, make_split("subject", ids, roles, idents, 0, 0, seed=0, test_subjects=r"s/[67]"))
+    # the whole key must match: "s/1" does not take "s/10"-like keys or a prefix
+    assert set(idents_a[subject_split(ids, roles, idents, 0, 0, test_subjects="s/1") == "test"]) == {"s/1"}
+    with pytest.raises(SplitError, match="match none"):
+        subject_split(ids, roles, idents, 0, 0, test_subjects="faust/.*")
+    with pytest.raises(SplitError, match="match all"):
+        subject_split(ids, roles, idents, 0, 0, test_subjects=r"s/\d")
+    with pytest.raises(SplitError, match="not a regular expression"):
+        subject_split(ids, roles, idents, 0, 0, test_subjects="s/[")
+    with pytest.raises(SplitError, match="subject split"):
+        make_split("paper", ids, roles, idents, 1, 1, test_subjects="s/1")
