@@ -21,7 +21,7 @@ import click
               help="pose test pairs (at least, for --split subject)")
 @click.option("--test-subjects", default=None, metavar="REGEX",
               help="--split subject: exactly the identities whose key matches this regular expression are tested "
-                   "(e.g. 'faust_[67]'; the test counts are then not used)")
+                   "(e.g. 'faust/[67]'; the test counts are then not used)")
 @click.option("--seed", type=int, default=0, show_default=True, help="seed of the split")
 @click.option("--workers", type=int, default=None,
               help="local worker processes for the features (0 = in this process; default: one per CPU)")
