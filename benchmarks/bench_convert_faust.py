@@ -15,8 +15,10 @@ A quick run (about 10 x 30 s on a busy 2-core CPU): a small prior and the first 
 ``--drift`` also measures how far the correspondences slide between poses, where FAUST knows the truth: its
 registrations share one connectivity, so each converted vertex, located on its own registration (face +
 barycentrics), can be carried onto the subject's first converted pose's registration and compared there with that
-pose's own converted vertex (mm on one body; 0 = every pose puts template vertex i on the same body point). It is
-printed per mesh with the template parts that slide most, and per part over all meshes.
+pose's own converted vertex (mm on one body; 0 = every pose puts template vertex i on the same body point; the mouth
+cavity left out, as in the distances). It is printed per mesh (mean, median, the parts that slide most), and over
+all meshes: the mean per part and overall, the range and median of the per-mesh means, the mean of the per-mesh
+medians, and how many meshes drift by more than 30 mm on average (a swapped or folded limb rather than a slide).
 
 Distances are recomputed here from the files (closest points on triangles, the same code as the conversion rows):
 converted -> input over the template's surface vertices (the mouth cavity left out, as in the rows) and
@@ -37,23 +39,27 @@ def main() -> None:
     ap.add_argument("--faust", required=True, type=Path, help="the FAUST training folder (registrations/)")
     ap.add_argument("--template", default="anny")
     ap.add_argument("--drift", action="store_true", help="also the correspondence drift between poses of a subject")
+    ap.add_argument("--match", default=None, help="only meshes whose file name matches this regular expression")
     args = ap.parse_args()
 
     from bodydata.mesh import read_mesh
     from bodydata.mesh.carry import carry
     from bodydata.mesh.closest import point_to_mesh
+    from bodydata.sources.faust import subject_pose
     from bodydata.templates.template import load_template
 
     tpl = load_template(args.template)
     keep = tpl.surface_mask
     rows = []
     names = tpl.part_names
-    count = np.maximum(np.bincount(tpl.part_labels, minlength=len(names)), 1)
-    first: dict[int, tuple] = {}  # subject -> (its first converted pose's converted vertices, registration)
-    drift_parts = []
+    labels = tpl.part_labels[keep]  # the drift, like the distances, leaves the mouth cavity out
+    count = np.maximum(np.bincount(labels, minlength=len(names)), 1)
+    first: dict[int, tuple] = {}  # subject -> (its first pose's number, its converted vertices on its registration,
+    #                                          that registration's vertices)
+    drift_parts, drift_mesh = [], []
     for path in sorted(args.converted.glob("*.ply")):
         m = re.search(r"tr_reg_(\d{3})", path.name)
-        if not m:
+        if not m or (args.match and not re.search(args.match, path.name)):
             continue
         conv = read_mesh(path, expected_vertices=tpl.n_vertices).vertices
         src = read_mesh(args.faust / "registrations" / f"tr_reg_{m.group(1)}.ply")
@@ -63,14 +69,15 @@ def main() -> None:
         print(f"tr_reg_{rows[-1][0]}  converted->input {rows[-1][1]:5.2f} mm (p95 {rows[-1][2]:5.1f})   "
               f"input->converted {rows[-1][3]:5.2f} mm (p95 {rows[-1][4]:5.1f})", flush=True)
         if args.drift:
-            subject = int(m.group(1)) // 10  # FAUST: ten poses a subject
+            subject = subject_pose(int(m.group(1)))[0]
             if subject not in first:
                 first[subject] = (m.group(1), carry(conv, src.vertices, src.vertices, src.faces), src.vertices)
                 continue
             ref, ref_points, ref_vertices = first[subject]
-            d = 1000 * np.linalg.norm(carry(conv, src.vertices, ref_vertices, src.faces) - ref_points, axis=1)
-            parts = np.bincount(tpl.part_labels, weights=d, minlength=len(names)) / count
+            d = 1000 * np.linalg.norm(carry(conv, src.vertices, ref_vertices, src.faces) - ref_points, axis=1)[keep]
+            parts = np.bincount(labels, weights=d, minlength=len(names)) / count
             drift_parts.append(parts)
+            drift_mesh.append((d.mean(), np.median(d)))
             top = np.argsort(-parts)[:4]
             print(f"  drift vs tr_reg_{ref}: mean {d.mean():5.1f} mm (median {np.median(d):5.1f}); most: "
                   + ", ".join(f"{names[j]} {parts[j]:.0f}" for j in top), flush=True)
@@ -85,8 +92,12 @@ def main() -> None:
     if drift_parts:
         mean_parts = np.mean(drift_parts, axis=0)
         total = float(np.sum(mean_parts * count) / count.sum())
+        per = np.array(drift_mesh)
         print(f"correspondence drift between poses ({len(drift_parts)} meshes against their subject's first): mean "
-              f"{total:.1f} mm; per part: " + ", ".join(f"{names[j]} {mean_parts[j]:.1f}" for j in range(len(names))))
+              f"{total:.1f} mm; per mesh: mean {per[:, 0].min():.1f}-{per[:, 0].max():.1f} mm, median of the means "
+              f"{np.median(per[:, 0]):.1f}, mean of the medians {per[:, 1].mean():.1f}; meshes over 30 mm mean: "
+              f"{int((per[:, 0] > 30).sum())}; per part: "
+              + ", ".join(f"{names[j]} {mean_parts[j]:.1f}" for j in range(len(names))))
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
-POSES_PER_SUBJECT = 10
+from bodydata.sources.faust import POSES_PER_SUBJECT
 
 
 def parse_subjects(text: str) -> list[int]:
@@ -113,13 +113,15 @@ def pairwise_med(meshes: list[np.ndarray]) -> np.ndarray:
                      for a in range(len(meshes)) for b in range(a + 1, len(meshes))])
 
 
-def part_distances(meshes: list[np.ndarray], labels: np.ndarray, n_parts: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def part_distances(meshes: list[np.ndarray], labels: np.ndarray, n_parts: int) -> tuple[np.ndarray, ...]:
     """Per part, means over unordered pairs after rigid alignment of the whole bodies: the mean vertex distance (mm),
     the same after also aligning the part on its own (its shape: what is left when the part's turn is taken out),
-    and the angle of that part's own rotation (degrees). Three (n_parts,) arrays."""
+    the angle of that part's own rotation (degrees), and the part of that angle that is a twist about the part's
+    long axis (degrees; the principal axis of its vertices, swing-twist decomposition). Four (n_parts,) arrays."""
     from bodydata.mesh.alignment import align
+    from bodydata.mesh.rotations import twist_angle
 
-    dist, shape, turn = np.zeros(n_parts), np.zeros(n_parts), np.zeros(n_parts)
+    dist, shape, turn, twist = (np.zeros(n_parts) for _ in range(4))
     n_pairs = 0
     for a in range(len(meshes)):
         for b in range(a + 1, len(meshes)):
@@ -132,9 +134,12 @@ def part_distances(meshes: list[np.ndarray], labels: np.ndarray, n_parts: int) -
                 own = align(moved[m], meshes[b][m])
                 shape[j] += np.linalg.norm(own.apply(moved[m]) - meshes[b][m], axis=1).mean() * 1000.0
                 turn[j] += np.degrees(np.arccos(np.clip((np.trace(own.rotation) - 1.0) / 2.0, -1.0, 1.0)))
+                centred = meshes[b][m] - meshes[b][m].mean(0)
+                axis = np.linalg.svd(centred, full_matrices=False)[2][0]
+                twist[j] += abs(np.degrees(twist_angle(own.rotation, axis)))
             n_pairs += 1
     k = max(n_pairs, 1)
-    return dist / k, shape / k, turn / k
+    return dist / k, shape / k, turn / k, twist / k
 
 
 def stats(x) -> str:
@@ -224,8 +229,8 @@ def main() -> None:
         all_left.append(left)
         defaults[s] = res.vertices
         pair = pairwise_med(single)
-        parts, part_shape, part_turn = part_distances(single, tpl.part_labels, n_parts)
-        all_parts.append((parts, part_shape, part_turn))
+        parts, part_shape, part_turn, part_twist = part_distances(single, tpl.part_labels, n_parts)
+        all_parts.append((parts, part_shape, part_turn, part_twist))
         posed = pairwise_med(list(poses))
         to_default = np.array([mean_euclidean_distance(v, res.vertices) * 1000.0 for v in single])
         all_pair.append(pair)
@@ -289,10 +294,10 @@ def main() -> None:
     print(f"  the same among the {args.best} best-scored poses of each subject (mm):  {stats(np.concatenate(all_best))}")
     print(f"  pairwise MED between posed inputs of one subject (mm):         {stats(np.concatenate(all_posed))}")
     print(f"  MED single-pose neutral vs the subject's default neutral (mm): {stats(np.concatenate(all_to_default))}")
-    parts, part_shape, part_turn = np.mean(all_parts, axis=0)
+    parts, part_shape, part_turn, part_twist = np.mean(all_parts, axis=0)
     print("  by part, mean over subjects of the single-pose-neutral pairwise distance (mm) / the same with the part "
-          "aligned on its own (mm) / the part's own turn (deg): "
-          + ", ".join(f"{tpl.part_names[j]} {parts[j]:.1f}/{part_shape[j]:.1f}/{part_turn[j]:.0f}"
+          "aligned on its own (mm) / the part's own turn (deg) / of which twist about its long axis (deg): "
+          + ", ".join(f"{tpl.part_names[j]} {parts[j]:.1f}/{part_shape[j]:.1f}/{part_turn[j]:.0f}/{part_twist[j]:.0f}"
                       for j in np.argsort(-parts)))
     if len(defaults) > 1:
         between = pairwise_med([defaults[s] for s in sorted(defaults)])

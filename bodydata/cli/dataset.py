@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from bodydata.dataset.split import SPLIT_METHODS
+
 
 @click.command("build-dataset")
 @click.argument("more_inputs", nargs=-1, type=click.Path(dir_okay=False, path_type=str))
@@ -13,7 +15,7 @@ import click
               help="manifest CSV whose rows are all neutral meshes (repeatable)")
 @click.option("--template", required=True, help="template name (anny, anny-lite) or template folder")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=str), help="dataset folder to write")
-@click.option("--split", "split", type=click.Choice(["paper", "subject"]), default="paper", show_default=True,
+@click.option("--split", "split", type=click.Choice(SPLIT_METHODS), default="paper", show_default=True,
               help="paper: random neutral/pose test pairs; subject: no identity in both train and test")
 @click.option("--test-neutral", type=click.IntRange(min=0), default=160, show_default=True,
               help="neutral test pairs (at least, for --split subject)")
@@ -39,6 +41,7 @@ def build_dataset_cmd(more_inputs, inputs, neutral, template, out, split, test_n
     from bodydata.cli._exit import CannotStart, exit_for_failures
     from bodydata.dataset.build import build_dataset
     from bodydata.dataset.mesh_features import compute_inline
+    from bodydata.dataset.split import check_test_subjects
     from bodydata.errors import BodydataError
     from bodydata.manifest.source_rows import read_source_rows
     from bodydata.pipeline.feature_runner import orchestrated_runner
@@ -49,6 +52,7 @@ def build_dataset_cmd(more_inputs, inputs, neutral, template, out, split, test_n
         raise click.UsageError("give at least one manifest with --inputs (or --neutral)")
     try:
         # Bad input is reported before OUT is made: an unreadable manifest, then an unknown template.
+        check_test_subjects(split, test_subjects)
         for manifest in [*all_inputs, *neutral]:
             read_source_rows(manifest)
         load_template(template)

@@ -290,14 +290,15 @@ def build_dataset(
 
     t0 = time.perf_counter()
     out = Path(out)
+    records, failures = read_inputs(inputs, neutral_inputs)
+    pairing = pair_meshes(records)
+    # An impossible split (too few pairs for the test counts, a test-subject pattern that matches nothing) is
+    # reported before anything is written: an existing dataset in ``out`` stays usable.
+    make_split(split, [m.id for m in pairing.meshes], pairing.roles, pairing.identities, n_test_neutral, n_test_pose,
+               seed, test_subjects)
     out.mkdir(parents=True, exist_ok=True)
     # card.json is written last: while it is absent the folder is an incomplete build (the Dataset refuses it).
     (out / FILES["card_json"]).unlink(missing_ok=True)
-    records, failures = read_inputs(inputs, neutral_inputs)
-    pairing = pair_meshes(records)
-    # An impossible split (too few pairs for the test counts) is reported before the long feature computation.
-    make_split(split, [m.id for m in pairing.meshes], pairing.roles, pairing.identities, n_test_neutral, n_test_pose,
-               seed, test_subjects)
     tpl = load_template(template)
     options = extractor_options()
     digest = template_digest(tpl, options)

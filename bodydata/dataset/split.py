@@ -15,7 +15,7 @@ import numpy as np
 from bodydata.errors import BodydataError
 from bodydata.naming import natural_key
 
-__all__ = ["SPLIT_METHODS", "SplitError", "paper_split", "subject_split", "make_split"]
+__all__ = ["SPLIT_METHODS", "SplitError", "check_test_subjects", "paper_split", "subject_split", "make_split"]
 
 SPLIT_METHODS = ("paper", "subject")
 TRAIN, TEST = "train", "test"
@@ -23,6 +23,19 @@ TRAIN, TEST = "train", "test"
 
 class SplitError(BodydataError, ValueError):
     """The requested split is impossible with these pairs (too few of a role, a single identity)."""
+
+
+def check_test_subjects(method: str, test_subjects: str | None) -> re.Pattern | None:
+    """The compiled ``test_subjects`` pattern (None when not given). Raises :class:`SplitError` when it is not a
+    regular expression or the split method does not choose test subjects (only ``"subject"`` does)."""
+    if test_subjects is None:
+        return None
+    if method != "subject":
+        raise SplitError("test subjects are chosen by the subject split (--split subject), not the paper's")
+    try:
+        return re.compile(test_subjects)
+    except re.error as exc:
+        raise SplitError(f"test subjects {test_subjects!r}: not a regular expression ({exc})") from None
 
 
 def _canonical_order(ids: Sequence[str]) -> np.ndarray:
@@ -66,11 +79,8 @@ def subject_split(ids: Sequence[str], roles: Sequence[str], identities: Sequence
     names = sorted(set(ident_a.tolist()), key=natural_key)
     if len(names) < 2:
         raise SplitError(f"subject split needs at least 2 identities, got {len(names)}")
-    if test_subjects is not None:
-        try:
-            pattern = re.compile(test_subjects)
-        except re.error as exc:
-            raise SplitError(f"test subjects {test_subjects!r}: not a regular expression ({exc})") from None
+    pattern = check_test_subjects("subject", test_subjects)
+    if pattern is not None:
         test = sorted(n for n in names if pattern.fullmatch(n))
         if not test:
             raise SplitError(f"test subjects {test_subjects!r} match none of the {len(names)} identities "
@@ -100,8 +110,7 @@ def make_split(method: str, ids: Sequence[str], roles: Sequence[str], identities
                n_test_neutral: int, n_test_pose: int, seed: int = 0, test_subjects: str | None = None) -> np.ndarray:
     """Dispatch on ``method`` (``"paper"`` or ``"subject"``); ``test_subjects`` only with ``"subject"``."""
     if method == "paper":
-        if test_subjects is not None:
-            raise SplitError("test subjects are chosen by the subject split (--split subject), not the paper's")
+        check_test_subjects(method, test_subjects)
         return paper_split(ids, roles, n_test_neutral, n_test_pose, seed)
     if method == "subject":
         return subject_split(ids, roles, identities, n_test_neutral, n_test_pose, seed, test_subjects)

@@ -41,8 +41,6 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_STEPS", "SOLVERS", "FitError", "FitSettings", "FitResult", "MeshFitter"]
 
 
-
-
 class FitError(BodydataError):
     """Meshes or markers that do not fit the model (wrong vertex count, markers out of range, ...)."""
 

@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from bodydata.errors import MeshError
 from bodydata.mesh.closest import closest_points
 
 __all__ = ["carry", "place"]
 
 
 def place(face: np.ndarray, bary: np.ndarray, vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """(k, 3) float64 points at barycentrics ``bary`` (k, 3) of triangles ``face`` (k,) int of a mesh
-    (vertices (n, 3), faces (m, 3) int)."""
-    v = np.asarray(vertices, np.float64)
-    return np.einsum("kj,kjc->kc", np.asarray(bary, np.float64), v[np.asarray(faces)[np.asarray(face)]])
+    """(..., k, 3) float64 points at barycentrics ``bary`` (k, 3) of triangles ``face`` (k,) int of meshes
+    (vertices (..., n, 3), one connectivity ``faces`` (m, 3) int)."""
+    corners = np.asarray(vertices, np.float64)[..., np.asarray(faces)[np.asarray(face)], :]  # (..., k, 3, 3)
+    return np.einsum("kj,...kjc->...kc", np.asarray(bary, np.float64), corners)
 
 
 def carry(points: np.ndarray, src: np.ndarray, dst: np.ndarray, faces: np.ndarray, tree=None) -> np.ndarray:
@@ -26,6 +27,6 @@ def carry(points: np.ndarray, src: np.ndarray, dst: np.ndarray, faces: np.ndarra
     src = np.asarray(src, np.float64)
     dst = np.asarray(dst, np.float64)
     if src.shape != dst.shape:
-        raise ValueError(f"src {src.shape} and dst {dst.shape} are not one connectivity")
+        raise MeshError(None, f"src {src.shape} and dst {dst.shape} are not one connectivity")
     _, face, bary, _ = closest_points(points, src, faces, tree=tree)
     return place(face, bary, dst, faces)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bodydata.errors import MeshError
+from bodydata.mesh.carry import place
 from bodydata.mesh.normals import face_normals
 
 __all__ = ["BarycentricRemesh", "jittered_subdivision"]
@@ -33,8 +34,7 @@ class BarycentricRemesh:
 
     def apply(self, vertices: np.ndarray) -> np.ndarray:
         """(..., n_src, 3) float64 source-topology vertices -> (..., n, 3) float64."""
-        corners = vertices[..., self.source_faces[self.face_ids], :]  # (..., n, 3, 3)
-        return np.einsum("nk,...nkd->...nd", self.barycentrics, corners)
+        return place(self.face_ids, self.barycentrics, vertices, self.source_faces)
 
 
 def jittered_subdivision(

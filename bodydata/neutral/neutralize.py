@@ -194,6 +194,8 @@ class Neutralizer:
             raise NeutralizeError(f"selection must be 'joint_angles' or 'rigid', got {self.config.selection!r}")
         if int(self.config.average) < 1:
             raise NeutralizeError(f"average must be >= 1, got {self.config.average!r}")
+        if int(self.config.rearticulate) != self.config.rearticulate or self.config.rearticulate < 0:
+            raise NeutralizeError(f"rearticulate must be a whole number >= 0, got {self.config.rearticulate!r}")
         tgt = np.asarray(target, dtype=np.float64)
         if tgt.shape != (template.n_vertices, 3) or not np.isfinite(tgt).all():
             raise NeutralizeError(f"target neutral has shape {tgt.shape}, expected finite ({template.n_vertices}, 3)")
@@ -235,6 +237,11 @@ class Neutralizer:
             self.target_angles = np.zeros(self.body.n_dofs)  # the target is anny's reference pose
         else:  # another target body: its pose from an anny fit
             self.target_angles = self.fitter.fit(self.target[None])[0].angles
+
+    @property
+    def rearticulations(self) -> int:
+        """Re-articulation passes this neutralizer makes (0 with method arap, which has none)."""
+        return int(self.config.rearticulate) if self.method == "body" else 0
 
     def residuals(self, poses: np.ndarray) -> np.ndarray:
         """(P,) float64 rigid RMS residual (metres) of poses (P, n, 3) to the target."""
@@ -465,7 +472,7 @@ COLUMNS = (
     "subject", "status", "reason", "chosen_pose", "chosen_path", "n_poses", "selection", "selection_score", "averaged_poses",
     "residual_before_mm",
     "residual_after_mm", "iterations", "seconds", "seg_len_change_mean_mm", "seg_len_change_max_mm",
-    "seg_len_change_max_pct", "method", "part_strain_pct", "fit_med_mm", "med_to_truth_mm", "output", "png",
+    "seg_len_change_max_pct", "method", "rearticulate", "part_strain_pct", "fit_med_mm", "med_to_truth_mm", "output", "png",
 )
 CSV_NAME = "neutral.csv"
 
@@ -653,6 +660,7 @@ def neutralize_subject_files(
         "iterations": res.iterations, "seconds": f"{res.seconds:.3f}",
         "seg_len_change_mean_mm": f"{np.abs(change).mean():.3f}", "seg_len_change_max_mm": f"{np.abs(change).max():.3f}",
         "seg_len_change_max_pct": f"{pct.max():.3f}", "method": res.method,
+        "rearticulate": neutralizer.rearticulations,
         "part_strain_pct": _part_strain_text(neutralizer.template.part_names, res.part_strain),
         "fit_med_mm": ";".join(f"{labels[j]}:{res.fit_med_mm[j]:.2f}" for j in res.pose_indices)
         if res.fit_med_mm is not None else "",
@@ -695,8 +703,9 @@ def run_neutralize(
     done = failed = skipped = 0
     for subject in tqdm(sorted(groups), desc="neutralize", unit="subject", disable=not progress):
         old = rows.get(subject)
-        # a neutral made by the other method (an older run, another --method) is made again
-        same_method = old is not None and (old.get("method") or "arap") == neutralizer.method  # no column: arap
+        # a neutral made another way (an older run, another --method or re-articulation) is made again
+        same_method = (old is not None and (old.get("method") or "arap") == neutralizer.method  # no column: arap
+                       and int(old.get("rearticulate") or 0) == neutralizer.rearticulations)  # no column: none
         if (old and old.get("status") == "done" and old.get("output") and (out / old.get("output", "")).is_file()
                 and same_method):
             skipped += 1

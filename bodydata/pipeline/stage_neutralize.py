@@ -88,4 +88,5 @@ def make_stage(template: str = "anny", target: str = "anny", manifest: str | Non
         finish=functools.partial(_finish, manifest=manifest),
         options=dataclasses.asdict(opts),
         description="neutral pose per subject",
+        version="2",  # 2: the body method's neutrals are re-articulated (NeutralConfig.rearticulate)
     )

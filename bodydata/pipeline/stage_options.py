@@ -18,8 +18,9 @@ from typing import Any, Callable, Mapping
 
 import click
 
+from bodydata.dataset.split import SPLIT_METHODS, SplitError, check_test_subjects
 from bodydata.errors import BodydataError
-from bodydata.evaluate.solvers import SOLVERS
+from bodydata.evaluate.solvers import DEFAULT_STEPS, SOLVERS
 from bodydata.neutral.neutralize import METHODS as NEUTRAL_METHODS
 
 __all__ = ["OptionsError", "option", "parse_options", "check_signature", "options_class", "SynthOptions",
@@ -27,7 +28,6 @@ __all__ = ["OptionsError", "option", "parse_options", "check_signature", "option
            "OPTIONS_CLASSES"]
 
 SYNTH_TOPOLOGIES = ("notoes", "notoes_collapse10pc", "anny")
-SPLITS = ("paper", "subject")
 
 
 class OptionsError(BodydataError, ValueError):
@@ -79,13 +79,19 @@ class DatasetOptions:
     """``build-dataset`` (as ``bodydata build-dataset``)."""
 
     template: str = option("anny", click.STRING, "template name or folder")
-    split: str = option("subject", click.Choice(SPLITS), "paper or subject")
+    split: str = option("subject", click.Choice(SPLIT_METHODS), "paper or subject")
     test_neutral: int = option(2, click.IntRange(min=0), "neutral test pairs")
     test_pose: int = option(20, click.IntRange(min=0), "pose test pairs")
     test_subjects: str | None = option(None, click.STRING, "subject split: regular expression of the test identities")
     seed: int = option(0, click.INT, "seed of the split")
     sources_step: str | None = option(None, click.STRING, "step whose sources.csv holds the pose meshes")
     neutral_step: str | None = option(None, click.STRING, "neutralize step whose neutrals pair with them")
+
+    def __post_init__(self) -> None:
+        try:
+            check_test_subjects(self.split, self.test_subjects)
+        except SplitError as exc:
+            raise OptionsError(f"option test_subjects: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -114,7 +120,8 @@ class EvaluateOptions:
     """``evaluate`` (as ``bodydata evaluate``)."""
 
     iterations: int | None = option(None, click.IntRange(min=0),
-                                    "Eq. 15 steps at most per mesh (default: the solver's, 20 LM / 200 Adam)")
+                                    f"Eq. 15 steps at most per mesh (default: the solver's, {DEFAULT_STEPS['lm']} LM / "
+                                    f"{DEFAULT_STEPS['adam']} Adam)")
     solver: str = option("lm", click.Choice(list(SOLVERS)), "Eq. 15's optimiser: Levenberg-Marquardt or Adam")
     figures: bool = option(True, click.BOOL, "CED curves and error maps")
     body_model: bool = option(True, click.BOOL, "the row of anny itself fitted to the same meshes (anny templates)")

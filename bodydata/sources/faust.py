@@ -14,9 +14,17 @@ import numpy as np
 from bodydata.manifest.source_rows import ManifestRow
 from bodydata.sources.base import SourceError, mesh_files, register, require_dir, row_id
 
+#: FAUST's training set: 10 subjects x 10 poses, file number = 10 * subject + pose
+POSES_PER_SUBJECT = 10
+
 _REG = re.compile(r"tr_reg_(\d{3})")
 _TR_SCAN = re.compile(r"tr_scan_(\d{3})")
 _TEST_SCAN = re.compile(r"test_scan_(\d{3})")
+
+
+def subject_pose(number: int) -> tuple[int, int]:
+    """(subject, pose) of FAUST training file number ``number`` (``tr_reg_XXX`` / ``tr_scan_XXX``)."""
+    return divmod(int(number), POSES_PER_SUBJECT)
 
 
 @register("faust")
@@ -38,13 +46,13 @@ class FaustAdapter:
             raise SourceError(f"{root}: no FAUST files found; expected {self.layout}")
         rows = []
         for p in regs:
-            k = int(_REG.fullmatch(p.stem).group(1))
+            subject, pose = subject_pose(int(_REG.fullmatch(p.stem).group(1)))
             rows.append(ManifestRow(id=row_id(self.name, root, p), source=self.name, kind="registration", path=str(p),
-                                    topology="smpl_6890", subject=str(k // 10), pose=str(k % 10), up_axis="+y"))
+                                    topology="smpl_6890", subject=str(subject), pose=str(pose), up_axis="+y"))
         for p in tr_scans:
-            k = int(_TR_SCAN.fullmatch(p.stem).group(1))
+            subject, pose = subject_pose(int(_TR_SCAN.fullmatch(p.stem).group(1)))
             rows.append(ManifestRow(id=row_id(self.name, root, p), source=self.name, kind="scan", path=str(p),
-                                    topology="own", subject=str(k // 10), pose=str(k % 10), up_axis="+y"))
+                                    topology="own", subject=str(subject), pose=str(pose), up_axis="+y"))
         for p in te_scans:
             rows.append(ManifestRow(id=row_id(self.name, root, p), source=self.name, kind="scan", path=str(p),
                                     topology="own", up_axis="+y"))

@@ -44,6 +44,4 @@ class TemplateResampler:
         v = np.asarray(vertices, np.float64)
         if v.shape[-2:] != (self.n_src, 3) or v.ndim not in (2, 3):
             raise ResampleError(f"mesh has shape {v.shape}, expected (..., {self.n_src}, 3) in the source template")
-        if v.ndim == 2:
-            return place(self.face, self.bary, v, self.src_faces)
-        return np.stack([place(self.face, self.bary, m, self.src_faces) for m in v])
+        return place(self.face, self.bary, v, self.src_faces)

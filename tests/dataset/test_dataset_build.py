@@ -152,6 +152,12 @@ def test_named_test_subjects_are_the_test_set(data, tmp_path):
     card = json.loads((res.out / "card.json").read_text())
     assert card["split"]["test_subjects"] == pattern
     assert f"those matching `{pattern}`" in (res.out / "card.md").read_text()
+    # a pattern that matches no identity stops the build before it touches the folder: the dataset stays usable
+    from bodydata.dataset.split import SplitError
+
+    with pytest.raises(SplitError, match="match none"):
+        build_dataset(data["inputs"], TEMPLATE, res.out, split="subject", progress=False, test_subjects="nobody")
+    assert json.loads((res.out / "card.json").read_text()) == card
 
 
 def test_paper_split_sizes(data):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from bodydata.errors import MeshError
 from bodydata.mesh.carry import carry, place
 from bodydata.mesh.closest import closest_on_triangles
 
@@ -44,5 +45,5 @@ def test_carry_equals_a_loop_over_every_face():
 
 def test_carry_refuses_two_connectivities():
     v, f = _grid()
-    with pytest.raises(ValueError, match="not one connectivity"):
+    with pytest.raises(MeshError, match="not one connectivity"):
         carry(v[:3], v, v[:-1], f)

@@ -36,3 +36,37 @@ def test_rearticulate_takes_a_known_body_to_the_target_pose():
     # a body already at the target pose is left as it is
     again = nz.rearticulate_once(out, phen[0])
     assert np.abs(align(again, out).apply(again) - out).max() < 2e-5
+
+
+def test_rearticulate_passes_are_made_validated_and_recorded(anny_lite_bodies, tmp_path, monkeypatch):
+    from bodydata.mesh import write_mesh
+    from bodydata.neutral.neutralize import NeutralConfig, NeutralizeError, Neutralizer, run_neutralize
+    from bodydata.templates.template import load_template
+
+    tpl = load_template("anny-lite")
+    with pytest.raises(NeutralizeError, match="rearticulate"):
+        Neutralizer(tpl, tpl.vertices, NeutralConfig(method="body", rearticulate=-1))
+    assert Neutralizer(tpl, tpl.vertices, NeutralConfig(method="arap", rearticulate=3)).rearticulations == 0
+
+    calls = []
+    original = Neutralizer.rearticulate_once
+
+    def counted(self, mesh, phenotype):
+        calls.append(1)
+        return original(self, mesh, phenotype)
+
+    monkeypatch.setattr(Neutralizer, "rearticulate_once", counted)
+    paths = []
+    for k in range(2):
+        paths.append(tmp_path / f"p{k}.ply")
+        write_mesh(paths[-1], anny_lite_bodies["poses"][0, k], anny_lite_bodies["faces"])
+    man = tmp_path / "m.csv"
+    man.write_text("subject,path\n" + "".join(f"a,{p}\n" for p in paths))
+    run = lambda n: run_neutralize(man, tpl, tpl.vertices, tmp_path / "out",  # noqa: E731
+                                   NeutralConfig(method="body", rearticulate=n), png=False, progress=False)
+    first = run(0)
+    assert calls == [] and first.rows[0]["rearticulate"] == 0
+    second = run(2)  # another number of passes: the neutral is made again
+    assert (second.n_done, second.n_skipped) == (1, 0) and len(calls) == 2
+    third = run(2)  # the same: kept
+    assert (third.n_done, third.n_skipped) == (0, 1) and len(calls) == 2

@@ -33,6 +33,24 @@ def test_bad_synth_options_are_one_line_errors(raw, message):
     assert "\n" not in str(err.value)
 
 
+@pytest.mark.parametrize("raw, message", [
+    ({"split": "paper", "test_subjects": "faust/[67]"}, "option test_subjects: .*subject split"),
+    ({"split": "subject", "test_subjects": "faust/["}, "option test_subjects: .*not a regular expression"),
+])
+def test_bad_test_subjects_are_refused_when_the_options_are_read(raw, message):
+    with pytest.raises(OptionsError, match=message):
+        parse_options(DatasetOptions, raw)
+    assert parse_options(DatasetOptions, {"test_subjects": "faust/[67]"}).split == "subject"
+
+
+def test_build_dataset_cli_refuses_test_subjects_without_the_subject_split(tmp_path):
+    man = tmp_path / "m.csv"
+    man.write_text("id,source,kind,path,topology\n")
+    res = CliRunner().invoke(cli, ["build-dataset", "--inputs", str(man), "--template", "anny-lite", "--out",
+                                   str(tmp_path / "ds"), "--test-subjects", "faust/[67]"])
+    assert res.exit_code == 2 and "subject split" in res.output and not (tmp_path / "ds").exists()
+
+
 def test_good_options_are_converted_as_on_the_command_line():
     o = parse_options(SynthOptions, {"identities": "8", "poses": 2, "also_topology": ["subdiv"]})
     assert (o.identities, o.poses, o.seed, o.also_topology) == (8, 2, 0, ["subdiv"])
