@@ -53,6 +53,7 @@ def main() -> None:
     ap.add_argument("--archs", default=",".join(ARCHS))
     ap.add_argument("--tag", default="", help="suffix of the run folders (probes with other settings)")
     ap.add_argument("--no-evaluate", action="store_true", help="train only")
+    ap.add_argument("--report", default=None, help="report folder name under --work [report_<epochs>[_<tag>]]")
     ap.add_argument("--markers", action="store_true", help="also the sparse-marker fits (Table 5; slow)")
     ap.add_argument("--no-body-model", action="store_true", help="skip the row of anny itself fitted to the meshes")
     ap.add_argument("--work", type=Path, default=Path("/tmp/bench_archs"))
@@ -95,7 +96,7 @@ def main() -> None:
         runs.append(run)
     if args.no_evaluate:
         return
-    report = w / f"report_{args.epochs}{suffix}"
+    report = w / (args.report or f"report_{args.epochs}{suffix}")
     t = time.perf_counter()
     ev = evaluate_runs(runs, ds, report, FitSettings(iterations=args.iterations), figures=True,
                        markers="landmarks" if args.markers else None, body_model=not args.no_body_model)
