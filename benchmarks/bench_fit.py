@@ -3,7 +3,7 @@ decoder time per mesh on this machine, and how close each fit gets to the best t
 refined by many more LM steps without early stop, the lower energy of the two kept).
 
     python benchmarks/bench_fit.py --run RUN --dataset DS [--batch 8] [--iterations 200] [--lm-iterations 10]
-                                   [--refine 100] [--device cpu]
+                                   [--refine 100] [--device cpu] [--per-role K]
 
 Without --run/--dataset it builds a small anny-lite dataset (10 identities x 4 poses, 2 test identities) and trains
 a small dhnn for 300 epochs in a temporary folder first (about 2 minutes on one core). Goals (issue #16): a test
@@ -50,6 +50,8 @@ def main() -> None:
     ap.add_argument("--lm-iterations", type=int, default=None, help="LM steps at most [default: FitSettings']")
     ap.add_argument("--refine", type=int, default=100)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--per-role", type=int, default=None,
+                    help="fit this many meshes of each test set (neutral, pose; evenly spaced) instead of the first --batch")
     args = ap.parse_args()
     tmp = None
     if not (args.run and args.dataset):
@@ -57,8 +59,14 @@ def main() -> None:
         args.run, args.dataset = tiny_run(Path(tmp.name))
     model = load(args.run, device=args.device)
     meshes = load_test_meshes(args.dataset, "test")
-    q = np.concatenate([m.vertices for m in meshes.values()])[: args.batch]
-    f = np.concatenate([m.f for m in meshes.values()])[: args.batch]
+    def take(m) -> np.ndarray:  # --per-role: evenly spaced over the set, so several identities and poses
+        return np.arange(len(m.f)) if args.per_role is None else np.unique(
+            np.linspace(0, len(m.f) - 1, min(args.per_role, len(m.f))).round().astype(int))
+
+    q = np.concatenate([m.vertices[take(m)] for m in meshes.values()])
+    f = np.concatenate([m.f[take(m)] for m in meshes.values()])
+    if args.per_role is None:  # the first --batch meshes (the neutral set comes first)
+        q, f = q[: args.batch], f[: args.batch]
     fitter = MeshFitter(model, FitSettings())
     bsz, n = q.shape[:2]
     print(f"run {args.run} ({model.net.arch}), {n} vertices, batch {bsz}, device {args.device}, "
