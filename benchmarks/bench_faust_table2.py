@@ -50,12 +50,13 @@ def faust_lite_manifest(converted: Path, work: Path) -> Path:
     rows = []
     for path in sorted((converted / "meshes").glob("*tr_reg_*.ply")):
         idx = int(re.search(r"tr_reg_(\d{3})", path.name).group(1))
+        subject, pose = subject_pose(idx)
         dst = out / f"tr_reg_{idx:03d}.ply"
         if not dst.is_file():
             write_mesh(dst, rs(read_mesh(path, expected_vertices=fine.n_vertices).vertices), lite.faces)
         rows.append(ManifestRow(id=f"faust/tr_reg_{idx:03d}", source="faust", kind="registration", path=str(dst),
-                                topology="anny_notoes_collapse10pc", subject=str(subject_pose(idx)[0]),
-                                pose=str(subject_pose(idx)[1]), n_vertices=lite.n_vertices,
+                                topology="anny_notoes_collapse10pc", subject=str(subject),
+                                pose=str(pose), n_vertices=lite.n_vertices,
                                 n_faces=len(lite.faces), sha256=sha256_file(dst), units="m", up_axis="+y",
                                 status="done"))
     write_source_rows(manifest, rows)

@@ -313,7 +313,7 @@ class Neutralizer:
         strain = np.stack([part_strain(poses[j], rest[i], self.template.faces, self.template.part_labels, k)
                            for i, j in enumerate(use)])
         fused = fuse(rest, self.template.faces, self.template.part_labels, strain=strain).vertices
-        for _ in range(int(self.config.rearticulate)):
+        for _ in range(self.rearticulations):
             fused = self.rearticulate_once(fused, phen.mean(0))
         iters, energy = 0, []
         if self.config.body_arap:
