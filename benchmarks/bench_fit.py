@@ -50,6 +50,9 @@ def main() -> None:
     ap.add_argument("--lm-iterations", type=int, default=None, help="LM steps at most [default: FitSettings']")
     ap.add_argument("--refine", type=int, default=100)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--solvers", default="adam,lm",
+                    help="comma-separated fits to compare: adam, lm, or lm:STEPS:EVERY (at most STEPS LM steps, an "
+                         "exact Jacobian every EVERY kept steps, Broyden updates between); default adam,lm")
     ap.add_argument("--per-role", type=int, default=None,
                     help="fit this many meshes of each test set (neutral, pose; evenly spaced) instead of the first --batch")
     args = ap.parse_args()
@@ -81,26 +84,30 @@ def main() -> None:
             times.append(time.perf_counter() - t0)
     print(f"  decoder (codes -> features -> ACAP solve): {1000 * np.median(times) / bsz:.1f} ms per mesh")
     fits = {}
-    for solver in ("adam", "lm"):
-        fitter_s = MeshFitter(model, FitSettings(iterations=args.iterations if solver == "adam" else args.lm_iterations,
-                                                 solver=solver))
+    for name in args.solvers.split(","):
+        solver, *rest = name.strip().split(":")
+        steps = int(rest[0]) if rest else (args.iterations if solver == "adam" else args.lm_iterations)
+        every = int(rest[1]) if len(rest) > 1 else FitSettings().jacobian_every
+        fitter_s = MeshFitter(model, FitSettings(iterations=steps, solver=solver, jacobian_every=every))
         t0 = time.perf_counter()
-        fits[solver] = fitter_s.fit(q, f)
-        fits[solver].seconds[:] = (time.perf_counter() - t0) / bsz
+        fits[name] = fitter_s.fit(q, f)
+        fits[name].seconds[:] = (time.perf_counter() - t0) / bsz
     # the best the decoder can express: each fit refined by many more LM steps (no early stop), the lower energy kept
-    refine = MeshFitter(model, FitSettings(iterations=args.refine, tolerance=0.0, solver="lm"))
+    refine = MeshFitter(model, FitSettings(iterations=args.refine, tolerance=0.0, solver="lm", jacobian_every=1))
     refined = [refine.fit(q, start=r.z) for r in fits.values()]
     pick = np.argmin(np.stack([r.energy for r in refined]), 0)
     best = np.stack([r.vertices for r in refined])[pick, np.arange(bsz)]
     best_med = np.stack([r.med_mm for r in refined])[pick, np.arange(bsz)]
-    print(f"  encoder start: MED {fits['lm'].start_med_mm.mean():.2f} mm to the targets; refined ({args.refine} LM steps "
+    print(f"  encoder start: MED {fits[next(iter(fits))].start_med_mm.mean():.2f} mm to the targets; refined ({args.refine} LM steps "
           f"from each fit, lower energy kept): MED {best_med.mean():.2f} mm to the targets")
     for solver, res in fits.items():
         gap = 1000.0 * np.linalg.norm(res.vertices - best, axis=-1).mean(1)
-        print(f"  {solver:4s}: {res.seconds[0]:.2f} s per mesh, {res.iterations.mean():.0f} steps on average, "
+        print(f"  {solver:9s}: {res.seconds[0]:.2f} s per mesh, {res.iterations.mean():.0f} steps on average, "
               f"MED to the targets {res.med_mm.mean():.2f} mm, MED to the refined fit {gap.mean():.2f} mm "
               f"(max {gap.max():.2f}), energy / refined {np.mean(res.energy / np.min([r.energy for r in refined], 0)):.3f}")
-    print(f"  time adam / lm in this process: {fits['adam'].seconds[0] / fits['lm'].seconds[0]:.1f}x")
+    first = next(iter(fits))
+    print("  time / " + first + " in this process: " + ", ".join(f"{k} {r.seconds[0] / fits[first].seconds[0]:.2f}x"
+                                                             for k, r in fits.items()))
     if tmp is not None:
         tmp.cleanup()
 

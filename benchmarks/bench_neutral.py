@@ -121,7 +121,9 @@ def main() -> None:
     ap.add_argument("--faust", default=None, help="shared data folder: run the FAUST consistency check instead")
     ap.add_argument("--png-dir", default=None, help="with --faust: write one before/after PNG per subject here")
     ap.add_argument("--faust-target", type=int, default=0, help="with --faust: index of the target registration")
-    ap.add_argument("--rearticulate", type=int, default=1, help="method body: NeutralConfig.rearticulate passes (0: off)")
+    ap.add_argument("--rearticulate", type=int, default=1,
+                    help="method body: NeutralConfig.rearticulate passes (0: off); not used by --faust, whose SMPL "
+                         "connectivity is not an anny topology (method arap, which has no re-articulation)")
     args = ap.parse_args()
     if args.faust:
         faust_consistency(args.faust, args.png_dir, args.faust_target)

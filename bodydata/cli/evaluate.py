@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from bodydata.cli._exit import CannotStart, exit_for_failures
-from bodydata.evaluate.solvers import DEFAULT_STEPS, SOLVERS
+from bodydata.evaluate.solvers import DEFAULT_JACOBIAN_EVERY, DEFAULT_STEPS, SOLVERS
 
 EXAMPLE = """
 \b
@@ -33,6 +33,8 @@ Exit status: 0 every run evaluated; 1 some runs failed (see report.md); 2 cannot
               help=f"Eq. 15 steps at most per mesh [default: {DEFAULT_STEPS['lm']} with lm, {DEFAULT_STEPS['adam']} with adam]")
 @click.option("--solver", type=click.Choice(list(SOLVERS)), default="lm", show_default=True,
               help="Eq. 15's optimiser: Levenberg-Marquardt or Adam")
+@click.option("--jacobian-every", type=click.IntRange(min=1), default=DEFAULT_JACOBIAN_EVERY, show_default=True,
+              help="lm: kept steps per exact Jacobian, Broyden updates between (1: exact at every step)")
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True, help="meshes fitted at once")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None, help="[default: CUDA when present]")
 @click.option("--no-figures", is_flag=True, help="tables only (no CED curves or error maps)")
@@ -40,14 +42,15 @@ Exit status: 0 every run evaluated; 1 some runs failed (see report.md); 2 cannot
               help="Table 5's marker set: 'landmarks' (the template's), a landmark CSV, or 'none' (skip)")
 @click.option("--body-model/--no-body-model", default=True, show_default=True,
               help="add the row of anny itself fitted to the same meshes (phenotype and joint angles; anny templates)")
-def evaluate_cmd(runs, dataset, out, split, iterations, solver, batch_size, device, no_figures, markers, body_model) -> None:
+def evaluate_cmd(runs, dataset, out, split, iterations, solver, jacobian_every, batch_size, device, no_figures, markers, body_model) -> None:
     """Evaluate every RUN on the SPLIT meshes of DATASET and write the report to OUT."""
     from bodydata.errors import BodydataError
     from bodydata.evaluate.evaluation import evaluate_runs
     from bodydata.evaluate.fit import FitSettings
 
     try:
-        ev = evaluate_runs(runs, dataset, out, FitSettings(iterations=iterations, solver=solver), split=split, batch_size=batch_size,
+        ev = evaluate_runs(runs, dataset, out, FitSettings(iterations=iterations, solver=solver, jacobian_every=jacobian_every),
+                           split=split, batch_size=batch_size,
                            device=device, figures=not no_figures, markers=None if markers == "none" else markers,
                            body_model=body_model)
     except BodydataError as exc:

@@ -12,15 +12,17 @@ is λ = 1 per mm² (``FitSettings.vertex_weight``). A single-latent model (meshV
 Start: codes from the encoder's posterior means of the mesh's ACAP features (or zeros), R, t from the Kabsch
 alignment of that start onto the mesh. Two solvers (``FitSettings.solver``):
 
-* ``lm`` (default): Levenberg–Marquardt on the residuals (:mod:`bodydata.evaluate.fit_lm`), at most 20 steps.
+* ``lm`` (default): Levenberg–Marquardt on the residuals (:mod:`bodydata.evaluate.fit_lm`), at most 40 steps, an
+  exact Jacobian every 4 kept steps and Broyden updates between them.
 * ``adam``: Adam with an exponentially decaying step (to a tenth at the last step), R = exp([ω]x) R_0 with the
   rotation vector ω optimised, at most 200 steps. Each mesh keeps its lowest-energy state; a mesh stops when its
   energy has not fallen by more than ``tolerance`` (relative) over the last ``patience`` steps.
 
-``python benchmarks/bench_fit.py`` (small anny-lite dhnn, 10 unseen test bodies, one loaded CPU core; the distance is
-the mean MED to the same fits refined by 100 more LM steps): LM 20 steps 1.8 s per mesh, 5.6 mm; Adam 200 steps
-0.46 s, 19.0 mm; Adam 1000 steps 1.6 s, 7.3 mm (docs/evaluate.md, "Speed"). Meshes in a batch do not interact (each
-has its own steps and stops on its own), so the batch size is only a speed option.
+``python benchmarks/bench_fit.py`` (the paper-size anny-lite dhnn of docs/evaluate.md's Table 2, 8 unseen test bodies,
+one CPU core; the distance is the mean MED to the same fits refined by 100 more exact LM steps): LM 40 steps with
+Broyden updates 1.8-2.0 s per mesh, 0.89-0.92 mm (max 2.2); LM 20 exact steps 2.8 s, 1.01 mm (max 2.5); Adam 200
+steps 0.85 s, 3.99 mm (docs/evaluate.md). Meshes in a batch do not interact (each has its own steps and stops on its
+own), so the batch size is only a speed option.
 """
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ import torch
 
 from bodydata.errors import BodydataError
 from bodydata.evaluate.metrics import MM_PER_M, med_mm
-from bodydata.evaluate.solvers import DEFAULT_STEPS, SOLVERS
+from bodydata.evaluate.solvers import DEFAULT_JACOBIAN_EVERY, DEFAULT_STEPS, SOLVERS
 
 if TYPE_CHECKING:
     from bodydata.model.embedding import BodyEmbedding
@@ -51,11 +53,13 @@ class FitSettings:
 
     vertex_weight : λ per mm² (1.0 = the paper's 1e6 per m²).  shape_weight, pose_weight : λ_β, λ_θ.
     solver : ``"lm"`` (Levenberg–Marquardt, :mod:`bodydata.evaluate.fit_lm`) or ``"adam"``.
-    iterations : steps at most; None: the solver's own (:data:`DEFAULT_STEPS`: LM 20, Adam 200, the paper's about
+    iterations : steps at most; None: the solver's own (:data:`DEFAULT_STEPS`: LM 40, Adam 200, the paper's about
     200).  lr_code : Adam's step on the codes (latent units).
     lr_rotation : Adam's step on the rotation vector (radians).  lr_translation : Adam's step on t (metres).
     rigid : optimise R, t (False: identity and zero, alignment "none").  init : ``"encoder"`` or ``"zero"``.
     tolerance, patience : early stop, relative energy decrease over ``patience`` Adam steps or over one kept LM step.
+    jacobian_every : LM: an exact (finite-difference) Jacobian at least every this many kept steps, Broyden's secant
+    updates in between (1: exact at every step; :data:`DEFAULT_JACOBIAN_EVERY`).
     """
 
     vertex_weight: float = 1.0
@@ -70,6 +74,7 @@ class FitSettings:
     tolerance: float = 1e-5
     patience: int = 20
     solver: Literal["lm", "adam"] = "lm"
+    jacobian_every: int = DEFAULT_JACOBIAN_EVERY
 
     @property
     def steps(self) -> int:
@@ -120,6 +125,8 @@ class MeshFitter:
             raise FitError(f"unknown init {settings.init!r} (expected encoder or zero)")
         if settings.solver not in SOLVERS:
             raise FitError(f"unknown solver {settings.solver!r} (expected {' or '.join(SOLVERS)})")
+        if int(settings.jacobian_every) != settings.jacobian_every or settings.jacobian_every < 1:
+            raise FitError(f"jacobian_every must be a whole number >= 1, got {settings.jacobian_every!r}")
         if settings.iterations is not None and settings.iterations < 0:
             raise FitError("iterations must be >= 0")
         self.model = model.eval().requires_grad_(False)

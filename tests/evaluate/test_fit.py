@@ -69,7 +69,9 @@ def test_sparse_markers_fit_the_markers(dhnn_model, known, solver, steps):
 
 
 @pytest.mark.parametrize("settings", [FitSettings(iterations=15, patience=5, tolerance=1e-3, solver="adam"),
-                                      FitSettings(iterations=6, tolerance=1e-3, solver="lm")], ids=["adam", "lm"])
+                                      FitSettings(iterations=6, tolerance=1e-3, solver="lm"),
+                                      FitSettings(iterations=8, tolerance=1e-3, solver="lm", jacobian_every=3)],
+                         ids=["adam", "lm", "lm-broyden"])
 def test_batch_size_does_not_change_results(dhnn_model, known, settings):
     z, v, rot, t = known
     fitter = MeshFitter(dhnn_model, settings)
@@ -100,13 +102,40 @@ def test_bad_targets_get_one_line(dhnn_model):
         MeshFitter(dhnn_model, FitSettings(init="random"))
     with pytest.raises(FitError, match="solver"):
         MeshFitter(dhnn_model, FitSettings(solver="bfgs"))
+    with pytest.raises(FitError, match="jacobian_every"):
+        MeshFitter(dhnn_model, FitSettings(jacobian_every=0))
 
 
-def test_lm_recovers_codes_and_motion_closely(dhnn_model, known):
+def test_broyden_update_matches_a_loop_and_keeps_a_linear_map():
+    """The rank-one update against a per-element loop; it explains the step exactly (secant condition) and leaves the
+    Jacobian of a linear map unchanged."""
+    from bodydata.evaluate.fit_lm import broyden_update
+
+    rng = np.random.default_rng(3)
+    b, lat, n = 2, 5, 7
+    dp = rng.standard_normal((b, lat, n, 3))
+    step = rng.standard_normal((b, lat))
+    change = rng.standard_normal((b, n, 3))
+    out = broyden_update(torch.as_tensor(dp), torch.as_tensor(step), torch.as_tensor(change)).numpy()
+    loop = dp.copy()
+    for i in range(b):
+        miss = change[i] - sum(step[i, l] * dp[i, l] for l in range(lat))
+        for l in range(lat):
+            loop[i, l] += step[i, l] / np.dot(step[i], step[i]) * miss
+    assert np.allclose(out, loop)
+    assert np.allclose(np.einsum("blnc,bl->bnc", out, step), change)   # the secant condition
+    linear = np.einsum("blnc,bl->bnc", dp, step)                         # a linear map's own change along the step
+    assert np.allclose(broyden_update(torch.as_tensor(dp), torch.as_tensor(step), torch.as_tensor(linear)).numpy(), dp)
+
+
+@pytest.mark.parametrize("every", [1, 4])
+def test_lm_recovers_codes_and_motion_closely(dhnn_model, known, every):
     """LM from perturbed codes and the start's Kabsch motion: the decoded mesh, its codes and the known R, t come back
-    far closer than Adam's closed loop test needs (0.35 x the start's error, 3 mm here)."""
+    far closer than Adam's closed loop test needs (0.35 x the start's error, 3 mm here), with an exact Jacobian at
+    every step and with Broyden updates between exact ones every 4 kept steps."""
     z, v, rot, t = known
-    fitter = MeshFitter(dhnn_model, FitSettings(iterations=25, tolerance=0.0, solver="lm"))
+    fitter = MeshFitter(dhnn_model, FitSettings(iterations=25 if every == 1 else 40, tolerance=0.0, solver="lm",
+                                                jacobian_every=every))
     start = z + 0.3 * np.random.default_rng(0).standard_normal(z.shape).astype(np.float32)
     res = fitter.fit(v @ rot.T + t, start=start)
     assert res.start_med_mm.min() > 3.0
@@ -121,11 +150,12 @@ def test_lm_recovers_codes_and_motion_closely(dhnn_model, known):
     assert np.abs(res.z - z).max() < 0.15 * np.abs(start - z).max()
 
 
-def test_lm_energy_never_increases(dhnn_model, known):
+@pytest.mark.parametrize("every", [1, 4])
+def test_lm_energy_never_increases(dhnn_model, known, every):
     from bodydata.evaluate.fit_lm import lm_fit
 
     z, v, rot, t = known
-    fitter = MeshFitter(dhnn_model, FitSettings(iterations=12, tolerance=0.0, solver="lm"))
+    fitter = MeshFitter(dhnn_model, FitSettings(iterations=12, tolerance=0.0, solver="lm", jacobian_every=every))
     start = torch.as_tensor(z + 0.5 * np.random.default_rng(2).standard_normal(z.shape).astype(np.float32))
     target = torch.as_tensor(v @ rot.T + t)
     r0 = torch.as_tensor(_rotation([0.1, -0.3, 0.2]))[None].expand(2, 3, 3).contiguous()
@@ -135,4 +165,4 @@ def test_lm_energy_never_increases(dhnn_model, known):
     assert np.all(np.diff(e, axis=0) <= 0.0)              # every kept step lowers Eq. 15, a rejected one keeps it
     assert np.all(e[-1] < 0.01 * e[0])
     with torch.no_grad():                                 # the history is Eq. 15 itself at the returned state
-        assert np.allclose(fitter.energy(zf, rf, tf, target).numpy(), e[-1], rtol=1e-6)  # float32 decoder, other batch
+        assert np.allclose(fitter.energy(zf, rf, tf, target).numpy(), e[-1], rtol=1e-5)  # float32 decoder, other batch: rounding
