@@ -3,12 +3,13 @@ decoder time per mesh on this machine, and how close each fit gets to the best t
 refined by many more LM steps without early stop, the lower energy of the two kept).
 
     python benchmarks/bench_fit.py --run RUN --dataset DS [--batch 8] [--iterations 200] [--lm-iterations 10]
-                                   [--refine 100] [--device cpu] [--per-role K]
+                                   [--refine 100] [--device cpu] [--per-role K] [--solvers adam,lm,lm:20:1]
 
 Without --run/--dataset it builds a small anny-lite dataset (10 identities x 4 poses, 2 test identities) and trains
 a small dhnn for 300 epochs in a temporary folder first (about 2 minutes on one core). Goals (issue #16): a test
 mesh fitted to within 1 mm of the refined fit, in <= 2 s per mesh on the CPU. On a shared machine absolute seconds
-are inflated by the load; the adam / lm time ratio is measured in one process and is the figure to compare.
+are inflated by the load; the time ratios to the first of --solvers are measured in one process and are the figures
+to compare. ``lm:STEPS:EVERY``: at most STEPS LM steps, an exact Jacobian every EVERY kept steps (Broyden between).
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Levenberg–Marquardt for Eq. 15: few unknowns (codes, R, t), many vertex residuals, one batched Jacobian a step.
+"""Levenberg–Marquardt for Eq. 15: few unknowns (codes, R, t), many vertex residuals, batched Jacobians updated by Broyden between exact ones.
 
 Eq. 15 is a sum of squares ``|r|^2`` with data residuals ``r_i = sqrt(λ) (R p_i(z) + t - q_i)`` (mm) and prior
 residuals ``sqrt(λ_β) e_s``, ``sqrt(λ_θ) e_p``. Per mesh the unknowns are the L codes, a rotation vector ω about
@@ -16,9 +16,9 @@ is its own problem: the batch only shares decoder calls.
 Between exact Jacobians (one every ``FitSettings.jacobian_every`` kept steps) the code part is carried forward by
 Broyden's rank-one secant update (:func:`broyden_update`) from the kept step and its float64 decode: one decode
 instead of L + 1. A step that fails on an updated Jacobian is tried again on an exact one before μ grows. Measured
-(``benchmarks/bench_fit.py``, paper-size anny-lite dhnn, 8 test meshes, one core): 20 exact steps 2.8 s per mesh and
-1.01 mm (max 2.5) from the refined fit; 40 steps with an exact Jacobian every 4, 1.8-2.0 s and 0.89-0.92 mm (max
-2.2); 20 such steps 1.0 s and 1.18 mm.
+(``benchmarks/bench_fit.py``, paper-size anny-lite dhnn, 8 test meshes, one torch thread, one process): 20 exact steps
+2.72 s per mesh and 1.00 mm (max 2.50) from the refined fit; 40 steps with an exact Jacobian every 4, 1.97 s and 0.91
+mm (max 2.22); 20 such steps 1.02 s and 1.18 mm.
 """
 from __future__ import annotations
 
@@ -197,7 +197,7 @@ def lm_fit(fitter: "MeshFitter", z0: torch.Tensor, rot0: torch.Tensor, trans0: t
                 # the new point decoded again in float64, as the exact Jacobian is: float32 rounding depends on the
                 # batch, and the batch size must not change what a fit returns
                 p_new = _decode64(fitter, zc[upd].to(torch.float64))
-                dp[ua] = broyden_update(dp[ua], (zc[upd] - z[ua]).to(torch.float64), p_new - p[ua])
+                dp[ua] = broyden_update(dp[ua], zc[upd].to(torch.float64) - z[ua].to(torch.float64), p_new - p[ua])
                 p[ua] = p_new
                 age[ua] += 1
                 stale[ua] = True

@@ -157,6 +157,15 @@ def _figures(ev: "Evaluation", meshes: dict, out: Path) -> list[Path]:
     return files
 
 
+def _jacobian_text(s) -> str:
+    """How the LM fit's Jacobians were made (it changes the fit), '' for Adam."""
+    if s.solver != "lm":
+        return ""
+    if s.jacobian_every == 1:
+        return ", an exact Jacobian at every step"
+    return f", an exact Jacobian every {s.jacobian_every} kept steps and Broyden updates between"
+
+
 def _md_table(rows: list[dict], columns: list[str]) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for r in rows:
@@ -181,7 +190,7 @@ def _markdown(ev: "Evaluation", summary: list[dict], dis: list[dict], sparse: li
         "## Reconstruction of the test meshes (Table 2)",
         "",
         "Codes `encoder`: " + CODES["encoder"] + ". Codes `fit`: " + CODES["fit"] + f" ({SOLVERS[s.solver]}, at most {s.steps} "
-        f"steps; λ = {s.vertex_weight:g} per mm², i.e. {s.vertex_weight * 1e6:g} per m², λ_β = {s.shape_weight:g}, "
+        f"steps{_jacobian_text(s)}; λ = {s.vertex_weight:g} per mm², i.e. {s.vertex_weight * 1e6:g} per m², λ_β = {s.shape_weight:g}, "
         f"λ_θ = {s.pose_weight:g}). Alignment `{s.alignment}`: the error is measured after the fit's own rotation and "
         "translation. Set `neutral`: the identities' neutral bodies; `pose`: their posed bodies.",
         "",

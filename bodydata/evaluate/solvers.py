@@ -6,9 +6,9 @@ __all__ = ["DEFAULT_JACOBIAN_EVERY", "DEFAULT_STEPS", "SOLVERS"]
 #: The solvers of Eq. 15 (``FitSettings.solver``) and their names in reports.
 SOLVERS = {"lm": "Levenberg–Marquardt", "adam": "Adam"}
 #: Steps at most per solver when ``FitSettings.iterations`` is None: LM's 40 (an exact Jacobian every
-#: :data:`DEFAULT_JACOBIAN_EVERY` kept steps) take 1.8-2.0 s per anny-lite mesh with the paper-size dhnn on one CPU core
-#: (``benchmarks/bench_fit.py``; 20 exact steps took 2.8 s and ended farther from the refined fit); Adam's 200 are the
-#: paper's.
+#: :data:`DEFAULT_JACOBIAN_EVERY` kept steps) take 2.0 s per anny-lite mesh with the paper-size dhnn on one torch
+#: thread (``benchmarks/bench_fit.py``; 20 exact steps took 2.7 s in the same process and ended farther from the
+#: refined fit); Adam's 200 are the paper's.
 DEFAULT_STEPS = {"lm": 40, "adam": 200}
 #: LM: kept steps per exact (finite-difference) Jacobian; Broyden's secant updates in between (1: exact at every step).
 DEFAULT_JACOBIAN_EVERY = 4

@@ -5,6 +5,7 @@ import functools
 from pathlib import Path
 from typing import Any, Iterator
 
+from bodydata.evaluate.solvers import DEFAULT_JACOBIAN_EVERY
 from bodydata.pipeline.stage import Item, ItemContext, Stage, StageContext, StageError
 from bodydata.pipeline.stage_options import EvaluateOptions
 
@@ -33,7 +34,8 @@ def _process(item: Item, ctx: ItemContext) -> dict[str, Any]:
 
     o = EvaluateOptions(**ctx.options)
     ev = evaluate_runs([item.params["run"]], item.params["dataset"], ctx.out_dir / REPORT_DIR,
-                       FitSettings(iterations=o.iterations, solver=o.solver), figures=o.figures, body_model=o.body_model)
+                       FitSettings(iterations=o.iterations, solver=o.solver, jacobian_every=o.jacobian_every),
+                       figures=o.figures, body_model=o.body_model)
     if ev.n_failed:
         raise StageError(ev.runs[0].error)
     ctx.outputs.extend(str(Path(p).relative_to(ctx.out_dir)) for p in ev.files if Path(p).is_relative_to(ctx.out_dir))
@@ -41,13 +43,14 @@ def _process(item: Item, ctx: ItemContext) -> dict[str, Any]:
 
 
 def make_stage(iterations: int | None = None, figures: bool = True, body_model: bool = True,
-               train_step: str | None = None, dataset_step: str | None = None, solver: str = "lm") -> Stage:
+               train_step: str | None = None, dataset_step: str | None = None, solver: str = "lm",
+               jacobian_every: int = DEFAULT_JACOBIAN_EVERY) -> Stage:
     """``evaluate``: options as ``bodydata evaluate`` (``iterations`` of the Eq. 15 fit per mesh, None: the
     ``solver``'s default; ``body_model``: anny's own row, ``--body-model/--no-body-model``)."""
     return Stage(
         name="evaluate", process=_process,
         items=functools.partial(_items, train_step=train_step, dataset_step=dataset_step),
-        options={"iterations": iterations, "solver": solver, "figures": figures, "body_model": body_model,
+        options={"iterations": iterations, "solver": solver, "jacobian_every": jacobian_every, "figures": figures, "body_model": body_model,
                  "train_step": train_step, "dataset_step": dataset_step},
         description="the trained run on the test split: Table-2 MED, disentanglement, report",
     )

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from bodydata.cli.main import cli
 from bodydata.pipeline.stage_options import (
     DatasetOptions,
+    EvaluateOptions,
     OptionsError,
     SynthOptions,
     check_signature,
@@ -87,6 +88,8 @@ def _same_type(a: click.ParamType, b: click.ParamType) -> bool:
                                        "topology": "topology", "also_topology": "also"}),
     (DatasetOptions, ["build-dataset"], {"split": "split", "test_neutral": "test_neutral", "test_pose": "test_pose",
                                          "seed": "seed"}),
+    (EvaluateOptions, ["evaluate"], {"iterations": "iterations", "solver": "solver",
+                                     "jacobian_every": "jacobian_every"}),
 ])
 def test_option_types_and_ranges_are_the_clis(cls, command_path, names):
     command = cli
