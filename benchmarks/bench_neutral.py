@@ -121,6 +121,9 @@ def main() -> None:
     ap.add_argument("--faust", default=None, help="shared data folder: run the FAUST consistency check instead")
     ap.add_argument("--png-dir", default=None, help="with --faust: write one before/after PNG per subject here")
     ap.add_argument("--faust-target", type=int, default=0, help="with --faust: index of the target registration")
+    ap.add_argument("--jacobian-every", type=int, default=None,
+                    help="method body: the anny fit's exact Jacobian every N accepted steps, Broyden updates between "
+                         "(RegisteredFitSettings.jacobian_every; 1: exact at every step) [default: the settings']")
     ap.add_argument("--rearticulate", type=int, default=1,
                     help="method body: NeutralConfig.rearticulate passes (0: off); not used by --faust, whose SMPL "
                          "connectivity is not an anny topology (method arap, which has no re-articulation)")
@@ -145,6 +148,10 @@ def main() -> None:
                                                       selection=args.selection, average=args.average,
                                                       method=args.method, body_arap=args.body_arap,
                                                       rearticulate=args.rearticulate, **girdle))
+    if args.jacobian_every is not None and nz.method == "body":
+        import dataclasses
+
+        nz.fitter.settings = dataclasses.replace(nz.fitter.settings, jacobian_every=args.jacobian_every)
     setup = time.perf_counter() - t0
     paper = None
     if args.baseline:

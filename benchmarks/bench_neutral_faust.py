@@ -163,6 +163,8 @@ def main() -> None:
     ap.add_argument("--body-arap", action="store_true", help="NeutralConfig.body_arap: method body, then ARAP with "
                     "the segment-orientation handles on the fused neutral")
     ap.add_argument("--rearticulate", type=int, default=1, help="method body: NeutralConfig.rearticulate passes (0: off)")
+    ap.add_argument("--jacobian-every", type=int, default=None,
+                    help="method body: the anny fit's exact Jacobian every N accepted steps (1: exact at every step)")
     ap.add_argument("--same-correspondence", default=None, metavar="FAUST",
                     help="FAUST training folder (registrations/): build every pose of a subject from its first "
                          "converted pose, carried onto each pose's registration (FAUST's own correspondence), so the "
@@ -185,6 +187,10 @@ def main() -> None:
     nz = Neutralizer(tpl, target, NeutralConfig(girdle=("upper_arm_L", "upper_arm_R") if args.girdle else (),
                                                 method=args.method, body_arap=args.body_arap,
                                                 rearticulate=args.rearticulate))
+    if args.jacobian_every is not None and nz.method == "body":
+        import dataclasses
+
+        nz.fitter.settings = dataclasses.replace(nz.fitter.settings, jacobian_every=args.jacobian_every)
     print(f"template {tpl.name}: {tpl.n_vertices} vertices; target anny mean-phenotype rest pose; method {nz.method}; "
           f"selection {nz.config.selection}, average {nz.config.average}; setup {time.perf_counter() - t0:.1f} s")
     for f, found in zip(folders, per_folder):

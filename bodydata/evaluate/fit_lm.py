@@ -14,7 +14,8 @@ otherwise μ grows 300-fold and the same Jacobian is reused. A mesh stops when a
 is its own problem: the batch only shares decoder calls.
 
 Between exact Jacobians (one every ``FitSettings.jacobian_every`` kept steps) the code part is carried forward by
-Broyden's rank-one secant update (:func:`broyden_update`) from the kept step and its float64 decode: one decode
+Broyden's rank-one secant update (:func:`bodydata.secant.broyden_update`) from the kept step and its float64 decode:
+one decode
 instead of L + 1. A step that fails on an updated Jacobian is tried again on an exact one before μ grows. Measured
 (``benchmarks/bench_fit.py``, paper-size anny-lite dhnn, 8 test meshes, one torch thread, one process): 20 exact steps
 2.72 s per mesh and 1.00 mm (max 2.50) from the refined fit; 40 steps with an exact Jacobian every 4, 1.97 s and 0.91
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from bodydata.evaluate.metrics import MM_PER_M
+from bodydata.secant import broyden_update
 
 if TYPE_CHECKING:
     from bodydata.evaluate.fit import MeshFitter
@@ -109,16 +111,6 @@ def _normal_equations(fitter: "MeshFitter", p: torch.Tensor, dp: torch.Tensor, z
     return hess, grad
 
 
-def broyden_update(dp: torch.Tensor, step: torch.Tensor, change: torch.Tensor) -> torch.Tensor:
-    """Broyden's rank-one secant update of code Jacobians: dp (B, L, n, 3) float64 derivatives of the decoded
-    vertices along each code, step (B, L) the code step taken, change (B, n, 3) the decoded vertices' change along it.
-    Returns dp + (change - dp·step) stepᵀ / |step|², the smallest change of dp (Frobenius) that explains the step."""
-    s = step.to(dp.dtype)
-    miss = change.to(dp.dtype) - torch.einsum("blnc,bl->bnc", dp, s)
-    scale = s / (s * s).sum(1, keepdim=True).clamp_min(1e-300)
-    return dp + scale[:, :, None, None] * miss[:, None]
-
-
 def lm_fit(fitter: "MeshFitter", z0: torch.Tensor, rot0: torch.Tensor, trans0: torch.Tensor, target: torch.Tensor
            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, list[torch.Tensor]]:
     """Minimise Eq. 15 from codes z0 (B, L) float32, rotation rot0 (B, 3, 3), translation trans0 (B, 3) metres onto
@@ -197,7 +189,8 @@ def lm_fit(fitter: "MeshFitter", z0: torch.Tensor, rot0: torch.Tensor, trans0: t
                 # the new point decoded again in float64, as the exact Jacobian is: float32 rounding depends on the
                 # batch, and the batch size must not change what a fit returns
                 p_new = _decode64(fitter, zc[upd].to(torch.float64))
-                dp[ua] = broyden_update(dp[ua], zc[upd].to(torch.float64) - z[ua].to(torch.float64), p_new - p[ua])
+                dp[ua] = broyden_update(dp[ua].flatten(2), zc[upd].to(torch.float64) - z[ua].to(torch.float64),
+                                        (p_new - p[ua]).flatten(1)).view_as(dp[ua])
                 p[ua] = p_new
                 age[ua] += 1
                 stale[ua] = True

@@ -120,7 +120,8 @@ def test_normal_equations_match_autograd_with_joint_limits_active():
 
     jac = torch.autograd.functional.jacobian(all_residuals, x)
     with torch.no_grad():
-        hess, grad = prob._normal_equations(x)
+        r, _ = prob.residuals(x)
+        hess, grad = prob._normal_equations(x, r, *prob._jacobians(x, r))
         res = all_residuals(x)
     want_h, want_g = jac.T @ jac, jac.T @ res
     np.testing.assert_allclose(hess.numpy(), want_h.numpy(), atol=1e-4 * float(want_h.abs().max()))

@@ -108,28 +108,6 @@ def test_bad_targets_get_one_line(dhnn_model):
             MeshFitter(dhnn_model, FitSettings(jacobian_every=bad))
 
 
-def test_broyden_update_matches_a_loop_and_keeps_a_linear_map():
-    """The rank-one update against a per-element loop; it explains the step exactly (secant condition) and leaves the
-    Jacobian of a linear map unchanged."""
-    from bodydata.evaluate.fit_lm import broyden_update
-
-    rng = np.random.default_rng(3)
-    b, lat, n = 2, 5, 7
-    dp = rng.standard_normal((b, lat, n, 3))
-    step = rng.standard_normal((b, lat))
-    change = rng.standard_normal((b, n, 3))
-    out = broyden_update(torch.as_tensor(dp), torch.as_tensor(step), torch.as_tensor(change)).numpy()
-    loop = dp.copy()
-    for i in range(b):
-        miss = change[i] - sum(step[i, l] * dp[i, l] for l in range(lat))
-        for l in range(lat):
-            loop[i, l] += step[i, l] / np.dot(step[i], step[i]) * miss
-    assert np.allclose(out, loop)
-    assert np.allclose(np.einsum("blnc,bl->bnc", out, step), change)   # the secant condition
-    linear = np.einsum("blnc,bl->bnc", dp, step)                         # a linear map's own change along the step
-    assert np.allclose(broyden_update(torch.as_tensor(dp), torch.as_tensor(step), torch.as_tensor(linear)).numpy(), dp)
-
-
 @pytest.mark.parametrize("every", [1, 4])
 def test_lm_recovers_codes_and_motion_closely(dhnn_model, known, every):
     """LM from perturbed codes and the start's Kabsch motion: the decoded mesh, its codes and the known R, t come back
@@ -191,6 +169,6 @@ def test_broyden_steps_spare_exact_jacobians(dhnn_model, known, monkeypatch):
         res = MeshFitter(dhnn_model, FitSettings(iterations=16, tolerance=0.0, solver="lm",
                                                  jacobian_every=every)).fit(v @ rot.T + t, start=start)
         used[every], med[every] = sum(calls), res.med_mm
-    assert used[1] >= 2 * 12      # about one per step and mesh
+    assert used[1] >= 2 * 8       # nearly one per step and mesh (a failed step reuses its Jacobian)
     assert used[4] <= used[1] / 2
     assert np.all(med[4] < 0.2)   # both near the decoded mesh (exact: 0.02 mm)
