@@ -20,9 +20,10 @@ The Jacobian is exact every ``jacobian_every`` accepted steps and carried forwar
 between (:func:`bodydata.secant.broyden_update`); a step that fails on an updated Jacobian is retried from an exact
 one, and one that gains too little is kept while the decision to stop waits for an exact one. Measured with the
 neutral benchmark (anny truth, 20 identities x 4 poses, 12,272 vertices, alone on the 2-core machine; per subject:
-the fits, un-posing, fusion and re-articulation's second fit): 4.21 s per subject against 4.94 s with an exact
-Jacobian at every step, the same 0.00 mm mean / 0.02 mm max to the true neutral (every 5: 4.48 s). On real bodies
-the two end at slightly different fits (another path to another nearby minimum).
+the fits, un-posing, fusion and re-articulation's second fit): 4.21 s per subject against 5.64 s with an exact
+Jacobian at every step, back to back, the same 0.00 mm mean / 0.02 mm max to the true neutral. On FAUST (docs/
+pipeline.md) a single-pose neutral took 4.20 s against 4.58 s, but ten poses sharing one phenotype 11.2 s against
+9.9 s; the two end at slightly different fits there (another path to another nearby minimum).
 
 Start: the adult average body at the reference pose placed on each mesh by a similarity (Umeyama/Kabsch), then
 each bone's rotation from its skinned vertices (Kabsch) turned into the rig's angles (:meth:`RegisteredFitter._bone_start`).
