@@ -6,9 +6,17 @@ of a trained embedding (:mod:`bodydata.evaluate.fit_lm`) and anny's fit to meshe
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 
-__all__ = ["broyden_update"]
+__all__ = ["broyden_update", "refresh_interval_error"]
+
+
+def refresh_interval_error(every: object) -> str | None:
+    """Why ``every`` (accepted steps per exact Jacobian) is not usable, or None: a whole number >= 1 (not a bool)."""
+    if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
+        return f"jacobian_every must be a whole number >= 1, got {every!r}"
+    return None
 
 
 def broyden_update(jac_t: torch.Tensor, step: torch.Tensor, change: torch.Tensor) -> torch.Tensor:

@@ -44,7 +44,7 @@ from bodydata.bodyfit.rig import LIMIT_UNIT, limit_penalty, limit_residuals
 from bodydata.errors import BodydataError
 from bodydata.features.polar import rotation_exp_torch
 from bodydata.mesh.alignment import align, kabsch_rotation
-from bodydata.secant import broyden_update
+from bodydata.secant import broyden_update, refresh_interval_error
 
 __all__ = ["RegisteredFit", "RegisteredFitError", "RegisteredFitSettings", "RegisteredFitter", "fit_registered"]
 
@@ -113,9 +113,9 @@ class RegisteredFitter:
     def __init__(self, body: AnnyBody | str = "notoes", settings: RegisteredFitSettings = RegisteredFitSettings()) -> None:
         self.body = AnnyBody(body) if isinstance(body, str) else body
         self.settings = settings
-        every = settings.jacobian_every
-        if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
-            raise RegisteredFitError(f"jacobian_every must be a whole number >= 1, got {every!r}")
+        bad_every = refresh_interval_error(settings.jacobian_every)
+        if bad_every:
+            raise RegisteredFitError(bad_every)
         if len(settings.phenotype_start) != 6 or not all(0.0 <= v <= 1.0 for v in settings.phenotype_start):
             raise RegisteredFitError(f"phenotype_start must be 6 values in [0, 1], got {settings.phenotype_start!r}")
         self._phen0 = torch.as_tensor(np.asarray(settings.phenotype_start, np.float64)[None], dtype=self.body.dtype,

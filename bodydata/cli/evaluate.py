@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from bodydata.cli._exit import CannotStart, exit_for_failures
-from bodydata.evaluate.solvers import DEFAULT_JACOBIAN_EVERY, DEFAULT_STEPS, SOLVERS
+from bodydata.evaluate.solvers import DEFAULT_JACOBIAN_EVERY, DEFAULT_STEPS, JACOBIAN_EVERY_HELP, SOLVERS
 
 EXAMPLE = """
 \b
@@ -34,7 +34,7 @@ Exit status: 0 every run evaluated; 1 some runs failed (see report.md); 2 cannot
 @click.option("--solver", type=click.Choice(list(SOLVERS)), default="lm", show_default=True,
               help="Eq. 15's optimiser: Levenberg-Marquardt or Adam")
 @click.option("--jacobian-every", type=click.IntRange(min=1), default=DEFAULT_JACOBIAN_EVERY, show_default=True,
-              help="lm: kept steps per exact Jacobian, Broyden updates between (1: exact at every step)")
+              help=JACOBIAN_EVERY_HELP)
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True, help="meshes fitted at once")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None, help="[default: CUDA when present]")
 @click.option("--no-figures", is_flag=True, help="tables only (no CED curves or error maps)")

@@ -6,7 +6,7 @@ import click
 
 from bodydata.bodyfit.orient import UNITS
 from bodydata.cli._exit import CannotStart, exit_for_failures
-from bodydata.evaluate.solvers import DEFAULT_JACOBIAN_EVERY, DEFAULT_STEPS, SOLVERS
+from bodydata.evaluate.solvers import DEFAULT_JACOBIAN_EVERY, DEFAULT_STEPS, JACOBIAN_EVERY_HELP, SOLVERS
 
 EXAMPLE = """
 \b
@@ -47,7 +47,7 @@ Exit status: 0 every mesh fitted; 1 some meshes failed (see fit.csv); 2 cannot s
               help="Eq. 15's optimiser: Levenberg-Marquardt or Adam (mesh targets; the scan fit is always Adam, its ICP "
                    "rounds re-pairing the points between steps)")
 @click.option("--jacobian-every", type=click.IntRange(min=1), default=DEFAULT_JACOBIAN_EVERY, show_default=True,
-              help="lm: kept steps per exact Jacobian, Broyden updates between (1: exact at every step)")
+              help=JACOBIAN_EVERY_HELP)
 @click.option("--init", type=click.Choice(["encoder", "zero"]), default="encoder", show_default=True,
               help="start from the encoder's codes of each mesh, or from zero codes")
 @click.option("--no-rigid", is_flag=True, help="no global R, t (alignment 'none')")

@@ -36,6 +36,7 @@ import torch
 from bodydata.errors import BodydataError
 from bodydata.evaluate.metrics import MM_PER_M, med_mm
 from bodydata.evaluate.solvers import DEFAULT_JACOBIAN_EVERY, DEFAULT_STEPS, SOLVERS
+from bodydata.secant import refresh_interval_error
 
 if TYPE_CHECKING:
     from bodydata.model.embedding import BodyEmbedding
@@ -125,9 +126,9 @@ class MeshFitter:
             raise FitError(f"unknown init {settings.init!r} (expected encoder or zero)")
         if settings.solver not in SOLVERS:
             raise FitError(f"unknown solver {settings.solver!r} (expected {' or '.join(SOLVERS)})")
-        every = settings.jacobian_every
-        if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
-            raise FitError(f"jacobian_every must be a whole number >= 1, got {settings.jacobian_every!r}")
+        bad_every = refresh_interval_error(settings.jacobian_every)
+        if bad_every:
+            raise FitError(bad_every)
         if settings.iterations is not None and settings.iterations < 0:
             raise FitError("iterations must be >= 0")
         self.model = model.eval().requires_grad_(False)

@@ -188,8 +188,9 @@ def lm_fit(fitter: "MeshFitter", z0: torch.Tensor, rot0: torch.Tensor, trans0: t
                 # the new point decoded again in float64, as the exact Jacobian is: float32 rounding depends on the
                 # batch, and the batch size must not change what a fit returns
                 p_new = _decode64(fitter, zc[upd].to(torch.float64))
-                dp[ua] = broyden_update(dp[ua].flatten(2), zc[upd].to(torch.float64) - z[ua].to(torch.float64),
-                                        (p_new - p[ua]).flatten(1)).view_as(dp[ua])
+                old = dp[ua]
+                dp[ua] = broyden_update(old.flatten(2), zc[upd].to(torch.float64) - z[ua].to(torch.float64),
+                                        (p_new - p[ua]).flatten(1)).view_as(old)
                 p[ua] = p_new
                 age[ua] += 1
                 stale[ua] = True

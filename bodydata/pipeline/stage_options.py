@@ -20,7 +20,7 @@ import click
 
 from bodydata.dataset.split import SPLIT_METHODS, SplitError, check_test_subjects
 from bodydata.errors import BodydataError
-from bodydata.evaluate.solvers import DEFAULT_JACOBIAN_EVERY, DEFAULT_STEPS, SOLVERS
+from bodydata.evaluate.solvers import DEFAULT_JACOBIAN_EVERY, DEFAULT_STEPS, JACOBIAN_EVERY_HELP, SOLVERS
 from bodydata.neutral.neutralize import METHODS as NEUTRAL_METHODS
 
 __all__ = ["OptionsError", "option", "parse_options", "check_signature", "options_class", "SynthOptions",
@@ -123,8 +123,7 @@ class EvaluateOptions:
                                     f"Eq. 15 steps at most per mesh (default: the solver's, {DEFAULT_STEPS['lm']} LM / "
                                     f"{DEFAULT_STEPS['adam']} Adam)")
     solver: str = option("lm", click.Choice(list(SOLVERS)), "Eq. 15's optimiser: Levenberg-Marquardt or Adam")
-    jacobian_every: int = option(DEFAULT_JACOBIAN_EVERY, click.IntRange(min=1),
-                                 "lm: kept steps per exact Jacobian, Broyden updates between (1: exact at every step)")
+    jacobian_every: int = option(DEFAULT_JACOBIAN_EVERY, click.IntRange(min=1), JACOBIAN_EVERY_HELP)
     figures: bool = option(True, click.BOOL, "CED curves and error maps")
     body_model: bool = option(True, click.BOOL, "the row of anny itself fitted to the same meshes (anny templates)")
     train_step: str | None = option(None, click.STRING, "train step whose run to evaluate")
