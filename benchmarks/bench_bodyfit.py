@@ -32,9 +32,12 @@ def main() -> None:
     from bodydata.generator.bodies import anny_bodies
 
     fitter = BodyFitter(BodyFitSettings())
-    bodies = anny_bodies("notoes", args.identities, args.poses, seed=args.seed)
+    names = []
+    if args.identities > 0:  # 0: FAUST only
+        bodies = anny_bodies("notoes", args.identities, args.poses, seed=args.seed)
+        names = bodies.names
     meds, secs = [], []
-    for i, name in enumerate(bodies.names):
+    for i, name in enumerate(names):
         v = bodies.vertices["notoes"][i]
         rot = Rotation.random(random_state=i).as_matrix()
         target = 1000.0 * v @ rot.T + np.array([100.0, -300.0, 2000.0])
@@ -44,8 +47,9 @@ def main() -> None:
         meds.append(float(np.linalg.norm(fit.vertices - target, axis=1).mean()))
         print(f"{name:32s} {fit.status:6s} {fit.hypothesis:28s} two-sided {fit.distance_mm:5.1f} mm  "
               f"MED {meds[-1]:6.1f} mm  {secs[-1]:5.1f} s", flush=True)
-    print(f"anny, {len(meds)} bodies (mm, random rotation): MED mean {np.mean(meds):.1f} mm, median "
-          f"{np.median(meds):.1f}, max {np.max(meds):.1f}; {np.mean(secs):.1f} s per body")
+    if meds:
+        print(f"anny, {len(meds)} bodies (mm, random rotation): MED mean {np.mean(meds):.1f} mm, median "
+              f"{np.median(meds):.1f}, max {np.max(meds):.1f}; {np.mean(secs):.1f} s per body")
     if args.faust is None:
         return
     from bodydata.mesh import read_mesh

@@ -15,12 +15,16 @@ Energy, per body hypothesis, with lengths in centimetres of the target's metric 
   (:func:`bodydata.bodyfit.rig.limit_penalty`); a weak pull of every angle to the A-pose and of the
   phenotype to the average keeps unobserved DOFs (a hidden wrist, a twist a round limb cannot show) put.
 
-Stages (:class:`BodyFitSettings`): (1) units from the target's size, 24 orientation hypotheses from its
-principal axes (:mod:`bodydata.bodyfit.orient`), each a rigid + scale fit of the average A-posed body on the
-coarse topology; (2) the ``keep`` best orientations x the start poses (key poses of the generator's library),
-all parameters, coarse topology; (3) the best of them alone, tighter gate; (4) the output topology, tightest gate.
-Each stage is one Adam run over a batch of hypotheses (each hypothesis its own parameters; Adam is per element,
-so the batch does not couple them).
+Stages (:class:`BodyFitSettings`): (1a) units from the target's size; 6 x ``azimuths`` orientation hypotheses
+(each signed principal axis as up, facings evenly spaced about it: :mod:`bodydata.bodyfit.orient`), each a rigid
++ scale fit of the average body in a few key poses, coarse topology, on subsets of the points; (1b) the
+``orientations`` best orientations whose fitted rotations are ``min_separation`` apart, each with its facing twin,
+x every key pose of the library (plus four raised-knee poses), rigid + scale; (2a) the pool: each kept
+orientation's ``pool_per_orientation`` best key poses, every parameter free, a short run on subsets of the points;
+(2b) the ``keep`` best of the pool and the best facing the other way, every parameter, coarse topology; (3) the
+best of them (with its facing twin while close) on the output topology, closest points fixed per round, L-BFGS.
+Stages 1-2 are each one Adam run over a batch of hypotheses (each hypothesis its own parameters; Adam is per
+element, so the batch does not couple them).
 
 A fit whose final two-sided mean distance exceeds ``max_distance_mm`` (metric frame) fails: the target is not
 one body that anny can express (a partial scan with no legs, two bodies, not a body).
@@ -55,23 +59,30 @@ class BodyFitError(BodydataError, ValueError):
 class BodyFitSettings:
     """Stages and weights of the fit (module docstring). Distances in metres of the target's metric frame.
 
-    n_points : target points used (fixed-seed subsample); keep : hypotheses (distinct key poses) carried into
-    stage 2; orientations : orientations carried from stage 1a into 1b (each with its facing twin);
-    start_poses : key pose names of :mod:`bodydata.generator.poses` tried in every orientation of stage 1a (stage
-    1b tries every key pose of the library, plus four raised-knee poses, in the kept orientations);
-    iterations : Adam steps of stages 1-4; gates : Geman-McClure scales of stages 1-4; lr : Adam step (on angles
-    in units of 30 degrees, rotation vector, translation in metres, log-scale, phenotype logits);
-    limit_weight, pose_weight, phenotype_weight, scale_weight : prior weights (scale: per 5 % off the detected
-    unit, metric targets only); coarse_topology, topology : anny topologies of
-    stages 1-3 and of stage 4 (the output); max_distance_mm : fail above this final two-sided mean distance.
+    n_points : target points used (fixed-seed subsample); azimuths : facings tried about each up axis (even);
+    start_poses : key pose names of :mod:`bodydata.generator.poses` tried in every orientation of stage 1a;
+    orientations : orientations carried from 1a into 1b (each with its facing twin), their fitted rotations at
+    least ``min_separation`` degrees apart; pool_per_orientation, pool_iterations, pool_points : the pool of stage
+    2a (key poses per kept orientation, Adam steps, model vertices and target points used); keep : hypotheses
+    carried from the pool into 2b; iterations : Adam steps of stages 1a and 1b, Adam steps of 2b, L-BFGS rounds of
+    3; gates : Geman-McClure scales of stage 1, 2, 3; lr : Adam step (on angles in units of 30 degrees, rotation
+    vector, translation in metres, log-scale, phenotype logits); limit_weight, pose_weight, phenotype_weight,
+    scale_weight : prior weights (scale: per 5 % off the detected unit, metric targets only); coarse_topology,
+    topology : anny topologies of stages 1-2 and of stage 3 (the output); max_distance_mm : fail above this final
+    two-sided mean distance.
     """
 
     n_points: int = 3000
-    keep: int = 5
-    orientations: int = 2
+    keep: int = 8
+    orientations: int = 3
+    azimuths: int = 8
+    min_separation: float = 45.0
+    pool_per_orientation: int = 4
+    pool_iterations: int = 30
+    pool_points: tuple[int, int] = (400, 1000)
     twin_margin: float = 1.5
     start_poses: tuple[str, ...] = ("standing_relaxed", "t_pose", "arms_raised", "sitting")
-    iterations: tuple[int, int, int] = (20, 60, 3)
+    iterations: tuple[int, int, int] = (20, 40, 3)
     lbfgs_iterations: int = 20
     orient_model_points: int = 300
     orient_target_points: int = 500
@@ -157,6 +168,10 @@ class BodyFitter:
         unknown = [p for p in settings.start_poses if p not in KEY_POSES]
         if unknown:
             raise BodyFitError(f"unknown start poses {unknown}")
+        if settings.azimuths < 2 or settings.azimuths % 2:
+            raise BodyFitError(f"azimuths must be an even number >= 2, got {settings.azimuths}")
+        if min(settings.orientations, settings.pool_per_orientation, settings.keep) < 1:
+            raise BodyFitError("orientations, pool_per_orientation and keep must each be at least 1")
         self.settings = settings
         self.coarse = AnnyBody(settings.coarse_topology, device)
         self.fine = self.coarse if settings.topology == settings.coarse_topology else AnnyBody(settings.topology, device)
@@ -374,6 +389,25 @@ class BodyFitter:
             "logit": torch.zeros(h, 6, **dt),
         }
 
+    def _distinct_orientations(self, state: dict, per_o: np.ndarray) -> list[int]:
+        """The ``orientations`` best of stage 1a's orientations (per_o : (O, S) scores of each orientation's start
+        poses) whose rigidly fitted rotations (at each one's best start pose) are at least ``min_separation``
+        degrees from every better one's: neighbouring azimuths settle in the same place, and keeping both would
+        waste a slot the facing that is right may need."""
+        n_s = per_o.shape[1]
+        with torch.no_grad():
+            rot = (rotation_exp_torch(state["omega"]) @ state["r0"]).cpu().numpy()
+        cos_min = np.cos(np.radians(self.settings.min_separation))
+        kept: list[int] = []
+        for o in np.argsort(per_o.min(1)):
+            r = rot[o * n_s + int(np.argmin(per_o[o]))]
+            # the angle of R_a^T R_b from its trace
+            if all((np.trace(rot[k * n_s + int(np.argmin(per_o[k]))].T @ r) - 1.0) / 2.0 < cos_min for k in kept):
+                kept.append(int(o))
+            if len(kept) == self.settings.orientations:
+                break
+        return kept
+
     @staticmethod
     def _take(state: dict, idx: np.ndarray) -> dict:
         ii = torch.as_tensor(idx, dtype=torch.long)
@@ -389,7 +423,7 @@ class BodyFitter:
         target = _Target(vertices, faces, s.n_points, s.seed)
         pl = target.placement
         history: list = []
-        hyp = orientation_hypotheses(pl.axes)
+        hyp = orientation_hypotheses(pl.axes, s.azimuths)
         dt = dict(dtype=self.dtype, device=self.device)
         self._metric = pl.units != "normalised"
         # a metric target starts at its own size; a normalised one at the average body's
@@ -403,7 +437,7 @@ class BodyFitter:
                             fixed=self._pose_bodies[p_idx], n_model=s.orient_model_points,
                             n_target=s.orient_target_points, pose_ids=p_idx)
         per_o = scores.reshape(n_o, n_s)
-        ranked = np.argsort(per_o.min(1))[: s.orientations]
+        ranked = self._distinct_orientations(state, per_o)
         # each kept orientation also facing the other way (same up axis): a body seen from behind fits a rigid
         # start almost as well as from the front, and only the posed fit tells them apart
         kept_o = list(dict.fromkeys([int(o) for r in ranked for o in (r, r ^ 1)]))
@@ -417,17 +451,19 @@ class BodyFitter:
         scores = self._adam(None, target, state, s.iterations[0], s.gates[0], history, "poses",
                             fixed=self._pose_bodies[p2], n_model=s.orient_model_points,
                             n_target=s.orient_target_points, pose_ids=p2)
-        # the ``keep`` best hypotheses with distinct key poses: a rigid fit ranks a compact pose (arms crossed) above
-        # the right one too often (seen on FAUST: the four best were arms_crossed in four orientations)
-        best, seen = [], set()
-        for k in np.argsort(scores):
-            if int(p2[k]) not in seen:
-                best.append(int(k))
-                seen.add(int(p2[k]))
-            if len(best) == s.keep:
-                break
-        twin = int(np.flatnonzero((o2 == (o2[best[0]] ^ 1)) & (p2 == p2[best[0]]))[0])
-        best = np.array(list(dict.fromkeys(best + [twin])))
+        # (2a) the pool: each kept orientation's best few key poses, every parameter free, briefly, on subsets of the
+        # points. Rigid scores of key-posed bodies rank the right orientation 5th-12th of 192 on FAUST's harder poses;
+        # a short posed fit ranks it first or near (the pool replaced "the best distinct key poses of the rigid fit",
+        # which lost the right facing on 7 of 30 FAUST registrations)
+        pool = np.concatenate([np.flatnonzero(o2 == o)[np.argsort(scores[o2 == o])][: s.pool_per_orientation]
+                               for o in kept_o])
+        state, o2, p2 = self._take(state, pool), o2[pool], p2[pool]
+        scores = self._adam(self.coarse, target, state, s.pool_iterations, s.gates[1], history, "pool",
+                            n_model=s.pool_points[0], n_target=s.pool_points[1])
+        best = [int(k) for k in np.argsort(scores)[: s.keep]]
+        other = np.flatnonzero(o2 == (o2[best[0]] ^ 1))  # the best hypothesis facing the other way comes along
+        twin = [int(other[np.argmin(scores[other])])] if len(other) else []
+        best = np.array(list(dict.fromkeys(best + twin)))
         labels = [f"{int(o2[k])}/{self._pose_names[int(p2[k])]}" for k in best]
         facing = o2[best] // 2  # hypotheses sharing this differ only by the facing's sign
         o_best = o2[best]

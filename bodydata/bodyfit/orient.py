@@ -63,19 +63,28 @@ def detect_units(points: np.ndarray) -> Placement:
     return Placement("normalised", TYPICAL_EXTENT_M / max(longest, 1e-12), centre, axes, extents)
 
 
-def orientation_hypotheses(axes: np.ndarray) -> np.ndarray:
-    """(24, 3, 3) float64 proper rotations R taking anny's frame (z up, facing -y) into the target's, built from the
-    target's principal axes (3, 3) rows: R e_z = up, R (-e_y) = facing, for every signed up axis and every signed
-    facing axis perpendicular to it."""
+def orientation_hypotheses(axes: np.ndarray, azimuths: int = 4) -> np.ndarray:
+    """(6 * azimuths, 3, 3) float64 proper rotations R taking anny's frame (z up, facing -y) into the target's, built
+    from the target's principal axes (3, 3) rows: R e_z = up, R (-e_y) = facing, for every signed up axis and
+    ``azimuths`` (even) facings evenly spaced about it, the first along the next principal axis (4: the signed
+    principal axes). Hypotheses 2k and 2k + 1 share the up axis and face opposite ways.
+
+    More than 4 azimuths matter when the horizontal principal axes say little about the facing (a knee raised, arms
+    forward, a twist: the body's facing is then anywhere between them, and a rigid start 45 degrees off settles in
+    the wrong one)."""
+    if azimuths < 2 or azimuths % 2:
+        raise ValueError(f"azimuths must be an even number >= 2, got {azimuths}")
     out = []
     for i in range(3):
         for su in (1.0, -1.0):
             up = su * axes[i]
-            for j in range(3):
-                if j == i:
-                    continue
+            base = axes[(i + 1) % 3]
+            side = np.cross(up, base)
+            for m in range(azimuths // 2):
+                phi = 2.0 * np.pi * m / azimuths
+                ahead = np.cos(phi) * base + np.sin(phi) * side
                 for sf in (1.0, -1.0):
-                    facing = sf * axes[j]
+                    facing = sf * ahead
                     ry = -facing
                     rx = np.cross(ry, up)
                     out.append(np.stack([rx, ry, up], axis=1))

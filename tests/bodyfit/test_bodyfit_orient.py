@@ -39,3 +39,36 @@ def test_orientation_hypotheses_are_24_distinct_rotations_with_the_given_up_and_
     for u, f in zip(ups, facings):
         assert any(np.allclose(u, a) for a in signed) and any(np.allclose(f, a) for a in signed)
         assert abs(u @ f) < 1e-12
+
+
+def test_more_azimuths_turn_the_facing_evenly_about_each_up_axis():
+    rng = np.random.default_rng(5)
+    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    axes = q.T * np.sign(np.linalg.det(q.T))
+    rots = orientation_hypotheses(axes, azimuths=8)
+    assert rots.shape == (48, 3, 3)
+    np.testing.assert_allclose(np.linalg.det(rots), 1.0, atol=1e-12)
+    np.testing.assert_allclose(rots @ rots.transpose(0, 2, 1), np.broadcast_to(np.eye(3), (48, 3, 3)), atol=1e-12)
+    ups, facings = rots[:, :, 2], -rots[:, :, 1]
+    # twins: hypotheses 2k and 2k + 1 share the up axis and face opposite ways
+    np.testing.assert_allclose(ups[0::2], ups[1::2], atol=1e-12)
+    np.testing.assert_allclose(facings[0::2], -facings[1::2], atol=1e-12)
+    for up in (s * a for a in axes for s in (1, -1)):
+        mine = facings[np.all(np.isclose(ups, up), axis=1)]
+        assert len(mine) == 8
+        # the 8 facings about one up axis are 45 degrees apart, and the principal axes are among them
+        angles = np.degrees(np.arctan2(np.cross(mine[0], mine) @ up, mine @ mine[0]))
+        np.testing.assert_allclose(np.sort(np.mod(np.round(angles, 9), 360.0)), np.arange(0, 360, 45), atol=1e-9)
+        others = [s * a for a in axes if abs(a @ up) < 0.5 for s in (1, -1)]
+        assert all(any(np.allclose(f, o) for f in mine) for o in others)
+
+
+def test_four_azimuths_are_the_signed_principal_axes_and_odd_counts_are_refused():
+    rng = np.random.default_rng(7)
+    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    axes = q.T * np.sign(np.linalg.det(q.T))
+    four, default = orientation_hypotheses(axes, azimuths=4), orientation_hypotheses(axes)
+    np.testing.assert_array_equal(four, default)
+    for bad in (0, 3, 7):
+        with pytest.raises(ValueError, match="even number"):
+            orientation_hypotheses(axes, azimuths=bad)
