@@ -6,9 +6,10 @@ longest principal axis (crouching to standing with raised arms), so that extent 
 in one unit's range; otherwise the unit is ``"normalised"`` and the fit's free scale absorbs it.
 
 Orientation hypotheses: each of the six signed principal axes may be "up", and for each the body may face
-along any of the four signed remaining axes: 24 proper rotations from anny's frame (z up, facing -y) into the
-target's. A T-pose's arm span equals its height and a lying body's longest axis is horizontal, so none is
-ruled out beforehand; the fit scores them all.
+any of ``azimuths`` directions evenly spaced about it, starting at a remaining principal axis (4: the four signed
+remaining axes, 24 proper rotations from anny's frame (z up, facing -y) into the target's). A T-pose's arm span
+equals its height and a lying body's longest axis is horizontal, so no up axis is ruled out beforehand; the fit
+scores them all.
 """
 from __future__ import annotations
 

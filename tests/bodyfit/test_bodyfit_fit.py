@@ -11,7 +11,7 @@ LITE = "notoes_collapse10pc"
 def fitter():
     from bodydata.bodyfit.fit import BodyFitSettings, BodyFitter
 
-    # fewer start poses and kept hypotheses than the defaults (4, 5): on these bodies the same fits, a quarter faster
+    # fewer start poses and kept hypotheses than the defaults (4, 8): on these bodies the same fits, faster
     return BodyFitter(BodyFitSettings(topology=LITE, n_points=2000, keep=3, start_poses=("standing_relaxed", "t_pose")))
 
 
@@ -76,16 +76,18 @@ def test_unusable_input_is_one_line(fitter):
         fitter.fit(bad)
 
 
-@pytest.mark.parametrize("mid", ["018", "054"])
-def test_faust_pose_whose_principal_axes_mislead_is_faced_right(shared_data, mid):
-    """FAUST tr_reg_018 (a step and a reach) and 054: rigid scores of key-posed bodies rank the right facing 5th-12th,
-    and the earlier search (the best distinct key poses of the rigid stage) fitted them about 90 degrees off and
-    back to front (median landmark 17 and 31 cm away); the pool of short posed fits over 8 azimuths faces them
-    right. Checked against the shipped SMPL landmarks."""
+def test_faust_pose_whose_principal_axes_mislead_is_faced_right(shared_data):
+    """FAUST tr_reg_018 (a step and a reach): rigid scores of key-posed bodies rank the right facing 5th-12th, and the
+    earlier search (the best distinct key poses of the rigid stage) fitted it about 90 degrees off (median landmark
+    17 cm away); the pool of short posed fits over 8 azimuths faces it right. Checked against the shipped SMPL
+    landmarks. (054, back to front before, is fixed too; one mesh keeps the suite's time down.)"""
     from bodydata.bodyfit.fit import BodyFitSettings, BodyFitter
     from bodydata.mesh import read_mesh
     from bodydata.templates.landmarks import load_landmarks
-    mesh = read_mesh(shared_data / "faust" / "registrations" / f"tr_reg_{mid}.ply")
+    path = shared_data / "faust" / "registrations" / "tr_reg_018.ply"
+    if not path.is_file():
+        pytest.skip(f"real data {path} is absent")
+    mesh = read_mesh(path)
     fit = BodyFitter(BodyFitSettings(topology=LITE)).fit(mesh.vertices, mesh.faces)
     smpl, anny = load_landmarks("smpl_6890"), load_landmarks(f"anny_{LITE}")
     names = [n for n in anny if n in smpl and n != "crotch"]
@@ -97,6 +99,8 @@ def test_faust_pose_whose_principal_axes_mislead_is_faced_right(shared_data, mid
 def test_bad_search_settings_are_one_line():
     from bodydata.bodyfit.fit import BodyFitError, BodyFitSettings, BodyFitter
 
-    for bad in (dict(azimuths=5), dict(azimuths=0), dict(keep=0), dict(pool_per_orientation=0)):
-        with pytest.raises(BodyFitError, match="azimuths|at least 1"):
+    for bad in (dict(azimuths=5), dict(azimuths=0), dict(keep=0), dict(orientations=0), dict(pool_per_orientation=0),
+                dict(pool_points=(0, 100)), dict(pool_distinct=-1), dict(min_separation=180.0),
+                dict(min_separation=float("nan"))):
+        with pytest.raises(BodyFitError, match="azimuths|at least 1|>= 0|min_separation"):
             BodyFitter(BodyFitSettings(topology=LITE, **bad))

@@ -1,4 +1,4 @@
-"""Units from a body's size and the 24 orientation hypotheses."""
+"""Units from a body's size and the orientation hypotheses (24 at 4 azimuths, more azimuths evenly spaced)."""
 import numpy as np
 import pytest
 
@@ -63,12 +63,7 @@ def test_more_azimuths_turn_the_facing_evenly_about_each_up_axis():
         assert all(any(np.allclose(f, o) for f in mine) for o in others)
 
 
-def test_four_azimuths_are_the_signed_principal_axes_and_odd_counts_are_refused():
-    rng = np.random.default_rng(7)
-    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
-    axes = q.T * np.sign(np.linalg.det(q.T))
-    four, default = orientation_hypotheses(axes, azimuths=4), orientation_hypotheses(axes)
-    np.testing.assert_array_equal(four, default)
+def test_odd_azimuth_counts_are_refused():
     for bad in (0, 3, 7):
         with pytest.raises(ValueError, match="even number"):
-            orientation_hypotheses(axes, azimuths=bad)
+            orientation_hypotheses(np.eye(3), azimuths=bad)
