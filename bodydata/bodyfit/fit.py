@@ -136,13 +136,14 @@ class _Target:
     """The target in its metric frame (centred, metres): used points (p, 3), their unit normals (p, 3) (the mesh's
     vertex normals, or estimated from the points of a point cloud), their KD-tree, the placement."""
 
-    def __init__(self, vertices: np.ndarray, faces: np.ndarray | None, n_points: int, seed: int) -> None:
+    def __init__(self, vertices: np.ndarray, faces: np.ndarray | None, n_points: int, seed: int,
+                 normalised: bool = False) -> None:
         v = np.asarray(vertices, np.float64)
         if v.ndim != 2 or v.shape[1] != 3 or len(v) < 100:
             raise BodyFitError(f"a body fit needs at least 100 points (m, 3), got shape {v.shape}")
         if not np.all(np.isfinite(v)):
             raise BodyFitError("the target has NaN or infinite coordinates")
-        self.placement: Placement = detect_units(v)
+        self.placement: Placement = detect_units(v, normalised)
         metric = (v - self.placement.centre) * self.placement.to_metres
         normals = vertex_normals(v, faces) if faces is not None and len(faces) else None
         if len(metric) > n_points:
@@ -442,13 +443,15 @@ class BodyFitter:
         return {k: v.detach()[ii].clone() for k, v in state.items()}
 
     # ------------------------------------------------------------------ public
-    def fit(self, vertices: np.ndarray, faces: np.ndarray | None = None) -> BodyFit:
+    def fit(self, vertices: np.ndarray, faces: np.ndarray | None = None, normalised: bool = False) -> BodyFit:
         """Fit anny to a target, vertices : (m, 3) float64 (a mesh's vertices or a point cloud), faces : (k, 3) int64
-        or None (a point cloud: normals estimated from the points), any units and orientation. Never raises for a bad fit: it comes back failed with the reason; raises
-        :class:`BodyFitError` for unusable input (too few points, NaN)."""
+        or None (a point cloud: normals estimated from the points), any units and orientation; ``normalised``: the
+        target was rescaled to no physical unit (its scale is then free, not held to a detected unit). Never raises
+        for a bad fit: it comes back failed with the reason; raises :class:`BodyFitError` for unusable input (too few
+        points, NaN)."""
         t0 = time.perf_counter()
         s = self.settings
-        target = _Target(vertices, faces, s.n_points, s.seed)
+        target = _Target(vertices, faces, s.n_points, s.seed, normalised)
         pl = target.placement
         history: list = []
         hyp = orientation_hypotheses(pl.axes, s.azimuths)

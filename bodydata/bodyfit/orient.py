@@ -53,13 +53,15 @@ def principal_axes(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return centre, vt, proj.max(0) - proj.min(0)
 
 
-def detect_units(points: np.ndarray) -> Placement:
-    """The unit of a body's coordinates from its longest principal extent (module docstring)."""
+def detect_units(points: np.ndarray, normalised: bool = False) -> Placement:
+    """The unit of a body's coordinates from its longest principal extent (module docstring); ``normalised``: the
+    caller knows the coordinates were rescaled to no physical unit (FAUST_r's shapes span 1.0-1.2, which reads as a
+    short body in metres), so the unit is ``"normalised"`` whatever the extent."""
     pts = np.asarray(points, np.float64)
     centre, axes, extents = principal_axes(pts)
     longest = float(extents[0])
     for name, (factor, (lo, hi)) in UNITS.items():
-        if lo <= longest <= hi:
+        if lo <= longest <= hi and not normalised:
             return Placement(name, factor, centre, axes, extents)
     return Placement("normalised", TYPICAL_EXTENT_M / max(longest, 1e-12), centre, axes, extents)
 

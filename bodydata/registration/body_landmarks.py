@@ -64,12 +64,12 @@ class BodyLandmarks:
         self.ids = np.array([own[n] for n in self.names], np.int64)
         self.fitter = BodyFitter(settings, pick_device(device))
 
-    def find(self, vertices: np.ndarray, faces: np.ndarray | None = None) -> LandmarkFind:
+    def find(self, vertices: np.ndarray, faces: np.ndarray | None = None, normalised: bool = False) -> LandmarkFind:
         """vertices : (m, 3) float64 target, faces : (k, 3) int64 or None (a point cloud) -> its landmarks from the
-        body fit."""
+        body fit; ``normalised``: its coordinates have no physical unit (:meth:`BodyFitter.fit`)."""
         from scipy.spatial import cKDTree
 
-        fit = self.fitter.fit(vertices, faces)
+        fit = self.fitter.fit(vertices, faces, normalised)
         if fit.status != "done":
             return LandmarkFind(None, fit, fit.reason)
         _, idx = cKDTree(np.asarray(vertices, np.float64)).query(fit.vertices[self.ids], k=1)

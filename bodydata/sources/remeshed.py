@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from bodydata.errors import MeshError
-from bodydata.manifest.source_rows import ManifestRow
+from bodydata.manifest.source_rows import UNITS_NORMALIZED, ManifestRow
 from bodydata.sources.base import SourceError, mesh_files, register, require_dir, row_id
 
 _FAUST = re.compile(r"tr_reg_(\d{3})")
@@ -94,7 +94,7 @@ class RemeshedAdapter:
                 up = ""  # SCAPE_r's orientation was not checked here: unknown
             vts = _find_vts(root, p)
             rows.append(ManifestRow(id=row_id(self.name, root, p), source=self.name, kind="remeshed", path=str(p),
-                                    topology="own", subject=subject, pose=pose, up_axis=up, units="normalized",
+                                    topology="own", subject=subject, pose=pose, up_axis=up, units=UNITS_NORMALIZED,
                                     gt_path=str(vts) if vts else "", gt_kind="vts" if vts else ""))
         return rows
 

@@ -17,6 +17,13 @@ def test_units_from_size(height, factor, units):
     np.testing.assert_allclose(pl.axes[0] @ [0, 0, 1], 1.0, atol=0.05) if pl.axes[0][2] > 0 else None
 
 
+def test_a_caller_who_knows_the_units_are_normalised_overrides_the_size():
+    pts = _box(1.1)  # reads as a short body in metres
+    assert detect_units(pts).units == "m"
+    pl = detect_units(pts, normalised=True)
+    assert pl.units == "normalised" and abs(pl.extents[0] * pl.to_metres - 1.70) < 1e-9
+
+
 def test_normalised_units_rescale_to_typical_height():
     pl = detect_units(_box(0.2))
     assert pl.units == "normalised"

@@ -42,6 +42,30 @@ def test_found_landmarks_land_near_the_true_landmark_vertices(setup):
     assert len(err) >= 20 and np.median(err) < 20.0 and np.mean(err) < 30.0, sorted(err)
 
 
+def test_a_normalised_body_is_fitted_with_a_free_scale(setup, monkeypatch):
+    """FAUST_r-style input: a body rescaled to 0.62 of its size spans about a metre, which reads as a short body in
+    metres; told its units are normalised (the source row says so), the fit leaves the scale free."""
+    from bodydata.manifest.source_rows import UNITS_NORMALIZED
+    from bodydata.registration.convert import ConvertTarget, convert_meshes
+    from bodydata.templates.landmarks import load_landmarks
+
+    t, reg, test, finder = setup
+    body = test.vertices[LITE][0]
+    target = 0.62 * body @ Rotation.from_rotvec([0.0, 0.3, 0.0]).as_matrix().T
+    got = finder.find(target, normalised=True)
+    assert got.fit.status == "done" and got.fit.units == "normalised"
+    truth = load_landmarks(f"anny_{LITE}")
+    err = [np.linalg.norm(target[got.landmarks[n]] - target[truth[n]]) / 0.62 for n in got.landmarks]
+    assert np.median(err) < 0.02, sorted(err)
+    np.testing.assert_allclose(got.fit.scale, 0.62, rtol=0.06)
+    # the convert step passes the row's units on to the body fit
+    seen = []
+    monkeypatch.setattr(finder, "find", lambda v, f=None, normalised=False: seen.append(normalised) or got)
+    convert_meshes(reg, [ConvertTarget("n", target, test.faces[LITE], None, "n.ply", UNITS_NORMALIZED),
+                         ConvertTarget("m", target, test.faces[LITE], None, "m.ply", "m")], finder)
+    assert seen == [True, False]
+
+
 def test_mesh_without_landmarks_converts_through_the_body_fit(setup):
     from bodydata.registration.convert import ConvertTarget, convert_meshes
     from bodydata.registration.metrics import med
