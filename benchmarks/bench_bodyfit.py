@@ -93,5 +93,6 @@ def _ids(spec: str) -> list[str]:
         out += [f"{i:03d}" for i in range(int(lo), int(hi or lo) + 1)]
     return out
 
+
 if __name__ == "__main__":
     main()

@@ -44,6 +44,7 @@ from bodydata.bodyfit.orient import TYPICAL_EXTENT_M, Placement, detect_units, o
 from bodydata.bodyfit.rig import limit_penalty
 from bodydata.errors import BodydataError
 from bodydata.features.polar import rotation_exp_torch
+from bodydata.manifest.source_rows import UNITS_NORMALIZED
 from bodydata.manifest.status import STATUS_DONE, STATUS_FAILED
 from bodydata.mesh.normals import vertex_normals, vertex_normals_torch
 
@@ -456,7 +457,7 @@ class BodyFitter:
         history: list = []
         hyp = orientation_hypotheses(pl.axes, s.azimuths)
         dt = dict(dtype=self.dtype, device=self.device)
-        self._metric = pl.units != "normalised"
+        self._metric = pl.units != UNITS_NORMALIZED
         # a metric target starts at its own size; a normalised one at the average body's
         log_s0 = 0.0 if self._metric else float(np.log(pl.extents[0] * pl.to_metres / TYPICAL_EXTENT_M))
         # (1a) every orientation x the few start poses, rigid + scale, on subsets of the points
@@ -484,7 +485,7 @@ class BodyFitter:
                             n_target=s.orient_target_points, pose_ids=p2)
         # (2a) the pool, every parameter free, a short run on subsets of the points: each kept orientation's best few
         # key poses, and the rigid ranking's own pick (the best hypotheses with distinct key poses over all kept
-        # orientations). Rigid scores of key-posed bodies rank the right orientation 5th-12th of 192 on FAUST's
+        # orientations). Rigid scores of key-posed bodies rank the right orientation 5th-12th of 96-192 on FAUST's
         # harder poses; a short posed fit ranks it first or near (the rigid pick alone lost the right facing on 7 of
         # 30 FAUST registrations, the per-orientation pool alone an arms-forward pose on 1)
         pool = [np.flatnonzero(o2 == o)[np.argsort(scores[o2 == o])][: s.pool_per_orientation] for o in kept_o]
@@ -604,6 +605,6 @@ def _pseudo_huber(r2: torch.Tensor, s2: float) -> torch.Tensor:
 
 
 def fit_body(vertices: np.ndarray, faces: np.ndarray | None = None, settings: BodyFitSettings = BodyFitSettings(),
-             device: str | torch.device = "cpu") -> BodyFit:
+             device: str | torch.device = "cpu", normalised: bool = False) -> BodyFit:
     """Fit anny to one target (a one-call :class:`BodyFitter`)."""
-    return BodyFitter(settings, device).fit(vertices, faces)
+    return BodyFitter(settings, device).fit(vertices, faces, normalised)

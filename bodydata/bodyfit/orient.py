@@ -3,7 +3,9 @@
 A scan's units and axes are not known: FAUST is metres and y-up, many scanners write millimetres, FAUST_r and
 SCAPE_r rescale every shape, a body may lie down or stand on its head. An adult body is 1.0-2.1 m along its
 longest principal axis (crouching to standing with raised arms), so that extent tells the unit when it falls
-in one unit's range; otherwise the unit is ``"normalised"`` and the fit's free scale absorbs it.
+in one unit's range; otherwise, or when the caller knows the coordinates were rescaled to no physical unit (a source
+row whose ``units`` say so: FAUST_r's shapes span 1.0-1.2, which would read as a short body in metres), the unit is
+``"normalized"`` and the fit's free scale absorbs it.
 
 Orientation hypotheses: each of the six signed principal axes may be "up", and for each the body may face
 any of ``azimuths`` directions evenly spaced about it, starting at a remaining principal axis (4: the four signed
@@ -16,6 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from bodydata.manifest.source_rows import UNITS_NORMALIZED
 
 __all__ = ["UNITS", "Placement", "detect_units", "orientation_hypotheses", "principal_axes"]
 
@@ -31,7 +35,7 @@ TYPICAL_EXTENT_M = 1.70
 
 @dataclass(frozen=True)
 class Placement:
-    """units : ``"m" | "cm" | "mm" | "normalised"``; to_metres : factor taking target lengths to (about) metres;
+    """units : ``"m" | "cm" | "mm" | "normalized"``; to_metres : factor taking target lengths to (about) metres;
     centre : (3,) float64 target-unit centroid; axes : (3, 3) float64 principal axes as rows, longest first;
     extents : (3,) float64 target-unit ranges along them."""
 
@@ -56,14 +60,14 @@ def principal_axes(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
 def detect_units(points: np.ndarray, normalised: bool = False) -> Placement:
     """The unit of a body's coordinates from its longest principal extent (module docstring); ``normalised``: the
     caller knows the coordinates were rescaled to no physical unit (FAUST_r's shapes span 1.0-1.2, which reads as a
-    short body in metres), so the unit is ``"normalised"`` whatever the extent."""
+    short body in metres), so the unit is ``"normalized"`` whatever the extent."""
     pts = np.asarray(points, np.float64)
     centre, axes, extents = principal_axes(pts)
     longest = float(extents[0])
     for name, (factor, (lo, hi)) in UNITS.items():
         if lo <= longest <= hi and not normalised:
             return Placement(name, factor, centre, axes, extents)
-    return Placement("normalised", TYPICAL_EXTENT_M / max(longest, 1e-12), centre, axes, extents)
+    return Placement(UNITS_NORMALIZED, TYPICAL_EXTENT_M / max(longest, 1e-12), centre, axes, extents)
 
 
 def orientation_hypotheses(axes: np.ndarray, azimuths: int = 4) -> np.ndarray:

@@ -21,12 +21,17 @@ from bodydata.errors import BodydataError
 from bodydata.fsutil import atomic_write_text
 from bodydata.manifest.status import STATUS_PENDING, normalise_status
 
-__all__ = ["ManifestRow", "COLUMNS", "PATH_COLUMNS", "UNITS_NORMALIZED", "ManifestFormatError", "read_source_rows",
-           "read_source_table", "write_source_rows", "subject_key", "subject_keys"]
+__all__ = ["ManifestRow", "COLUMNS", "PATH_COLUMNS", "UNITS_NORMALIZED", "ManifestFormatError", "is_normalized",
+           "read_source_rows", "read_source_table", "write_source_rows", "subject_key", "subject_keys"]
 
 #: ``units`` of a row whose mesh was rescaled upstream to no physical unit (FAUST_r: one scale per shape): its size
 #: says nothing about the body's, so a body fit leaves the scale free
 UNITS_NORMALIZED = "normalized"
+
+
+def is_normalized(units: str) -> bool:
+    """Whether a ``units`` value says "no physical unit" (either spelling, any case: the column is free text)."""
+    return units.strip().lower() in (UNITS_NORMALIZED, "normalised")
 
 #: Columns holding file paths: written as given, resolved against the manifest's folder on read when relative.
 PATH_COLUMNS = ("path", "gt_path", "landmarks_path")

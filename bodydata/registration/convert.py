@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 import numpy as np
 
 from bodydata.errors import BodydataError
-from bodydata.manifest.source_rows import UNITS_NORMALIZED
+from bodydata.manifest.source_rows import is_normalized
 from bodydata.manifest.status import STATUS_DONE, STATUS_FAILED, is_done, normalise_status
 
 if TYPE_CHECKING:
@@ -204,7 +204,7 @@ def convert_meshes(registrar: Registrar, targets: Sequence[ConvertTarget],
         reason = NO_LANDMARKS
         if finder is not None:
             try:
-                got = finder.find(t.vertices, t.faces, normalised=t.units == UNITS_NORMALIZED)
+                got = finder.find(t.vertices, t.faces, normalised=is_normalized(t.units))
             except BodydataError as exc:  # unusable for a body fit (too few points, NaN): a failed row
                 out[k] = Conversion(ConvertRow(id=t.id, source_path=str(t.source_path), units=t.units,
                                                reason=f"no landmarks, and no body-model start: {exc}", seconds=0.0))

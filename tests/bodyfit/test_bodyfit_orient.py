@@ -21,12 +21,12 @@ def test_a_caller_who_knows_the_units_are_normalised_overrides_the_size():
     pts = _box(1.1)  # reads as a short body in metres
     assert detect_units(pts).units == "m"
     pl = detect_units(pts, normalised=True)
-    assert pl.units == "normalised" and abs(pl.extents[0] * pl.to_metres - 1.70) < 1e-9
+    assert pl.units == "normalized" and abs(pl.extents[0] * pl.to_metres - 1.70) < 1e-9
 
 
 def test_normalised_units_rescale_to_typical_height():
     pl = detect_units(_box(0.2))
-    assert pl.units == "normalised"
+    assert pl.units == "normalized"
     assert abs(pl.extents[0] * pl.to_metres - 1.70) < 1e-9
 
 

@@ -49,21 +49,27 @@ def test_a_normalised_body_is_fitted_with_a_free_scale(setup, monkeypatch):
     from bodydata.registration.convert import ConvertTarget, convert_meshes
     from bodydata.templates.landmarks import load_landmarks
 
+    from bodydata.bodyfit.orient import detect_units
+    from bodydata.registration.body_landmarks import LandmarkFind
+
     t, reg, test, finder = setup
     body = test.vertices[LITE][0]
     target = 0.62 * body @ Rotation.from_rotvec([0.0, 0.3, 0.0]).as_matrix().T
+    assert detect_units(target).units == "m"  # the premise: untold, its size reads as metres
     got = finder.find(target, normalised=True)
-    assert got.fit.status == "done" and got.fit.units == "normalised"
+    assert got.fit.status == "done" and got.fit.units == "normalized"
     truth = load_landmarks(f"anny_{LITE}")
     err = [np.linalg.norm(target[got.landmarks[n]] - target[truth[n]]) / 0.62 for n in got.landmarks]
     assert np.median(err) < 0.02, sorted(err)
     np.testing.assert_allclose(got.fit.scale, 0.62, rtol=0.06)
     # the convert step passes the row's units on to the body fit
     seen = []
-    monkeypatch.setattr(finder, "find", lambda v, f=None, normalised=False: seen.append(normalised) or got)
-    convert_meshes(reg, [ConvertTarget("n", target, test.faces[LITE], None, "n.ply", UNITS_NORMALIZED),
-                         ConvertTarget("m", target, test.faces[LITE], None, "m.ply", "m")], finder)
-    assert seen == [True, False]
+    stub = LandmarkFind(None, got.fit, "stub")  # no landmarks: both rows fail at once, no registration runs
+    monkeypatch.setattr(finder, "find", lambda v, f=None, normalised=False: seen.append(normalised) or stub)
+    rows = convert_meshes(reg, [ConvertTarget("n", target, test.faces[LITE], None, "n.ply", UNITS_NORMALIZED),
+                                ConvertTarget("N", target, test.faces[LITE], None, "N.ply", "Normalised"),
+                                ConvertTarget("m", target, test.faces[LITE], None, "m.ply", "m")], finder)
+    assert seen == [True, True, False] and not any(r.done for r in rows)
 
 
 def test_mesh_without_landmarks_converts_through_the_body_fit(setup):
