@@ -1,4 +1,5 @@
-"""Shared epilogue of the conversion benchmarks: column means over the per-body rows, printed and written as JSON."""
+"""Shared helpers of the benchmarks: FAUST id lists, and the conversion benchmarks' epilogue (column means over the
+per-body rows, printed and written as JSON)."""
 from __future__ import annotations
 
 import json
@@ -20,3 +21,12 @@ def emit(summary: dict, rows: list[dict], json_path: str | None) -> None:
     if json_path:
         with open(json_path, "w") as fh:
             json.dump({"summary": summary, "rows": rows}, fh, indent=1)
+
+
+def faust_ids(spec: str) -> list[str]:
+    """'000,037' or '000-079' (or both, comma-separated) -> three-digit FAUST ids."""
+    out = []
+    for part in spec.split(","):
+        lo, _, hi = part.partition("-")
+        out += [f"{i:03d}" for i in range(int(lo), int(hi or lo) + 1)]
+    return out

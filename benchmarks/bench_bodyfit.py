@@ -62,7 +62,9 @@ def main() -> None:
     smpl, anny = load_landmarks("smpl_6890"), load_landmarks("anny_notoes")
     finder = BodyLandmarks(list(LANDMARK_NAMES))
     means, secs = [], []
-    for mid in _ids(args.faust_ids):
+    from _summary import faust_ids
+
+    for mid in faust_ids(args.faust_ids):
         mesh = read_mesh(args.faust / "registrations" / f"tr_reg_{mid}.ply")
         t0 = time.perf_counter()
         got = finder.find(mesh.vertices, mesh.faces)
@@ -84,14 +86,6 @@ def main() -> None:
               f"(median {np.median(m):.1f}); over 60 mm: {(m > 60).sum()}, over 100 mm: {(m > 100).sum()}; "
               f"{np.mean(secs):.1f} s per fit")
 
-
-def _ids(spec: str) -> list[str]:
-    """'000,037' or '000-079' (or both, comma-separated) -> three-digit ids."""
-    out = []
-    for part in spec.split(","):
-        lo, _, hi = part.partition("-")
-        out += [f"{i:03d}" for i in range(int(lo), int(hi or lo) + 1)]
-    return out
 
 
 if __name__ == "__main__":

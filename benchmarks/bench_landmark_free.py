@@ -41,8 +41,9 @@ def main() -> None:
     from bodydata.pipeline.stage_convert import run_convert
     from bodydata.registration.correspondence import run_benchmark
 
-    lo, hi = (int(x) for x in args.ids.split("-"))
-    match = "tr_reg_(" + "|".join(f"{k:03d}" for k in range(lo, hi + 1)) + r")\b"
+    from _summary import faust_ids
+
+    match = "tr_reg_(" + "|".join(faust_ids(args.ids)) + r")\b"
     table = []
     for name in args.variants.split(","):
         spec = dict(VARIANTS[name])

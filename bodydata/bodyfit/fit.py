@@ -502,7 +502,6 @@ class BodyFitter:
             best += [int(other[np.argmin(scores[other])])] if len(other) else []
         best = np.array(list(dict.fromkeys(best)))
         labels = [f"{int(o2[k])}/{self._pose_names[int(p2[k])]}" for k in best]
-        facing = o2[best] // 2  # hypotheses sharing this differ only by the facing's sign
         o_best = o2[best]
         state = self._take(state, best)
         scores = self._adam(self.coarse, target, state, s.iterations[1], s.gates[1], history, "pose")
@@ -512,7 +511,7 @@ class BodyFitter:
         # (far behind, it never won in the anny tests)
         by_score = np.argsort(scores)
         first = int(by_score[0])
-        flipped = [int(k) for k in by_score if facing[k] == facing[first] and o_best[k] != o_best[first]]
+        flipped = [int(k) for k in by_score if o_best[k] == (o_best[first] ^ 1)]
         runner = [int(k) for k in by_score[1:] if k not in flipped[:1]][:1]
         order = ([first] + [k for k in runner if scores[k] <= s.runner_margin * scores[first]]
                  + [k for k in flipped[:1] if scores[k] <= s.twin_margin * scores[first]])
