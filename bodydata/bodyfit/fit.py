@@ -19,7 +19,7 @@ Stages (:class:`BodyFitSettings`): (1a) units from the target's size; 6 x ``azim
 (each signed principal axis as up, facings evenly spaced about it: :mod:`bodydata.bodyfit.orient`), each a rigid
 + scale fit of the average body in a few key poses, coarse topology, on subsets of the points; (1b) the
 ``orientations`` best orientations whose fitted rotations are ``min_separation`` apart, each with its facing twin,
-x every key pose of the library (plus four raised-knee poses), rigid + scale; (2a) the pool: each kept
+x every key pose of the library and of :mod:`bodydata.bodyfit.scan_poses`, rigid + scale; (2a) the pool: each kept
 orientation's ``pool_per_orientation`` best key poses and the ``pool_distinct`` best hypotheses with distinct key
 poses, every parameter free, a short run on subsets of the points; (2b) the ``keep`` best of the pool and, for each
 of the two best, the best facing the other way, every parameter, coarse topology; (3) the best of them (with its
@@ -42,6 +42,7 @@ from scipy.spatial import cKDTree
 from bodydata.bodyfit.body import ANGLE_UNIT, CM, POSE_PRIOR_UNIT, AnnyBody, BodyParams
 from bodydata.bodyfit.orient import TYPICAL_EXTENT_M, Placement, detect_units, orientation_hypotheses
 from bodydata.bodyfit.rig import limit_penalty
+from bodydata.bodyfit.scan_poses import scan_pose_vectors
 from bodydata.errors import BodydataError
 from bodydata.features.polar import rotation_exp_torch
 from bodydata.manifest.source_rows import UNITS_NORMALIZED
@@ -189,7 +190,7 @@ class BodyFitter:
         self.coarse = AnnyBody(settings.coarse_topology, device)
         self.fine = self.coarse if settings.topology == settings.coarse_topology else AnnyBody(settings.topology, device)
         self.dtype, self.device = self.coarse.dtype, self.coarse.device
-        extra = _raised_knee_poses()
+        extra = scan_pose_vectors()
         self._pose_names = list(POSE_NAMES) + list(extra)
         self._pose_angles = np.stack([key_pose_vector(p) for p in POSE_NAMES] + list(extra.values()))  # (L, D) deg
         self._start_index = np.array([self._pose_names.index(p) for p in settings.start_poses])
@@ -543,23 +544,6 @@ class BodyFitter:
                 f"body fit failed: two-sided mean distance {dist_mm:.1f} mm > {s.max_distance_mm:.0f} mm "
                 "(not one whole body anny can express: partial scan, several bodies, not a body)")
         return fit
-
-
-def _raised_knee_poses() -> dict[str, np.ndarray]:
-    """Start poses the generator's library lacks and real scans have (FAUST: a knee lifted to the hip's height, arms
-    down or raised): thigh forward 90 degrees, knee bent 90, on either side; (D,) degrees each. Kept here, not in the
-    library, so generated data stay as they were."""
-    from bodydata.generator.poses import dof_keys, key_pose_vector
-
-    keys = dof_keys()
-    out = {}
-    for arms in ("standing_relaxed", "arms_raised"):
-        for side in ("L", "R"):
-            a = key_pose_vector(arms).copy()
-            a[keys.index(f"hip.{side}:flexion")] = 90.0
-            a[keys.index(f"knee.{side}:flexion")] = 90.0
-            out[f"{arms}+knee_up_{side}"] = a
-    return out
 
 
 def _nearest_agreeing(tree: cKDTree, queries: np.ndarray, query_normals: np.ndarray, normals: np.ndarray,

@@ -141,7 +141,9 @@ JOINTS: tuple[Joint, ...] = (
         ("clavicle.{s}",),
         "shoulder01.{s}",
         (
-            _swing("elevation", "up", -10, 30, 3.0, "y"),
+            # up to 50: hands on the head raise the shoulders that far (FAUST's pose 7 fits at 42-51); the key poses
+            # hold at most 15, 5 sigma from the old 30
+            _swing("elevation", "up", -10, 50, 3.0, "y"),
             _swing("protraction", "anterior", -15, 20, 3.0, "z"),
         ),
     ),
@@ -180,7 +182,9 @@ JOINTS: tuple[Joint, ...] = (
         (
             _swing("flexion", "anterior", -25, 125, 6.0, "x"),
             _swing("abduction", "lateral", -20, 45, 4.0, "y"),
-            _twist("medial_rotation", "medial", -35, 35, 6.0),
+            # external rotation to 60: a knee turned out to the side (FAUST's pose 7 fits at -53 to -56); the key
+            # poses hold 0, 6 sigma from the old -35, so data generated at jitter 1 are as before
+            _twist("medial_rotation", "medial", -60, 35, 6.0),
         ),
     ),
     Joint(
@@ -225,7 +229,8 @@ def dof_keys() -> list[str]:
 Angles = Mapping[str, Mapping[str, float]]
 
 
-def _both(**joints: Mapping[str, float]) -> dict[str, dict[str, float]]:
+def both_sides(**joints: Mapping[str, float]) -> dict[str, dict[str, float]]:
+    """The same DOF values on the .L and .R instance of each named joint: ``both_sides(elbow={"flexion": 30})``."""
     out: dict[str, dict[str, float]] = {}
     for name, dofs in joints.items():
         for s in SIDES:
@@ -233,7 +238,8 @@ def _both(**joints: Mapping[str, float]) -> dict[str, dict[str, float]]:
     return out
 
 
-def _merge(*parts: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, float]]:
+def merge_poses(*parts: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, float]]:
+    """Pose specs merged left to right (a later DOF value replaces an earlier one)."""
     out: dict[str, dict[str, float]] = {}
     for part in parts:
         for key, dofs in part.items():
@@ -241,12 +247,12 @@ def _merge(*parts: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, flo
     return out
 
 
-_ARMS_DOWN = _both(shoulder={"abduction": -34.0}, elbow={"flexion": 5.0})
+_ARMS_DOWN = both_sides(shoulder={"abduction": -34.0}, elbow={"flexion": 5.0})
 
 KEY_POSES: dict[str, dict[str, dict[str, float]]] = {
     "standing_a": {},
-    "standing_relaxed": _merge(_ARMS_DOWN),
-    "standing_weight_shift": _merge(
+    "standing_relaxed": merge_poses(_ARMS_DOWN),
+    "standing_weight_shift": merge_poses(
         _ARMS_DOWN,
         {
             "pelvis": {"lateral_bend": -4.0},
@@ -257,9 +263,9 @@ KEY_POSES: dict[str, dict[str, dict[str, float]]] = {
             "spine": {"lateral_bend": 6.0},
         },
     ),
-    "t_pose": _both(shoulder={"abduction": 48.0}, elbow={"flexion": -5.0}),
-    "walking_left_forward": _merge(
-        _both(shoulder={"abduction": -32.0}),
+    "t_pose": both_sides(shoulder={"abduction": 48.0}, elbow={"flexion": -5.0}),
+    "walking_left_forward": merge_poses(
+        both_sides(shoulder={"abduction": -32.0}),
         {
             "hip.L": {"flexion": 25.0},
             "knee.L": {"flexion": 8.0},
@@ -274,8 +280,8 @@ KEY_POSES: dict[str, dict[str, dict[str, float]]] = {
             "spine": {"rotation": -6.0},
         },
     ),
-    "walking_right_forward": _merge(
-        _both(shoulder={"abduction": -32.0}),
+    "walking_right_forward": merge_poses(
+        both_sides(shoulder={"abduction": -32.0}),
         {
             "hip.R": {"flexion": 25.0},
             "knee.R": {"flexion": 8.0},
@@ -290,18 +296,18 @@ KEY_POSES: dict[str, dict[str, dict[str, float]]] = {
             "spine": {"rotation": 6.0},
         },
     ),
-    "arms_raised": _both(
+    "arms_raised": both_sides(
         clavicle={"elevation": 15.0}, shoulder={"abduction": 118.0}, elbow={"flexion": 10.0}
     ),
-    "arms_forward": _both(
+    "arms_forward": both_sides(
         shoulder={"flexion": 85.0, "abduction": -32.0}, elbow={"flexion": -5.0}
     ),
-    "arms_crossed": _both(
+    "arms_crossed": both_sides(
         shoulder={"flexion": 32.0, "abduction": -25.0, "medial_rotation": 68.0},
         elbow={"flexion": 72.0},
     ),
-    "crouching": _merge(
-        _both(
+    "crouching": merge_poses(
+        both_sides(
             hip={"flexion": 95.0, "abduction": 18.0},
             knee={"flexion": 110.0},
             ankle={"dorsiflexion": 15.0},
@@ -310,8 +316,8 @@ KEY_POSES: dict[str, dict[str, dict[str, float]]] = {
         ),
         {"pelvis": {"flexion": 20.0}, "spine": {"flexion": 20.0}, "neck": {"flexion": -15.0}},
     ),
-    "sitting": _merge(
-        _both(
+    "sitting": merge_poses(
+        both_sides(
             hip={"flexion": 88.0, "abduction": 5.0},
             knee={"flexion": 88.0},
             shoulder={"flexion": 20.0, "abduction": -30.0},
@@ -319,8 +325,8 @@ KEY_POSES: dict[str, dict[str, dict[str, float]]] = {
         ),
         {"spine": {"flexion": 8.0}},
     ),
-    "reaching_up_left": _merge(
-        _both(shoulder={"abduction": -30.0}),
+    "reaching_up_left": merge_poses(
+        both_sides(shoulder={"abduction": -30.0}),
         {
             "clavicle.L": {"elevation": 15.0},
             "shoulder.L": {"abduction": 125.0, "flexion": 10.0},
@@ -329,8 +335,8 @@ KEY_POSES: dict[str, dict[str, dict[str, float]]] = {
             "neck": {"flexion": -10.0, "lateral_bend": -8.0},
         },
     ),
-    "reaching_forward_right": _merge(
-        _both(shoulder={"abduction": -30.0}),
+    "reaching_forward_right": merge_poses(
+        both_sides(shoulder={"abduction": -30.0}),
         {
             "shoulder.R": {"flexion": 80.0, "abduction": -20.0},
             "elbow.R": {"flexion": 0.0},
@@ -338,16 +344,16 @@ KEY_POSES: dict[str, dict[str, dict[str, float]]] = {
             "clavicle.R": {"protraction": 15.0},
         },
     ),
-    "bending_forward": _merge(
-        _both(hip={"flexion": 35.0}, shoulder={"flexion": 40.0, "abduction": -30.0}),
+    "bending_forward": merge_poses(
+        both_sides(hip={"flexion": 35.0}, shoulder={"flexion": 40.0, "abduction": -30.0}),
         {"pelvis": {"flexion": 35.0}, "spine": {"flexion": 35.0}, "neck": {"flexion": 10.0}},
     ),
-    "bending_side": _merge(
+    "bending_side": merge_poses(
         _ARMS_DOWN,
         {"spine": {"lateral_bend": 22.0}, "neck": {"lateral_bend": 8.0}},
     ),
-    "twisting": _merge(
-        _both(shoulder={"abduction": -20.0, "flexion": 20.0}, elbow={"flexion": 60.0}),
+    "twisting": merge_poses(
+        both_sides(shoulder={"abduction": -20.0, "flexion": 20.0}, elbow={"flexion": 60.0}),
         {"spine": {"rotation": 30.0}, "neck": {"rotation": 20.0}},
     ),
 }
@@ -359,16 +365,38 @@ def key_pose_vector(name: str) -> np.ndarray:
     """The key pose ``name`` as a flat angle vector ``(n_dofs,) float64`` (degrees, order of :func:`dof_keys`)."""
     if name not in KEY_POSES:
         raise KeyError(f"unknown pose {name!r}; known poses: {', '.join(POSE_NAMES)}")
+    return pose_vector(KEY_POSES[name], name)
+
+
+def pose_vector(spec: Angles, name: str = "pose") -> np.ndarray:
+    """A pose spec (``{joint instance: {dof: degrees}}``, unnamed DOFs 0) as ``(n_dofs,) float64`` (order of
+    :func:`dof_keys`); ``name`` only labels the error for an unknown DOF."""
     keys = dof_keys()
     index = {k: i for i, k in enumerate(keys)}
     vec = np.zeros(len(keys), dtype=np.float64)
-    for joint_key, dofs in KEY_POSES[name].items():
+    for joint_key, dofs in spec.items():
         for dof, value in dofs.items():
             flat = f"{joint_key}:{dof}"
             if flat not in index:
                 raise KeyError(f"pose {name!r}: unknown DOF {flat!r}")
             vec[index[flat]] = value
     return vec
+
+
+def mirror_pose(spec: Angles) -> dict[str, dict[str, float]]:
+    """The mirror image of a pose spec (left and right swapped): sided joints trade values, and the trunk's DOFs
+    that turn towards the subject's left (lateral bend, rotation) change sign; every other DOF is anatomical
+    (lateral, medial, anterior, up) and keeps its value."""
+    swap = {"L": "R", "R": "L"}
+    out: dict[str, dict[str, float]] = {}
+    for key, dofs in spec.items():
+        name, _, side = key.partition(".")
+        if side:
+            out[f"{name}.{swap[side]}"] = dict(dofs)
+        else:
+            toward_left = {d.name for d in JOINT_BY_NAME[name].dofs if d.toward == "left"}
+            out[key] = {d: (-v if d in toward_left else v) for d, v in dofs.items()}
+    return out
 
 
 def dof_limits() -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -76,15 +76,18 @@ def test_unusable_input_is_one_line(fitter):
         fitter.fit(bad)
 
 
-def test_faust_pose_whose_principal_axes_mislead_is_faced_right(shared_data):
-    """FAUST tr_reg_018 (a step and a reach): rigid scores of key-posed bodies rank the right facing 5th-12th, and the
+@pytest.mark.parametrize("mid", ["018", "048"])
+def test_faust_poses_that_misled_the_search_are_fitted_right(shared_data, mid):
+    """FAUST tr_reg_018 (a step and a reach): rigid scores of key-posed bodies rank the right facing 5th-12th, and an
     earlier search (the best distinct key poses of the rigid stage) fitted it about 90 degrees off (median landmark
-    17 cm away); the pool of short posed fits over 8 azimuths faces it right. Checked against the shipped SMPL
-    landmarks. (054, back to front before, is fixed too; one mesh keeps the suite's time down.)"""
+    17 cm away); the pool of short posed fits over 8 azimuths faces it right. tr_reg_048 (one arm swung forward, the
+    other back): with the library's poses alone the fit stood it upright with the arms down and the feet wrong (mean
+    landmark 185 mm away at 12k vertices); the arm-swing start pose of :mod:`bodydata.bodyfit.scan_poses` fits it.
+    Checked against the shipped SMPL landmarks."""
     from bodydata.bodyfit.fit import BodyFitSettings, BodyFitter
     from bodydata.mesh import read_mesh
     from bodydata.templates.landmarks import load_landmarks
-    path = shared_data / "faust" / "registrations" / "tr_reg_018.ply"
+    path = shared_data / "faust" / "registrations" / f"tr_reg_{mid}.ply"
     if not path.is_file():
         pytest.skip(f"real data {path} is absent")
     mesh = read_mesh(path)
@@ -92,8 +95,9 @@ def test_faust_pose_whose_principal_axes_mislead_is_faced_right(shared_data):
     smpl, anny = load_landmarks("smpl_6890"), load_landmarks(f"anny_{LITE}")
     names = [n for n in anny if n in smpl and n != "crotch"]
     err = np.array([np.linalg.norm(fit.vertices[anny[n]] - mesh.vertices[smpl[n]]) for n in names])
-    # a right facing puts the median landmark 3-4 cm away (the landmark sets of two body models differ by 2-3 cm)
-    assert fit.status == "done" and np.median(err) < 0.05, (np.median(err), fit.hypothesis)
+    # a right fit puts the median landmark 3-4 cm away and the mean under 5 cm (the landmark sets of two body models
+    # differ by 2-3 cm); a limb in the wrong place lifts the mean over 6 cm
+    assert fit.status == "done" and np.median(err) < 0.05 and err.mean() < 0.055, (err.mean(), fit.hypothesis)
 
 
 def test_bad_search_settings_are_one_line():

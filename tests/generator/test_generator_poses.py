@@ -135,3 +135,30 @@ def test_walking_poses_are_mirror_images(model_and_rig):
     swap = [labels.index(n[:-2] + (".R" if n.endswith(".L") else ".L")) if n[-2:] in (".L", ".R") else i
             for i, n in enumerate(labels)]
     assert np.allclose(h[0], h[1, swap] * np.array([-1.0, 1.0, 1.0]), atol=3e-3)
+
+
+def test_mirror_pose_gives_the_mirror_image_skeleton(model_and_rig):
+    """A one-sided pose with a turned trunk, pelvis tilt and neck: the mirrored spec's skeleton is the reflection
+    (x -> -x, left and right bones swapped) of the original's, and mirroring twice gives the spec back."""
+    m, rig = model_and_rig
+    spec = ap.merge_poses(
+        ap.KEY_POSES["standing_relaxed"],
+        {"shoulder.R": {"flexion": 60.0, "medial_rotation": 25.0}, "elbow.R": {"flexion": 40.0, "pronation": 20.0},
+         "hip.L": {"flexion": 30.0, "abduction": 10.0, "medial_rotation": -20.0}, "knee.L": {"flexion": 50.0},
+         "spine": {"rotation": 20.0, "lateral_bend": 10.0}, "pelvis": {"lateral_bend": -8.0, "rotation": 12.0},
+         "neck": {"rotation": -15.0}, "clavicle.R": {"protraction": 10.0}},
+    )
+    mirrored = ap.mirror_pose(spec)
+    assert ap.mirror_pose(mirrored) == {k: dict(v) for k, v in spec.items()}
+    h = _heads(m, rig, np.stack([ap.pose_vector(spec), ap.pose_vector(mirrored)]))
+    labels = m.bone_labels
+    swap = [labels.index(n[:-2] + (".R" if n.endswith(".L") else ".L")) if n[-2:] in (".L", ".R") else i
+            for i, n in enumerate(labels)]
+    moved = np.abs(h[0] - _heads(m, rig, np.zeros(len(ap.dof_keys())))[0]).max()
+    assert moved > 0.1  # the pose is far from symmetric, so a wrong sign would show
+    assert np.allclose(h[0], h[1, swap] * np.array([-1.0, 1.0, 1.0]), atol=3e-3)
+
+
+def test_pose_vector_names_an_unknown_dof():
+    with pytest.raises(KeyError, match="knee.L:abduction"):
+        ap.pose_vector({"knee.L": {"abduction": 5.0}}, "bad")
