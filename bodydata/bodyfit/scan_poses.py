@@ -6,10 +6,10 @@ conventions); a one-sided pose comes with its mirror image. They serve only as s
 
 Where they come from: FAUST's ten scanning poses, read off its training registrations by fitting anny's angles to
 their SMPL landmarks (elbows, wrists, fingertips, knees, ankles; the mean over the eight subjects of each pose)
-and rounded. Four of those poses were far from every library pose, and the fit then settled in a wrong local
-minimum (a limb in the wrong place, 70-190 mm of landmark error): a knee lifted and turned out with the hands on
-the head, forearms raised in front with the elbows forward, the arms held forward with the hands together, one arm
-swung forward and the other back. FAUST figures measured with these starts are therefore not blind to FAUST's
+and rounded. Five of those poses were far from every library pose, and the fit then settled in a wrong local
+minimum (a limb in the wrong place, up to 190 mm of mean landmark error): a knee lifted and turned out with the
+hands on the head, forearms raised in front with the elbows forward, the arms held forward with the hands
+together, one arm swung forward and the other back, the hands up beside the head. FAUST figures measured with these starts are therefore not blind to FAUST's
 poses; generated anny bodies and SCAPE are.
 """
 from __future__ import annotations
@@ -51,6 +51,10 @@ SCAN_POSES: dict[str, dict[str, dict[str, float]]] = {
     # FAUST pose 6: arms straight forward, the hands together
     "arms_forward_together": merge_poses(KEY_POSES["standing_relaxed"], both_sides(
         shoulder={"flexion": 80.0, "abduction": -48.0}, elbow={"flexion": -8.0}, clavicle={"protraction": 12.0})),
+    # FAUST pose 9: the hands raised beside the head
+    "hands_up": merge_poses(KEY_POSES["standing_relaxed"], both_sides(
+        clavicle={"elevation": 18.0}, shoulder={"flexion": 130.0, "abduction": 5.0, "medial_rotation": 46.0},
+        elbow={"flexion": -8.0})),
     # FAUST pose 8: one arm swung forward, the other back, the trunk turned
     "arm_swing_R_forward": _ARM_SWING_R_FORWARD,
     "arm_swing_L_forward": mirror_pose(_ARM_SWING_R_FORWARD),
