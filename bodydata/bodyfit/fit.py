@@ -45,6 +45,7 @@ from bodydata.bodyfit.rig import limit_penalty
 from bodydata.bodyfit.scan_poses import scan_pose_vectors
 from bodydata.errors import BodydataError
 from bodydata.features.polar import rotation_exp_torch
+from bodydata.generator.poses import KEY_POSES, POSE_NAMES, key_pose_vector
 from bodydata.manifest.source_rows import UNITS_NORMALIZED
 from bodydata.manifest.status import STATUS_DONE, STATUS_FAILED
 from bodydata.mesh.normals import vertex_normals, vertex_normals_torch
@@ -173,8 +174,6 @@ class BodyFitter:
     """Builds anny on the coarse and output topologies once; :meth:`fit` fits one target at a time."""
 
     def __init__(self, settings: BodyFitSettings = BodyFitSettings(), device: str | torch.device = "cpu") -> None:
-        from bodydata.generator.poses import KEY_POSES, POSE_NAMES, key_pose_vector
-
         unknown = [p for p in settings.start_poses if p not in KEY_POSES]
         if unknown:
             raise BodyFitError(f"unknown start poses {unknown}")

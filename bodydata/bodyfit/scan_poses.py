@@ -2,21 +2,23 @@
 
 Each is a pose of :mod:`bodydata.generator.poses` with some joint angles replaced (degrees, the library's
 conventions); a one-sided pose comes with its mirror image. They serve only as starts of the body fit's search
-(:class:`bodydata.bodyfit.fit.BodyFitter`): kept out of the library so that generated data stay as they were.
+(:class:`bodydata.bodyfit.fit.BodyFitter`), kept out of the library so that the generator's pose mix stays as it
+was.
 
 Where they come from: FAUST's ten scanning poses, read off its training registrations by fitting anny's angles to
-their SMPL landmarks (elbows, wrists, fingertips, knees, ankles; the mean over the eight subjects of each pose)
-and rounded. Five of those poses were far from every library pose, and the fit then settled in a wrong local
-minimum (a limb in the wrong place, up to 190 mm of mean landmark error): a knee lifted and turned out with the
-hands on the head, forearms raised in front with the elbows forward, the arms held forward with the hands
-together, one arm swung forward and the other back, the hands up beside the head. FAUST figures measured with these starts are therefore not blind to FAUST's
-poses; generated anny bodies and SCAPE are.
+their SMPL landmarks (elbows, wrists, fingertips, knees, ankles; the mean over the eight subjects of each pose;
+``tools/scan_pose_angles.py``) and rounded. Five of those poses were far from every library pose, and the fit then
+settled in a wrong local minimum (a limb in the wrong place, up to 190 mm of mean landmark error): a knee lifted
+and turned out with the hands on the head, forearms raised in front with the elbows forward, the arms held forward
+with the hands together, one arm swung forward and the other back, the hands up beside the head. Figures on FAUST
+(and FAUST_r, the same bodies remeshed) measured with these starts are therefore not blind to its poses; generated
+anny bodies are.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from bodydata.generator.poses import KEY_POSES, both_sides, merge_poses, mirror_pose, pose_vector
+from bodydata.generator.poses import KEY_POSES, Angles, both_sides, merge_poses, mirror_pose, pose_vector
 
 __all__ = ["SCAN_POSES", "scan_pose_vectors"]
 
@@ -25,8 +27,7 @@ _HANDS_ON_HEAD_KNEE_OUT_R = merge_poses(
     KEY_POSES["standing_relaxed"],
     both_sides(clavicle={"elevation": 45.0}, shoulder={"flexion": 85.0, "abduction": 15.0, "medial_rotation": -5.0},
                elbow={"flexion": 32.0}),
-    {"hip.R": {"flexion": 22.0, "abduction": 30.0, "medial_rotation": -55.0}, "knee.R": {"flexion": 115.0},
-     "pelvis": {"lateral_bend": -20.0}},
+    {"hip.R": {"flexion": 22.0, "abduction": 30.0, "medial_rotation": -55.0}, "knee.R": {"flexion": 115.0}},
 )
 _ARM_SWING_R_FORWARD = merge_poses(
     KEY_POSES["standing_relaxed"],
@@ -36,7 +37,7 @@ _ARM_SWING_R_FORWARD = merge_poses(
 )
 
 #: name -> pose spec ``{joint instance: {dof: degrees}}``
-SCAN_POSES: dict[str, dict[str, dict[str, float]]] = {
+SCAN_POSES: dict[str, Angles] = {
     # a knee lifted to the hip's height, arms down or raised (FAUST's pose 7 before the hands-on-head start)
     "standing_relaxed+knee_up_R": merge_poses(KEY_POSES["standing_relaxed"], _KNEE_UP_R),
     "standing_relaxed+knee_up_L": mirror_pose(merge_poses(KEY_POSES["standing_relaxed"], _KNEE_UP_R)),
@@ -56,8 +57,8 @@ SCAN_POSES: dict[str, dict[str, dict[str, float]]] = {
         clavicle={"elevation": 18.0}, shoulder={"flexion": 130.0, "abduction": 5.0, "medial_rotation": 46.0},
         elbow={"flexion": -8.0})),
     # FAUST pose 8: one arm swung forward, the other back, the trunk turned
-    "arm_swing_R_forward": _ARM_SWING_R_FORWARD,
-    "arm_swing_L_forward": mirror_pose(_ARM_SWING_R_FORWARD),
+    "arm_swing_forward_R": _ARM_SWING_R_FORWARD,
+    "arm_swing_forward_L": mirror_pose(_ARM_SWING_R_FORWARD),
 }
 
 

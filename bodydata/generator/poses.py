@@ -22,6 +22,13 @@ Conventions
   ``local-ref`` delta of anny (world-aligned axes at the bone head, carried along by the parent's
   motion), so the pose parameters of a body are identity-independent given the angles.
 
+Joint limits were widened once, for the body fit's start poses of scanned bodies
+(:mod:`bodydata.bodyfit.scan_poses`): hip external rotation 35 -> 60 degrees, clavicle elevation 30 -> 50. The key
+poses hold 0 and at most 15 there, 5.8 and 5 sigma from the old limits, so data generated at jitter 1 keep their
+angles (checked: seeds 0, 1, 5, 7, 11, 21, 42 x 400 identities x 12 poses x 2 attempts, 67,200 draws, none past an
+old limit). At larger jitter they may not: at jitter 2, 0.2 % of hip draws and 0.6 % of the clavicle draws of the
+two poses that raise it (15 degrees) pass the old limits, and those bodies differ from before.
+
 Arrays: pose parameters are ``(B, n_bones, 4, 4) float64`` homogeneous matrices in anny's bone
 order, rotation only (zero translation, so bone lengths cannot change).
 """
@@ -141,8 +148,7 @@ JOINTS: tuple[Joint, ...] = (
         ("clavicle.{s}",),
         "shoulder01.{s}",
         (
-            # up to 50: hands on the head raise the shoulders that far (FAUST's pose 7 fits at 42-51); the key poses
-            # hold at most 15, 5 sigma from the old 30
+            # up to 50 (30 before): hands on the head raise the shoulders that far (FAUST's pose 7 fits at 42-51)
             _swing("elevation", "up", -10, 50, 3.0, "y"),
             _swing("protraction", "anterior", -15, 20, 3.0, "z"),
         ),
@@ -182,8 +188,7 @@ JOINTS: tuple[Joint, ...] = (
         (
             _swing("flexion", "anterior", -25, 125, 6.0, "x"),
             _swing("abduction", "lateral", -20, 45, 4.0, "y"),
-            # external rotation to 60: a knee turned out to the side (FAUST's pose 7 fits at -53 to -56); the key
-            # poses hold 0, 6 sigma from the old -35, so data generated at jitter 1 are as before
+            # external rotation to 60 (35 before): a knee turned out to the side (FAUST's pose 7 fits at -53 to -56)
             _twist("medial_rotation", "medial", -60, 35, 6.0),
         ),
     ),
@@ -386,7 +391,7 @@ def pose_vector(spec: Angles, name: str = "pose") -> np.ndarray:
 def mirror_pose(spec: Angles) -> dict[str, dict[str, float]]:
     """The mirror image of a pose spec (left and right swapped): sided joints trade values, and the trunk's DOFs
     that turn towards the subject's left (lateral bend, rotation) change sign; every other DOF is anatomical
-    (lateral, medial, anterior, up) and keeps its value."""
+    (lateral, medial, anterior, posterior, up, down) and keeps its value. Raises KeyError for an unknown joint."""
     swap = {"L": "R", "R": "L"}
     out: dict[str, dict[str, float]] = {}
     for key, dofs in spec.items():

@@ -1,5 +1,7 @@
-"""The body fit's extra start poses: named DOFs inside the joint limits, mirrored pairs, no clash with the library."""
+"""The body fit's extra start poses: named DOFs inside the joint limits, no clash with the library, and a one-sided
+pose's name says which side it moves (checked on anny's posed body) with its mirror image under the other name."""
 import numpy as np
+import pytest
 
 
 def test_scan_poses_are_inside_the_limits_and_new():
@@ -15,12 +17,40 @@ def test_scan_poses_are_inside_the_limits_and_new():
         assert not bad, (name, bad)
 
 
-def test_one_sided_scan_poses_come_with_their_mirror():
-    from bodydata.bodyfit.scan_poses import SCAN_POSES
-    from bodydata.generator.poses import mirror_pose, pose_vector
+@pytest.fixture(scope="module")
+def lite_landmarks():
+    """Landmark name -> (P, 3) positions of anny's average body in every scan pose (name order of SCAN_POSES)."""
+    import torch
 
-    sided = [n for n in SCAN_POSES if n.endswith("_R") or "_R_" in n]
-    assert len(sided) == 4
-    for name in sided:
-        twin = name.replace("_R", "_L")
-        assert np.array_equal(pose_vector(mirror_pose(SCAN_POSES[name])), pose_vector(SCAN_POSES[twin])), name
+    from bodydata.bodyfit.body import AnnyBody
+    from bodydata.bodyfit.scan_poses import scan_pose_vectors
+    from bodydata.templates.landmarks import load_landmarks
+
+    body = AnnyBody("notoes_collapse10pc")
+    angles = np.stack(list(scan_pose_vectors().values()))
+    with torch.no_grad():
+        v = body(body.params(len(angles), angles=angles)).posed.cpu().numpy()
+    return {n: v[:, i] for n, i in load_landmarks("anny_notoes_collapse10pc").items()}
+
+
+# anny's frame: the subject's left is +x, the front -y, up +z
+@pytest.mark.parametrize("stem,landmark,axis,sign", [
+    ("standing_relaxed+knee_up", "knee", 2, 1.0),   # that knee is higher
+    ("arms_raised+knee_up", "knee", 2, 1.0),
+    ("hands_on_head+knee_out", "knee", 2, 1.0),
+    ("arm_swing_forward", "wrist", 1, -1.0),       # that hand is in front
+])
+def test_one_sided_poses_move_the_named_side_and_mirror(lite_landmarks, stem, landmark, axis, sign):
+    from bodydata.bodyfit.scan_poses import SCAN_POSES
+
+    names = list(SCAN_POSES)
+    r, l_ = names.index(f"{stem}_R"), names.index(f"{stem}_L")
+    lm = lite_landmarks
+    # the named side leads by more than 10 cm
+    assert sign * (lm[f"{landmark}_R"][r, axis] - lm[f"{landmark}_L"][r, axis]) > 0.10
+    assert sign * (lm[f"{landmark}_L"][l_, axis] - lm[f"{landmark}_R"][l_, axis]) > 0.10
+    # the _L pose is the mirror image of the _R pose (x -> -x, sides swapped), to the rest body's own asymmetry
+    flip = np.array([-1.0, 1.0, 1.0])
+    for side, other in (("_L", "_R"), ("_R", "_L")):
+        for part in ("knee", "wrist", "elbow", "ankle"):
+            assert np.allclose(lm[part + side][r] * flip, lm[part + other][l_], atol=5e-3), (stem, part + side)
