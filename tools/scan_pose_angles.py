@@ -81,7 +81,7 @@ def main() -> None:
     x0 = np.clip(start[idx], lo[idx], hi[idx]) if args.bounded else start[idx]
     res = minimize(lambda x: float(((landmarks(x) - target) ** 2).sum()), x0, method="Powell",
                    bounds=list(zip(lo[idx], hi[idx])) if args.bounded else None,
-                   options=dict(maxiter=4000, xtol=0.5, ftol=1e-6))
+                   options={"maxiter": 4000, "xtol": 0.5, "ftol": 1e-6})
     for label, x in (("start", x0), ("fitted", res.x)):
         d = 100.0 * np.linalg.norm(landmarks(x) - target, axis=1)
         print(f"{label:6s} landmark distance (cm): " + ", ".join(f"{n} {e:.0f}" for n, e in zip(USED, d)))

@@ -18,7 +18,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from bodydata.generator.poses import KEY_POSES, Angles, both_sides, merge_poses, mirror_pose, pose_vector
+from bodydata.generator.poses import (
+    KEY_POSES,
+    Angles,
+    both_sides,
+    merge_poses,
+    mirror_pose,
+    pose_vector,
+)
 
 __all__ = ["SCAN_POSES", "scan_pose_vectors"]
 
@@ -36,16 +43,19 @@ _ARM_SWING_R_FORWARD = merge_poses(
      "elbow.L": {"flexion": -8.0}, "spine": {"rotation": 30.0}, "hip.R": {"flexion": -16.0}},
 )
 
+
+def _sided(stem: str, right: Angles) -> dict[str, Angles]:
+    """A one-sided pose, given on the right, and its mirror image: ``{stem_R: right, stem_L: mirror}``."""
+    return {f"{stem}_R": right, f"{stem}_L": mirror_pose(right)}
+
+
 #: name -> pose spec ``{joint instance: {dof: degrees}}``
 SCAN_POSES: dict[str, Angles] = {
     # a knee lifted to the hip's height, arms down or raised (FAUST's pose 7 before the hands-on-head start)
-    "standing_relaxed+knee_up_R": merge_poses(KEY_POSES["standing_relaxed"], _KNEE_UP_R),
-    "standing_relaxed+knee_up_L": mirror_pose(merge_poses(KEY_POSES["standing_relaxed"], _KNEE_UP_R)),
-    "arms_raised+knee_up_R": merge_poses(KEY_POSES["arms_raised"], _KNEE_UP_R),
-    "arms_raised+knee_up_L": mirror_pose(merge_poses(KEY_POSES["arms_raised"], _KNEE_UP_R)),
+    **_sided("standing_relaxed+knee_up", merge_poses(KEY_POSES["standing_relaxed"], _KNEE_UP_R)),
+    **_sided("arms_raised+knee_up", merge_poses(KEY_POSES["arms_raised"], _KNEE_UP_R)),
     # FAUST pose 7: hands on the head, one knee lifted and turned out
-    "hands_on_head+knee_out_R": _HANDS_ON_HEAD_KNEE_OUT_R,
-    "hands_on_head+knee_out_L": mirror_pose(_HANDS_ON_HEAD_KNEE_OUT_R),
+    **_sided("hands_on_head+knee_out", _HANDS_ON_HEAD_KNEE_OUT_R),
     # FAUST pose 3: forearms raised in front, elbows forward and low
     "guard": merge_poses(KEY_POSES["standing_relaxed"], both_sides(
         shoulder={"flexion": 66.0, "abduction": -41.0, "medial_rotation": -3.0}, elbow={"flexion": 60.0})),
@@ -57,8 +67,7 @@ SCAN_POSES: dict[str, Angles] = {
         clavicle={"elevation": 18.0}, shoulder={"flexion": 130.0, "abduction": 5.0, "medial_rotation": 46.0},
         elbow={"flexion": -8.0})),
     # FAUST pose 8: one arm swung forward, the other back, the trunk turned
-    "arm_swing_forward_R": _ARM_SWING_R_FORWARD,
-    "arm_swing_forward_L": mirror_pose(_ARM_SWING_R_FORWARD),
+    **_sided("arm_swing_forward", _ARM_SWING_R_FORWARD),
 }
 
 
