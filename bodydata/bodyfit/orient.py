@@ -58,9 +58,8 @@ def principal_axes(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
 
 
 def detect_units(points: np.ndarray, normalised: bool = False) -> Placement:
-    """The unit of a body's coordinates from its longest principal extent (module docstring); ``normalised``: the
-    caller knows the coordinates were rescaled to no physical unit (FAUST_r's shapes span 1.0-1.2, which reads as a
-    short body in metres), so the unit is ``"normalized"`` whatever the extent."""
+    """The unit of a body's coordinates from its longest principal extent; ``normalised``: the caller knows they
+    have no physical unit, so the unit is ``"normalized"`` whatever the extent (module docstring)."""
     pts = np.asarray(points, np.float64)
     centre, axes, extents = principal_axes(pts)
     longest = float(extents[0])
